@@ -1,0 +1,44 @@
+# The README's commands. Each target is self-contained on a fresh machine with Python 3.11 and pip.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format install migrate stop-embedded bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: migrate, provision the demo tenant once, serve the API with gunicorn + Celery worker + beat.
+run: $(STAMP)
+	@$(PY) -m codex.devserver
+
+## test: lint the Dockerfile and run the whole suite on real PostgreSQL and Redis.
+test: $(STAMP)
+	$(VENV)/bin/hadolint Dockerfile
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate
+
+## stop-embedded: stop the embedded PostgreSQL and Redis started for development (data stays in .data/).
+stop-embedded: $(STAMP)
+	$(PY) -m codex.embedded stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Database plumbing: the restricted-role backend and owner-mode switching."""

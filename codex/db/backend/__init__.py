@@ -1,0 +1,1 @@
+"""PostgreSQL backend whose connections run as the restricted application role."""

@@ -1,0 +1,104 @@
+"""The restricted application role: who the service is in PostgreSQL, and when it is the owner.
+
+The service connects with the credentials in DATABASE_URL and immediately `SET ROLE`s to the
+application role, which has no SUPERUSER, no BYPASSRLS, owns nothing and holds DML grants only.
+Migrations (and test database set-up/flush) run in "owner mode" on the current thread instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connections
+from psycopg import sql
+
+logger = logging.getLogger(__name__)
+_state = threading.local()
+
+GRANTS_SQL = """
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+"""
+
+
+def app_role() -> str:
+    """Name of the restricted role the service runs as."""
+    return settings.CODEX_DB_APP_ROLE
+
+
+def owner_mode_active() -> bool:
+    """True while this thread works as the database owner (migrations, test set-up)."""
+    return getattr(_state, "depth", 0) > 0
+
+
+def enter_owner_mode() -> None:
+    """Switch this thread's future connections to the owner (close the current ones)."""
+    _close_all()
+    _state.depth = getattr(_state, "depth", 0) + 1
+
+
+def leave_owner_mode() -> None:
+    """Return this thread to the restricted role (close the owner connections)."""
+    _close_all()
+    _state.depth = max(0, getattr(_state, "depth", 0) - 1)
+
+
+@contextmanager
+def owner_mode() -> Iterator[None]:
+    """Run a block as the database owner; connections are reopened on both edges."""
+    enter_owner_mode()
+    try:
+        yield
+    finally:
+        leave_owner_mode()
+
+
+def _close_all() -> None:
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
+def ensure_app_role(using: str = "default") -> bool:
+    """Create the restricted role if it is missing and we may; return whether it exists."""
+    role = app_role()
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        if cursor.fetchone():
+            return True
+        cursor.execute(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            logger.warning(
+                "app role missing and current user may not create it",
+                extra={"role": role},
+            )
+            return False
+        cursor.execute(
+            sql.SQL(
+                "CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"
+            ).format(sql.Identifier(role))
+        )
+        # The connecting user must be a member to SET ROLE to it.
+        cursor.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(role)))
+    return True
+
+
+def grant_app_role(using: str = "default") -> None:
+    """Give the restricted role DML on every table and sequence (run after each migrate)."""
+    stmt = sql.SQL(GRANTS_SQL).format(role=sql.Identifier(app_role()))
+    with connections[using].cursor() as cursor:
+        cursor.execute(stmt)
+        # Make sure the connecting user can SET ROLE even when the role pre-existed.
+        cursor.execute(
+            "SELECT pg_has_role(current_user, %s, 'MEMBER')", [app_role()]
+        )
+        if not cursor.fetchone()[0]:
+            cursor.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(app_role())))

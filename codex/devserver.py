@@ -1,0 +1,108 @@
+"""`make run`: migrate, provision the demo tenant once, then run web + worker + beat under honcho."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA = BASE_DIR / ".data"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _manage(*args: str, env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), *args],
+        env=env,
+        cwd=BASE_DIR,
+        check=True,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def _service_env() -> dict[str, str]:
+    """Resolve the embedded servers once, so the three processes do not each start them."""
+    env = dict(os.environ)
+    env.setdefault("CODEX_ENV", "development")
+    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+        from codex import embedded
+
+        print("starting embedded PostgreSQL and Redis (data in .data/) ...", flush=True)
+        env.setdefault("DATABASE_URL", embedded.postgres_url())
+        env.setdefault("REDIS_URL", embedded.redis_url())
+    return env
+
+
+def _demo_credentials(env: dict[str, str]) -> Path | None:
+    """Provision the `demo` tenant on first run and keep its credentials in .data/ (0600)."""
+    path = DATA / "demo-credentials.json"
+    if path.exists():
+        return path
+    result = _manage(
+        "provision_tenant", "demo", "--name", "Demo store", "--device", "front", "--json",
+        env=env, capture=True,
+    )
+    doc = json.loads(result.stdout)
+    if not any(k.get("secret") for k in doc.get("keys", [])):
+        return None  # tenant existed from an earlier data dir; secrets are never shown twice
+    DATA.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=2)
+    return path
+
+
+def _admin_password(env: dict[str, str]) -> str:
+    """A development superuser `admin`, password generated once under .data/secrets/."""
+    from codex.devsecrets import dev_secret
+
+    password = dev_secret("admin-password")
+    code = (
+        "from django.contrib.auth import get_user_model; U = get_user_model(); "
+        "u = U.objects.filter(username='admin').first() or U(username='admin', is_staff=True, "
+        "is_superuser=True); u.set_password(%r); u.save()" % password
+    )
+    _manage("shell", "-c", code, env=env)
+    return password
+
+
+def main() -> int:
+    """Prepare and exec honcho; Ctrl-C stops web, worker and beat together."""
+    env = _service_env()
+    for sub in ("metrics/web", "metrics/worker"):
+        shutil.rmtree(DATA / sub, ignore_errors=True)
+        (DATA / sub).mkdir(parents=True, exist_ok=True)
+    print("applying migrations ...", flush=True)
+    _manage("migrate", "--no-input", env=env, capture=True)
+    password = _admin_password(env)
+    creds = _demo_credentials(env)
+    base = env.get("CODEX_PUBLIC_URL", "http://127.0.0.1:8000")
+    print(
+        "\n".join(
+            [
+                "",
+                f"  API        {base}/v1/events   (health: {base}/healthz, {base}/readyz)",
+                f"  metrics    {base}/metrics",
+                f"  admin      {base}/admin/   user: admin   password: {password}",
+                f"  demo SDK   credentials in {creds}  (codex-sdk login --from-json {creds})"
+                if creds
+                else "  demo SDK   tenant exists; rotate a key with manage.py rotate_signing_key demo",
+                "  stop       Ctrl-C (stops web, worker and beat)",
+                "",
+            ]
+        ),
+        flush=True,
+    )
+    honcho = str(VENV_BIN / "honcho")
+    os.chdir(BASE_DIR)
+    os.execve(honcho, [honcho, "start", "-f", "Procfile"], env)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

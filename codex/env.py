@@ -1,0 +1,92 @@
+"""Read and validate the service's settings from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+ENVIRONMENTS = ("development", "test", "staging", "production")
+DEPLOYED = ("staging", "production")
+# Values that must come from the environment in deployed environments: no invented defaults there.
+REQUIRED_WHEN_DEPLOYED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CODEX_SECRETS_KEY",
+)
+
+
+@dataclass(frozen=True)
+class Env:
+    """The environment as the settings module needs it."""
+
+    name: str
+    secret_key: str | None
+    database_url: str | None
+    redis_url: str | None
+    allowed_hosts: list[str]
+    secrets_key: str | None
+    web_concurrency: int
+    public_base_url: str
+
+    @property
+    def deployed(self) -> bool:
+        return self.name in DEPLOYED
+
+
+def _default_env_name(environ: os._Environ[str] | dict[str, str]) -> str:
+    # pytest (>= 8.2) exports PYTEST_VERSION, so a bare `pytest` runs with test settings.
+    return "test" if environ.get("PYTEST_VERSION") else "development"
+
+
+def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
+    """Return the validated environment; raise ImproperlyConfigured naming every missing value."""
+    environ = os.environ if environ is None else environ
+    name = environ.get("CODEX_ENV") or _default_env_name(environ)
+    if name not in ENVIRONMENTS:
+        raise ImproperlyConfigured(f"CODEX_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}")
+    if name in DEPLOYED:
+        missing = [key for key in REQUIRED_WHEN_DEPLOYED if not environ.get(key, "").strip()]
+        if missing:
+            raise ImproperlyConfigured(
+                f"CODEX_ENV={name} refuses to start without: {', '.join(missing)}"
+            )
+    try:
+        web_concurrency = int(environ.get("WEB_CONCURRENCY") or 2)
+    except ValueError as exc:
+        raise ImproperlyConfigured("WEB_CONCURRENCY must be an integer") from exc
+    hosts = [h.strip() for h in environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+    return Env(
+        name=name,
+        secret_key=environ.get("SECRET_KEY") or None,
+        database_url=environ.get("DATABASE_URL") or None,
+        redis_url=environ.get("REDIS_URL") or None,
+        allowed_hosts=hosts or ["127.0.0.1", "localhost", "testserver", "[::1]"],
+        secrets_key=environ.get("CODEX_SECRETS_KEY") or None,
+        web_concurrency=max(1, web_concurrency),
+        public_base_url=(environ.get("CODEX_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+    )
+
+
+def database_config(url: str) -> dict:
+    """Turn a postgres:// URL into a Django DATABASES entry (host may be a socket dir via ?host=)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, got scheme {parts.scheme!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = query.pop("host", None) or (unquote(parts.hostname) if parts.hostname else "")
+    return {
+        "ENGINE": "codex.db.backend",
+        "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": host,
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5, **query},
+    }

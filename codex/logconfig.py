@@ -1,0 +1,68 @@
+"""JSON-lines logging: one object per line on stdout, each with rid and tenantId."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+from codex import context
+
+# LogRecord attributes that are not user-supplied `extra` fields.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Belt and braces: never let a signing secret reach a log line, whatever a caller passes.
+_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+
+
+class ContextFilter(logging.Filter):
+    """Attach the current rid and tenantId to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rid = context.request_id.get()
+        record.tenantId = context.tenant_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "rid": getattr(record, "rid", None),
+            "tenantId": getattr(record, "tenantId", None),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in doc and key not in ("rid", "tenantId"):
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        line = json.dumps(doc, default=str)
+        return _SECRET.sub("whsec_[redacted]", line)
+
+
+def logging_config(*, level: str = "INFO") -> dict:
+    """The LOGGING dict for settings: everything to stdout as JSON lines."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "codex.logconfig.ContextFilter"}},
+        "formatters": {"json": {"()": "codex.logconfig.JsonFormatter"}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "json",
+                "filters": ["context"],
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            "pgserver": {"level": "WARNING"},
+        },
+    }

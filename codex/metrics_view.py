@@ -1,0 +1,49 @@
+"""GET /metrics: every process's metrics (gunicorn workers and Celery workers) summed."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+
+class _MergedDirsCollector:
+    """Merge the multiprocess files of several directories (web and worker) into one view."""
+
+    def __init__(self, dirs: list[str]):
+        self.dirs = dirs
+
+    def collect(self):
+        files: list[str] = []
+        for d in self.dirs:
+            files.extend(glob.glob(os.path.join(d, "*.db")))
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
+def metric_dirs() -> list[str]:
+    """The multiprocess directories to read: this process's plus any listed in CODEX_METRICS_DIRS."""
+    dirs = [os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")]
+    dirs += os.environ.get("CODEX_METRICS_DIRS", "").split(os.pathsep)
+    seen: list[str] = []
+    for d in dirs:
+        if d and os.path.isdir(d) and d not in seen:
+            seen.append(d)
+    return seen
+
+
+def render() -> bytes:
+    """The exposition text for the current process layout."""
+    dirs = metric_dirs()
+    if not dirs:
+        return generate_latest(REGISTRY)  # single process (tests, runserver)
+    registry = CollectorRegistry()
+    registry.register(_MergedDirsCollector(dirs))
+    return generate_latest(registry)
+
+
+def metrics(request):
+    """Prometheus scrape endpoint."""
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,41 @@
+"""Request context middleware: request id in, request id out, one access log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from codex import context
+
+logger = logging.getLogger("codex.request")
+
+
+class RequestContextMiddleware:
+    """Bind rid (honoured or generated) and reset tenantId for each request; echo X-Request-ID."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        rid = context.accept_request_id(request.headers.get("X-Request-ID"))
+        rid_token = context.request_id.set(rid)
+        tenant_token = context.tenant_id.set(None)
+        request.rid = rid
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = rid
+            if not request.path.startswith(("/healthz", "/metrics")):
+                logger.info(
+                    "request",
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            return response
+        finally:
+            context.request_id.reset(rid_token)
+            context.tenant_id.reset(tenant_token)

@@ -1,0 +1,169 @@
+"""Django settings, read from the environment through codex.env (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from codex import env as envreader
+from codex.logconfig import logging_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV = envreader.read()
+CODEX_ENV = ENV.name
+DEBUG = CODEX_ENV == "development" and os.environ.get("DJANGO_DEBUG", "") == "1"
+VERSION = os.environ.get("CODEX_VERSION") or "0.1.0"
+
+# --- secrets -------------------------------------------------------------------------------
+if ENV.deployed:
+    SECRET_KEY = ENV.secret_key
+    CODEX_SECRETS_KEY = ENV.secrets_key
+else:
+    from codex.devsecrets import dev_secret
+
+    SECRET_KEY = ENV.secret_key or dev_secret("django-secret-key")
+    CODEX_SECRETS_KEY = ENV.secrets_key or dev_secret("codex-secrets-key", fernet=True)
+
+ALLOWED_HOSTS = ENV.allowed_hosts
+CODEX_PUBLIC_URL = ENV.public_base_url
+
+# --- services ------------------------------------------------------------------------------
+if ENV.deployed or ENV.database_url:
+    DATABASE_URL = ENV.database_url
+else:
+    from codex import embedded
+
+    DATABASE_URL = embedded.postgres_url()
+if ENV.deployed or ENV.redis_url:
+    REDIS_URL = ENV.redis_url
+else:
+    from codex import embedded
+
+    REDIS_URL = embedded.redis_url()
+if not DATABASE_URL or not REDIS_URL:
+    raise ImproperlyConfigured("DATABASE_URL and REDIS_URL are required")
+
+CODEX_DB_APP_ROLE = os.environ.get("CODEX_DB_APP_ROLE", "codex_app")
+DATABASES = {"default": envreader.database_config(DATABASE_URL)}
+DATABASES["default"]["APP_ROLE"] = CODEX_DB_APP_ROLE
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "codex",
+        "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+    }
+}
+
+# --- apps ----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "codex",  # first: its migrate/flush commands wrap Django's in owner mode
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_prometheus",
+    "tenants",
+    "ingest",
+    "flags",
+    "reconcile",
+]
+
+MIDDLEWARE = [
+    "codex.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tenants.middleware.AdminSystemScopeMiddleware",
+]
+
+ROOT_URLCONF = "codex.urls"
+WSGI_APPLICATION = "codex.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".data" / "static"
+CSRF_FAILURE_VIEW = "codex.errors.csrf_failure"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+if CODEX_ENV == "test":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if ENV.deployed:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = os.environ.get("CODEX_SSL_REDIRECT", "1") == "1"
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = [f"https://{h}" for h in ALLOWED_HOSTS if not h.startswith(".")]
+
+# --- DRF -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "codex.errors.api_exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery --------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+CELERY_TASK_ACKS_LATE = True  # tasks are idempotent: a crash mid-task means a redelivery
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON logging in the worker
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 2}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CODEX_CELERY_QUEUE", "codex")
+CELERY_TIMEZONE = "UTC"
+# The one beat schedule. Each entry: why it exists, and an expiry so a backlog never piles up.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Accepted events whose enqueue was lost (Redis or worker down) get enriched when they return.
+    "ingest-sweep-unenriched": {
+        "task": "ingest.tasks.sweep_unenriched",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 55},
+    },
+}
+
+# --- observability -------------------------------------------------------------------------
+LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- product defaults (the flags app makes these editable at runtime) ----------------------
+CODEX_INGEST_RATE_PER_SEC = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC", "50"))
+CODEX_RETRY_CAP = 3

@@ -1,0 +1,3 @@
+"""URLs of the flags app."""
+
+urlpatterns: list = []

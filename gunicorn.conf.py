@@ -1,0 +1,44 @@
+"""gunicorn settings: workers from WEB_CONCURRENCY, graceful SIGTERM, multiprocess metrics."""
+
+import os
+import shutil
+from pathlib import Path
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+# SIGTERM: stop accepting, let in-flight requests finish within graceful_timeout, then exit.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 25)
+timeout = 30
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request itself
+errorlog = "-"
+max_requests = 5000
+max_requests_jitter = 500
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server):
+    """Empty the Prometheus multiprocess directory: stale files would double-count."""
+    if _metrics_dir:
+        path = Path(_metrics_dir)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """Mark a dead worker so its live gauges leave /metrics (its counters stay summed)."""
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """Close this worker's database connections once in-flight requests have finished."""
+    from django.db import connections
+
+    connections.close_all()

@@ -1,0 +1,3 @@
+"""URLs of the ingest app."""
+
+urlpatterns: list = []

@@ -1,0 +1,60 @@
+"""Encryption of signing secrets at rest with CODEX_SECRETS_KEY (Fernet; comma-separated keys rotate)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import uuid
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, MultiFernet
+from django.conf import settings
+
+SECRET_PREFIX = "whsec_"
+
+
+@lru_cache(maxsize=4)
+def _fernet(key_material: str) -> MultiFernet:
+    keys = [k.strip() for k in key_material.split(",") if k.strip()]
+    return MultiFernet([Fernet(k.encode()) for k in keys])
+
+
+def encrypt(plaintext: str) -> str:
+    """Encrypt with the first CODEX_SECRETS_KEY key."""
+    return _fernet(settings.CODEX_SECRETS_KEY).encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    """Decrypt with any CODEX_SECRETS_KEY key."""
+    return _fernet(settings.CODEX_SECRETS_KEY).decrypt(token.encode()).decode()
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: whsec_ + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
+
+
+def new_key_id(tenant_id: uuid.UUID) -> str:
+    """A public key id that names its tenant: ck_<tenant hex>_<random>.
+
+    Carrying the tenant lets authentication open the tenant's scope before looking the key up,
+    so no cross-tenant index or system scope sits on the ingest hot path.
+    """
+    return f"ck_{tenant_id.hex}_{secrets.token_hex(8)}"
+
+
+def tenant_of_key_id(key_id: str) -> uuid.UUID | None:
+    """The tenant a key id names, or None when it is not of our form."""
+    parts = key_id.split("_")
+    if len(parts) != 3 or parts[0] != "ck" or len(parts[1]) != 32:
+        return None
+    try:
+        return uuid.UUID(hex=parts[1])
+    except ValueError:
+        return None
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key bytes of a whsec_ secret."""
+    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))

@@ -1,0 +1,71 @@
+"""Row-level security for tenant-owned tables: one migration helper every app reuses.
+
+    operations = [..., *rls.tenant_table("ingest_event")]
+
+makes `tenant_id` lead the primary key, turns composite foreign keys into real constraints, and
+enables + FORCES RLS with policies that fail closed when no tenant is set.
+"""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+# The tenant a transaction works for, set by tenants.scope; NULL (no rows) when unset.
+CURRENT_TENANT = "nullif((select current_setting('app.tenant_id', true)), '')::uuid"
+# The explicit cross-tenant scope (admin, reconcile, sweeper, key lookup), set by system_scope.
+SYSTEM_SCOPE = "coalesce((select current_setting('app.system_scope', true)), '') <> ''"
+
+
+def policy_sql(table: str, column: str = "tenant_id") -> list[str]:
+    """Enable and force RLS on `table`, with one fail-closed policy on `column`."""
+    predicate = f"({column} = {CURRENT_TENANT} OR {SYSTEM_SCOPE})"
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"CREATE POLICY tenant_isolation ON {table} USING {predicate} WITH CHECK {predicate}",
+    ]
+
+
+def tenant_table(
+    table: str,
+    *,
+    composite_pk: bool = True,
+    foreign_keys: tuple[tuple[str, str, str], ...] = (),
+    column: str = "tenant_id",
+) -> list[migrations.RunSQL]:
+    """Migration operations that make `table` a proper tenant-owned table.
+
+    composite_pk: replace Django's primary key (id) by (tenant_id, id), as Citus would need.
+    foreign_keys: (column, referenced_table, on_delete) triples turned into composite
+        (tenant_id, column) -> (tenant_id, id) constraints; declare those model fields with
+        db_constraint=False, db_index=False so Django does not add single-column ones.
+    """
+    forward: list[str] = []
+    backward: list[str] = []
+    if composite_pk:
+        forward += [
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
+            f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({column}, id)",
+        ]
+        backward += [
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_pkey",
+            f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY (id)",
+        ]
+    for fk_column, ref_table, on_delete in foreign_keys:
+        name = f"{table}_{fk_column}_tfk"
+        forward.append(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} FOREIGN KEY ({column}, {fk_column}) "
+            f"REFERENCES {ref_table} (tenant_id, id) ON DELETE {on_delete}"
+        )
+        forward.append(f"CREATE INDEX {table}_{fk_column}_tidx ON {table} ({column}, {fk_column})")
+        backward.insert(0, f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+        backward.insert(0, f"DROP INDEX IF EXISTS {table}_{fk_column}_tidx")
+    forward += policy_sql(table, column)
+    backward = [
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+        *backward,
+    ]
+    return [migrations.RunSQL(sql=forward, reverse_sql=backward)]

@@ -1,0 +1,100 @@
+"""Liveness, readiness and the JSON error format."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from django.test import override_settings
+
+
+def test_healthz_answers_ok_with_version(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert response.json()["version"]
+
+
+@pytest.mark.django_db
+def test_readyz_is_ok_when_postgres_and_redis_answer(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.content
+    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def black_hole():
+    """A TCP server that accepts connections and never answers (a hung dependency)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                held.append(conn)
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def _timed_get(client, path):
+    started = time.monotonic()
+    response = client.get(path)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.django_db
+def test_readyz_names_redis_when_redis_is_unreachable(client):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"):
+        response, elapsed = _timed_get(client, "/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["redis"] != "ok"
+    assert body["checks"]["postgres"] == "ok"
+    assert "redis" in body["error"]["message"]
+    assert elapsed < 2
+
+
+@pytest.mark.django_db
+def test_readyz_names_redis_when_redis_hangs(client, black_hole):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{black_hole}/0"):
+        response, elapsed = _timed_get(client, "/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["redis"] != "ok"
+    assert elapsed < 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["closed", "hung"])
+def test_readyz_names_postgres_when_postgres_is_unreachable(client, black_hole, kind):
+    port = _closed_port() if kind == "closed" else black_hole
+    with override_settings(DATABASE_URL=f"postgresql://codex@127.0.0.1:{port}/codex"):
+        response, elapsed = _timed_get(client, "/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["postgres"] != "ok"
+    assert body["checks"]["redis"] == "ok"
+    assert "postgres" in body["error"]["message"]
+    assert body["error"]["rid"] == response["X-Request-ID"]
+    assert elapsed < 2

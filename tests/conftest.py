@@ -1,0 +1,53 @@
+"""Shared fixtures: the test database is built as the owner, tests run as the restricted role."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from codex.db import roles
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Create the test database and run migrations as the owner (the app role may not)."""
+    roles.enter_owner_mode()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """After set-up, every test connection runs as the restricted application role."""
+    with django_db_blocker.unblock():
+        roles.leave_owner_mode()
+    yield
+    with django_db_blocker.unblock():
+        roles.enter_owner_mode()  # dropping the test database needs the owner again
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+@pytest.fixture
+def tenant_factory(db):
+    """Create tenants (as provisioning would, in a system scope)."""
+    from tenants.models import Tenant
+    from tenants.scope import system_scope
+
+    counter = iter(range(1, 10_000))
+
+    def make(slug: str | None = None, **fields) -> Tenant:
+        slug = slug or f"t{next(counter)}"
+        with system_scope("test-fixture"):
+            return Tenant.objects.create(slug=slug, name=fields.pop("name", slug.title()), **fields)
+
+    return make
+
+
+@pytest.fixture
+def key_factory(db):
+    """Create signing keys; returns tenants.services.NewKey with the clear secret."""
+    from tenants.services import signing_key_create
+
+    def make(tenant, device=None):
+        return signing_key_create(tenant=tenant, device=device)
+
+    return make
