@@ -16,9 +16,7 @@ def dev_secret(name: str, *, fernet: bool = False) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = (
-        base64.urlsafe_b64encode(os.urandom(32)).decode()
-        if fernet
-        else secrets.token_urlsafe(50)
+        base64.urlsafe_b64encode(os.urandom(32)).decode() if fernet else secrets.token_urlsafe(50)
     )
     # O_EXCL: when several processes boot at once, the first writer wins and the rest read it.
     try:

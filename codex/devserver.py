@@ -44,8 +44,15 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
     if path.exists():
         return path
     result = _manage(
-        "provision_tenant", "demo", "--name", "Demo store", "--device", "front", "--json",
-        env=env, capture=True,
+        "provision_tenant",
+        "demo",
+        "--name",
+        "Demo store",
+        "--device",
+        "front",
+        "--json",
+        env=env,
+        capture=True,
     )
     doc = json.loads(result.stdout)
     if not any(k.get("secret") for k in doc.get("keys", [])):

