@@ -66,6 +66,7 @@ class StandIn:
         self.hold: threading.Event | None = None  # if set, POSTs block until it is set
         self.clock_skew = 0.0  # pretend the server clock is this far ahead
         self.seen_ids: set[str] = set()
+        self.posts_arrived = 0  # authenticated POSTs, counted before any hold/answer
         self.port = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -81,7 +82,9 @@ class StandIn:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]  # keep the port across restarts
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -91,6 +94,19 @@ class StandIn:
             self._httpd = None
         if self._thread is not None:
             self._thread.join(5)
+
+    # -- fault injection -------------------------------------------------------------
+
+    def fail_posts(
+        self, status: int, code: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
+        """Answer the next `times` POST /v1/events with this request-level error."""
+        self.post_faults.extend(Fault(status, code, retry_after) for _ in range(times))
+
+    def fail_config(
+        self, status: int, code: str, *, retry_after: int | None = None, times: int = 1
+    ) -> None:
+        self.config_faults.extend(Fault(status, code, retry_after) for _ in range(times))
 
     # -- observation -------------------------------------------------------------------
 
@@ -183,6 +199,7 @@ class StandIn:
                         error = {"code": "idempotency_conflict", "message": "key reused"}
                 counts[status] += 1
                 results.append({"idempotency_key": key, "status": status, "error": error})
+            self.cond.notify_all()
         return {
             "accepted": counts["accepted"],
             "duplicates": counts["duplicate"],
@@ -214,9 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
         rec.status = status
-        self.standin._record(rec)
+        self.standin._record(rec)  # before writing: the peer may be gone (killed client)
+        self.wfile.write(data)
 
     def _error(self, rec: Record, status: int, code: str, retry_after: int | None = None) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -276,6 +293,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(events, list) or not 1 <= len(events) <= 500:
             return self._error(rec, 400, "invalid_request")
         rec.events = [e.get("idempotency_key") for e in events if isinstance(e, dict)]
+        with s.cond:
+            s.posts_arrived += 1
+            s.cond.notify_all()
         if s.post_faults:
             fault = s.post_faults.popleft()
             return self._error(rec, fault.status, fault.code, fault.retry_after)

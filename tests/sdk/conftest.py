@@ -49,6 +49,11 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def key_id() -> str:
+    return KEY_ID
+
+
+@pytest.fixture
 def secret() -> str:
     return standin_module.new_secret()
 

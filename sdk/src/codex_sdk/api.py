@@ -51,12 +51,21 @@ class Api:
     def _send(
         self, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float
     ) -> Response:
-        ts = int(time.time() + self.clock_offset)
-        signed = signing.sign_headers(self.key_id, self._key, body, timestamp=ts)
-        resp = self.transport.request(method, path, body, {**headers, **signed}, timeout=timeout)
-        if 200 <= resp.status < 300 or resp.status == 304:
-            return resp
-        raise self._error(resp)
+        for attempt in range(2):
+            offset = self.clock_offset
+            ts = int(time.time() + offset)
+            signed = signing.sign_headers(self.key_id, self._key, body, timestamp=ts)
+            resp = self.transport.request(
+                method, path, body, {**headers, **signed}, timeout=timeout
+            )
+            if 200 <= resp.status < 300 or resp.status == 304:
+                return resp
+            error = self._error(resp)
+            # One immediate re-sign if the answer taught us the server's clock.
+            if attempt == 0 and self.clock_offset != offset:
+                continue
+            raise error
+        raise AssertionError("unreachable")
 
     def _error(self, resp: Response) -> ServerError:
         code, message, rid = f"http_{resp.status}", resp.body[:200].decode("utf-8", "replace"), None

@@ -176,7 +176,6 @@ class Syncer:
         """Deliver one claimed batch, retrying up to `retries` times; raise _Abort on failure."""
         pending = batch
         attempt = 0
-        skew_retried = False
         while True:
             self._wait_not_before(deadline, stop)
             pending = self.store.renew(self.owner, pending, self.lease_sec)
@@ -196,9 +195,6 @@ class Syncer:
                 log.warning("send failed (attempt %d/%d): %s", attempt + 1, retries + 1, error)
             except ServerError as exc:
                 error = str(exc)
-                if exc.code == "timestamp_out_of_tolerance" and not skew_retried:
-                    skew_retried = True  # the Api just corrected its clock: retry at once
-                    continue
                 if exc.status in _CONTENT_ERRORS:
                     self._bisect_or_bury(pending, exc, tally, retries, deadline, stop)
                     return
