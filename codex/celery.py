@@ -42,6 +42,17 @@ def _clear_context(**_):
     context.tenant_id.set(None)
 
 
+@signals.worker_init.connect
+def _fresh_metrics_dir(**_):
+    """Empty this worker's Prometheus multiprocess directory at start (stale files double-count)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
 @signals.worker_process_init.connect
 def _fresh_db_connections(**_):
     """Forked pool children must not share the parent's database sockets."""

@@ -43,6 +43,8 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
     path = DATA / "demo-credentials.json"
     if path.exists():
         return path
+    if not (BASE_DIR / "tenants" / "management" / "commands" / "provision_tenant.py").exists():
+        return None
     result = _manage(
         "provision_tenant",
         "demo",

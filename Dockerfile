@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Multi-stage image for web, worker and beat. Install steps mirror the Makefile's: the same pinned
+# requirements.txt, installed with pip into a virtualenv.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+
+FROM python:3.11-slim-bookworm AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CODEX_ENV=production \
+    BIND=0.0.0.0:8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+RUN groupadd --system --gid 10001 codex \
+    && useradd --system --uid 10001 --gid codex --home-dir /app --no-create-home codex
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=10001:10001 . /app
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "codex.wsgi:application"]

@@ -1,0 +1,71 @@
+"""Settings: deployed environments refuse to start without secrets and pass check --deploy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from codex import env as envreader
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL = {
+    "SECRET_KEY": "k" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+    "DATABASE_URL": "postgresql://codex:pw@db.internal:5432/codex",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "ALLOWED_HOSTS": "ingest.example.com",
+    "CODEX_SECRETS_KEY": Fernet.generate_key().decode(),
+}
+
+
+def _run_django(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in FULL and k != "PYTEST_VERSION"}
+    env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("name", ["staging", "production"])
+@pytest.mark.parametrize("missing", sorted(FULL))
+def test_deployed_env_refuses_to_start_without_each_secret(name, missing):
+    environ = {**FULL, "CODEX_ENV": name}
+    del environ[missing]
+    with pytest.raises(ImproperlyConfigured, match=missing):
+        envreader.read(environ)
+
+
+def test_production_process_refuses_to_boot_and_names_what_is_missing():
+    result = _run_django({"CODEX_ENV": "production"}, "check")
+    assert result.returncode != 0
+    assert "refuses to start without" in result.stderr
+    for key in FULL:
+        assert key in result.stderr
+
+
+def test_production_with_all_secrets_passes_check_deploy():
+    result = _run_django({**FULL, "CODEX_ENV": "production"}, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_unknown_environment_name_is_refused():
+    with pytest.raises(ImproperlyConfigured, match="CODEX_ENV"):
+        envreader.read({"CODEX_ENV": "prod"})
+
+
+def test_database_url_parses_host_port_and_socket_forms():
+    tcp = envreader.database_config("postgresql://u:p%40ss@h:6543/db?sslmode=require")
+    assert (tcp["USER"], tcp["PASSWORD"], tcp["HOST"], tcp["PORT"], tcp["NAME"]) == (
+        "u", "p@ss", "h", "6543", "db",
+    )
+    assert tcp["OPTIONS"]["sslmode"] == "require"
+    sock = envreader.database_config("postgresql://postgres@/codex?host=/tmp/pg")
+    assert sock["HOST"] == "/tmp/pg" and sock["NAME"] == "codex"
+    with pytest.raises(ImproperlyConfigured):
+        envreader.database_config("mysql://x@y/z")
