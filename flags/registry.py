@@ -1,10 +1,22 @@
-"""The runtime flags that exist, their types, bounds and defaults."""
+"""The runtime flags that exist, their types, bounds and defaults, and how values are validated."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.conf import settings
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+class FlagValueError(ValueError):
+    """A flag key or value that is not allowed; the message is safe to show to an operator."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.reason = message
 
 
 @dataclass(frozen=True)
@@ -17,15 +29,97 @@ class FlagSpec:
     minimum: int | None = None
     maximum: int | None = None
     public: bool = True
+    help: str = ""
+
+    def bounds_text(self) -> str:
+        """Human-readable allowed values ('true or false', 'an integer from 5 to 86400')."""
+        if self.type is bool:
+            return "true or false"
+        return f"an integer from {self.minimum} to {self.maximum}"
+
+    def validate(self, value: object) -> object:
+        """Return `value` if it is allowed for this flag, else raise FlagValueError."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise FlagValueError(self.key, f"must be true or false, not {value!r}")
+            return value
+        # bool is an int subclass in Python; True is never a valid interval.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise FlagValueError(self.key, f"must be {self.bounds_text()}, not {value!r}")
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise FlagValueError(self.key, f"must be {self.bounds_text()}, not {value}")
+        return value
+
+    def parse(self, text: str) -> object:
+        """Parse an operator's text (CLI, admin form) into a validated value."""
+        raw = text.strip()
+        if self.type is bool:
+            lowered = raw.lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise FlagValueError(self.key, f"must be true or false, not {raw!r}")
+        try:
+            number = int(raw, 10)
+        except ValueError:
+            raise FlagValueError(self.key, f"must be {self.bounds_text()}, not {raw!r}") from None
+        return self.validate(number)
 
 
 def specs() -> dict[str, FlagSpec]:
     """All flags by key (defaults that depend on settings are read here)."""
     return {
-        "syncEnabled": FlagSpec("syncEnabled", bool, True),
-        "minIntervalSec": FlagSpec("minIntervalSec", int, 900, 5, 86400),
-        "retryCap": FlagSpec("retryCap", int, settings.CODEX_RETRY_CAP, 0, 10),
+        "syncEnabled": FlagSpec(
+            "syncEnabled",
+            bool,
+            True,
+            help="SDK background sync runs; false pauses it live on every device.",
+        ),
+        "minIntervalSec": FlagSpec(
+            "minIntervalSec",
+            int,
+            900,
+            5,
+            86400,
+            help="Seconds the SDK waits between background syncs.",
+        ),
+        "retryCap": FlagSpec(
+            "retryCap",
+            int,
+            settings.CODEX_RETRY_CAP,
+            0,
+            10,
+            help="Retries of a failed batch (SDK) and of a failed enrichment (server).",
+        ),
         "ingestRatePerSec": FlagSpec(
-            "ingestRatePerSec", int, settings.CODEX_INGEST_RATE_PER_SEC, 1, 100000, public=False
+            "ingestRatePerSec",
+            int,
+            settings.CODEX_INGEST_RATE_PER_SEC,
+            1,
+            100000,
+            public=False,
+            help="Requests per second a tenant may send to POST /v1/events.",
         ),
     }
+
+
+def spec_for(key: str) -> FlagSpec:
+    """The spec of `key`, or FlagValueError naming the flags that exist."""
+    try:
+        return specs()[key]
+    except KeyError:
+        known = ", ".join(specs())
+        raise FlagValueError(key, f"unknown flag (known flags: {known})") from None
+
+
+def defaults() -> dict[str, object]:
+    """The built-in default of every flag."""
+    return {key: spec.default for key, spec in specs().items()}
+
+
+def public_keys() -> tuple[str, ...]:
+    """The keys GET /config publishes, in their documented order."""
+    return tuple(key for key, spec in specs().items() if spec.public)

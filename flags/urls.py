@@ -1,3 +1,9 @@
 """URLs of the flags app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from flags.views import ConfigView
+
+urlpatterns = [
+    path("config", ConfigView.as_view(), name="config"),
+]

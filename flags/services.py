@@ -1,0 +1,247 @@
+"""Writes of runtime flags: the one place that validates, records history and invalidates caches.
+
+The admin, the CLI and tenant provisioning all call these functions. Every change that alters a
+stored value writes a FlagChange row (who, when, tenant or global, key, old -> new) and a tenants
+AuditLog row, and invalidates the cached layer it touched once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from flags import metrics
+from flags.models import FlagChange, GlobalFlag, TenantFlag
+from flags.registry import FlagValueError, spec_for, specs
+from flags.selectors import GLOBAL_CACHE_KEY, note_cache_error, tenant_cache_key
+from tenants.audit import audit_record
+from tenants.models import Tenant
+from tenants.scope import system_scope
+
+logger = logging.getLogger(__name__)
+
+# Passed as a value to mean "remove the setting at this level" (tenant: inherit the global value;
+# global: back to the built-in default).
+UNSET = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A stored flag value that changed."""
+
+    tenant_id: uuid.UUID | None
+    key: str
+    old: object
+    new: object
+
+
+def flags_global_rows_ensure() -> None:
+    """Make sure every registered flag has its global row (value NULL = built-in default)."""
+    existing = set(GlobalFlag.objects.values_list("key", flat=True))
+    missing = [GlobalFlag(key=key, value=None) for key in specs() if key not in existing]
+    if missing:
+        GlobalFlag.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def flags_validate(values: Mapping[str, object]) -> dict[str, object]:
+    """Validate {key: value} (None = unset); raise FlagValueError for the first bad entry."""
+    if not values:
+        raise FlagValueError("flags", "no flag given")
+    return {
+        key: (None if value is UNSET else spec_for(key).validate(value))
+        for key, value in values.items()
+    }
+
+
+def flags_parse(pairs: Mapping[str, str]) -> dict[str, object]:
+    """Parse operator text {key: "value"} into validated values (CLI, forms)."""
+    return {key: spec_for(key).parse(text) for key, text in pairs.items()}
+
+
+def _lock(scope: str) -> None:
+    # Serialise writers of one scope so old -> new in the history is exact under concurrency.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"codex.flags:{scope}"])
+
+
+def _invalidate(cache_key: str) -> None:
+    try:
+        cache.delete(cache_key)
+    except RedisError as exc:
+        # The entry expires within selectors.CACHE_TTL_SEC anyway; a change must not fail.
+        note_cache_error("invalidate", exc)
+
+
+def flag_update(
+    *,
+    tenant_id: uuid.UUID | str | None,
+    values: Mapping[str, object],
+    actor: str,
+    via: str,
+    user=None,
+    reason: str = "",
+) -> list[Change]:
+    """Set (or, with None, unset) flags for a tenant or, with tenant_id=None, globally.
+
+    All values are validated before anything is written (all or nothing). Values equal to what
+    is stored are skipped. Returns the changes made.
+    """
+    validated = flags_validate(values)
+    if via not in FlagChange.Via.values:
+        raise ValueError(f"via must be one of {FlagChange.Via.values}")
+    if not actor:
+        raise ValueError("actor is required")
+    tid = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
+    now = timezone.now()
+    changes: list[Change] = []
+    with system_scope("flags"):
+        if tid is not None:
+            if not Tenant.objects.filter(id=tid).exists():
+                raise FlagValueError("tenant", f"no tenant with id {tid}")
+            _lock(str(tid))
+            stored = {
+                row.key: row
+                for row in TenantFlag.objects.select_for_update().filter(
+                    tenant_id=tid, key__in=list(validated)
+                )
+            }
+            for key, new in validated.items():
+                row = stored.get(key)
+                old = row.value if row is not None else None
+                if old == new and type(old) is type(new):
+                    continue
+                if new is None:
+                    row.delete()
+                elif row is None:
+                    TenantFlag.objects.create(
+                        tenant_id=tid, key=key, value=new, updated_at=now, updated_by=actor
+                    )
+                else:
+                    TenantFlag.objects.filter(tenant_id=tid, id=row.id).update(
+                        value=new, updated_at=now, updated_by=actor
+                    )
+                changes.append(Change(tid, key, old, new))
+            cache_key = tenant_cache_key(tid)
+        else:
+            _lock("global")
+            flags_global_rows_ensure()
+            stored = {
+                row.key: row
+                for row in GlobalFlag.objects.select_for_update().filter(key__in=list(validated))
+            }
+            for key, new in validated.items():
+                old = stored[key].value
+                if old == new and type(old) is type(new):
+                    continue
+                GlobalFlag.objects.filter(key=key).update(
+                    value=new, updated_at=now, updated_by=actor
+                )
+                changes.append(Change(None, key, old, new))
+            cache_key = GLOBAL_CACHE_KEY
+        for change in changes:
+            FlagChange.objects.create(
+                tenant_id=change.tenant_id,
+                key=change.key,
+                old=change.old,
+                new=change.new,
+                actor=actor,
+                actor_user=user if getattr(user, "pk", None) else None,
+                via=via,
+                reason=reason[:200],
+                at=now,
+            )
+            audit_record(
+                actor=actor,
+                action="flag.update",
+                tenant_id=change.tenant_id,
+                target=change.key,
+                old=change.old,
+                new=change.new,
+                user=user,
+            )
+            metrics.FLAG_CHANGES.labels(
+                key=change.key, scope="tenant" if change.tenant_id else "global"
+            ).inc()
+        if changes:
+            # Invalidate after commit: a reader between our write and the commit would otherwise
+            # put the old value straight back.
+            transaction.on_commit(lambda: _invalidate(cache_key))
+    if changes:
+        logger.info(
+            "flags changed",
+            extra={
+                "actor": actor,
+                "via": via,
+                "flags_tenant": str(tid) if tid else "global",
+                "changes": {c.key: [c.old, c.new] for c in changes},
+            },
+        )
+    return changes
+
+
+def flags_set_sync_all(
+    *, enabled: bool, actor: str, via: str, user=None, reason: str = ""
+) -> list[Change]:
+    """Pause or resume background sync for every tenant at once (the operator's big switch).
+
+    Sets the global syncEnabled and removes tenant overrides that say the opposite, so after the
+    call every tenant's effective syncEnabled is `enabled`. Each removal is in the history.
+    """
+    if not isinstance(enabled, bool):
+        raise FlagValueError("syncEnabled", "must be true or false")
+    with transaction.atomic():
+        changes = flag_update(
+            tenant_id=None,
+            values={"syncEnabled": enabled},
+            actor=actor,
+            via=via,
+            user=user,
+            reason=reason,
+        )
+        with system_scope("flags"):
+            opposing = list(
+                TenantFlag.objects.filter(key="syncEnabled")
+                .exclude(value=enabled)
+                .values_list("tenant_id", flat=True)
+            )
+        for tid in opposing:
+            changes += flag_update(
+                tenant_id=tid,
+                values={"syncEnabled": UNSET},
+                actor=actor,
+                via=via,
+                user=user,
+                reason=reason or ("resume all" if enabled else "pause all"),
+            )
+    return changes
+
+
+def flags_provision_tenant(
+    *,
+    tenant_id: uuid.UUID | str,
+    actor: str,
+    overrides: Mapping[str, object] | None = None,
+    user=None,
+) -> list[Change]:
+    """Flag set-up for a new tenant, called by tenants' provision_tenant.
+
+    Tenants follow the global values until someone overrides one, so a new tenant needs no
+    rows: without `overrides` this only validates that the tenant exists. With overrides (e.g.
+    a pilot that starts paused) they are written through flag_update, with history.
+    """
+    tid = uuid.UUID(str(tenant_id))
+    with system_scope("flags"):
+        if not Tenant.objects.filter(id=tid).exists():
+            raise FlagValueError("tenant", f"no tenant with id {tid}")
+    if not overrides:
+        return []
+    return flag_update(
+        tenant_id=tid, values=overrides, actor=actor, via=FlagChange.Via.PROVISION, user=user
+    )

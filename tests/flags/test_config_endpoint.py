@@ -1,0 +1,202 @@
+"""GET /config: values and JSON types, caching headers, ETag/304, cache invalidation, isolation."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import override_settings
+from prometheus_client import REGISTRY
+
+from flags.models import TenantFlag
+from flags.selectors import effective_flags
+from flags.services import flag_update
+from tenants.scope import tenant_scope
+from tests.signing import django_headers, sign_headers
+
+pytestmark = pytest.mark.django_db
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_timeout": 0.2, "socket_connect_timeout": 0.2},
+    }
+}
+
+
+def test_config_defaults_have_exactly_the_contract_keys_and_json_types(signed, get_config):
+    _, key, _ = signed
+    response = get_config(key)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body == {"syncEnabled": True, "minIntervalSec": 900, "retryCap": 3}
+    assert list(body) == ["syncEnabled", "minIntervalSec", "retryCap"]
+    raw = response.content.decode()
+    assert '"syncEnabled":true' in raw.replace(" ", "")
+    assert type(body["minIntervalSec"]) is int
+    assert type(body["retryCap"]) is int
+
+
+def test_config_sends_private_cache_control_and_a_strong_etag(signed, get_config):
+    _, key, _ = signed
+    response = get_config(key)
+    assert response["Cache-Control"] == "private, max-age=30"
+    etag = response["ETag"]
+    assert etag.startswith('"')
+    assert etag.endswith('"')
+    assert not etag.startswith("W/")
+    assert get_config(key)["ETag"] == etag  # stable for the same values
+
+
+def test_config_answers_304_on_matching_if_none_match(signed, get_config):
+    _, key, _ = signed
+    etag = get_config(key)["ETag"]
+    response = get_config(key, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response["ETag"] == etag
+    assert response["Cache-Control"] == "private, max-age=30"
+    assert get_config(key, HTTP_IF_NONE_MATCH=f'"other", W/{etag}').status_code == 304
+    assert get_config(key, HTTP_IF_NONE_MATCH='"stale"').status_code == 200
+
+
+def test_config_change_is_visible_at_once_with_a_new_etag(signed, get_config, commit_hooks):
+    tenant, key, _ = signed
+    before = get_config(key)
+    commit_hooks(
+        flag_update,
+        tenant_id=tenant.id,
+        values={"syncEnabled": False, "minIntervalSec": 60},
+        actor="test",
+        via="api",
+    )
+    after = get_config(key, HTTP_IF_NONE_MATCH=before["ETag"])
+    assert after.status_code == 200
+    assert after.json() == {"syncEnabled": False, "minIntervalSec": 60, "retryCap": 3}
+    assert after["ETag"] != before["ETag"]
+
+
+def test_global_change_reaches_every_tenant_and_tenant_override_wins(
+    tenant_factory, key_factory, get_config, commit_hooks
+):
+    a, b = tenant_factory(), tenant_factory()
+    key_a, key_b = key_factory(a), key_factory(b)
+    get_config(key_a), get_config(key_b)  # warm both caches
+    commit_hooks(flag_update, tenant_id=None, values={"retryCap": 7}, actor="test", via="api")
+    commit_hooks(flag_update, tenant_id=b.id, values={"retryCap": 1}, actor="test", via="api")
+    assert get_config(key_a).json()["retryCap"] == 7
+    assert get_config(key_b).json()["retryCap"] == 1
+
+
+def test_other_tenants_override_never_shows_in_my_config(
+    tenant_factory, key_factory, get_config, commit_hooks
+):
+    a, b = tenant_factory(), tenant_factory()
+    key_a, key_b = key_factory(a), key_factory(b)
+    commit_hooks(
+        flag_update,
+        tenant_id=b.id,
+        values={"syncEnabled": False, "minIntervalSec": 5, "retryCap": 0},
+        actor="test",
+        via="api",
+    )
+    assert get_config(key_a).json() == {"syncEnabled": True, "minIntervalSec": 900, "retryCap": 3}
+    assert get_config(key_b).json() == {"syncEnabled": False, "minIntervalSec": 5, "retryCap": 0}
+    # And under RLS, A's scope cannot even see B's rows.
+    with tenant_scope(a.id):
+        assert not TenantFlag.objects.filter(tenant_id=b.id).exists()
+        assert TenantFlag.objects.count() == 0
+
+
+def test_config_is_served_from_the_redis_cache_between_changes(signed, get_config):
+    tenant, key, _ = signed
+    assert get_config(key).json()["retryCap"] == 3
+    # A write behind the service's back (no invalidation) is not seen until the entry expires.
+    with tenant_scope(tenant.id):
+        TenantFlag.objects.create(tenant=tenant, key="retryCap", value=9)
+    assert get_config(key).json()["retryCap"] == 3
+    from django.core.cache import cache
+
+    from flags.selectors import tenant_cache_key
+
+    assert cache.get(tenant_cache_key(tenant.id)) == {}
+
+
+def test_config_requires_a_signature(client, signed):
+    response = client.get("/config")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_signature"
+    assert response.json()["error"]["rid"]
+
+
+def test_config_rejects_a_bad_signature_and_an_unknown_key(client, signed):
+    _, key, _ = signed
+    headers = sign_headers(key.key_id, key.secret, b"")
+    headers["webhook-signature"] = "v1,AAAA"
+    response = client.get("/config", **django_headers(headers))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    other = sign_headers("ck_nope", key.secret, b"")
+    assert client.get("/config", **django_headers(other)).status_code == 401
+
+
+def test_config_rejects_post(client, signed):
+    _, _, sign = signed
+    response = client.post(
+        "/config", data=b"{}", content_type="application/json", **django_headers(sign(b"{}"))
+    )
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_config_reads_are_counted_by_tenant_and_outcome(signed, get_config):
+    tenant, key, _ = signed
+
+    def count(outcome):
+        labels = {"tenant": tenant.slug, "outcome": outcome}
+        return REGISTRY.get_sample_value("codex_config_reads_total", labels) or 0
+
+    ok, not_modified = count("ok"), count("not_modified")
+    etag = get_config(key)["ETag"]
+    get_config(key, HTTP_IF_NONE_MATCH=etag)
+    assert count("ok") == ok + 1
+    assert count("not_modified") == not_modified + 1
+
+
+def test_effective_flags_reads_postgres_when_redis_is_down(signed, get_config, commit_hooks):
+    tenant, key, _ = signed
+    commit_hooks(flag_update, tenant_id=tenant.id, values={"retryCap": 5}, actor="t", via="api")
+    before = REGISTRY.get_sample_value("codex_flags_read_fallbacks_total", {"source": "db"}) or 0
+    with override_settings(CACHES=DEAD_REDIS):
+        assert effective_flags(tenant_id=tenant.id)["retryCap"] == 5
+        response = get_config(key)
+    assert response.status_code == 200
+    assert response.json()["retryCap"] == 5
+    after = REGISTRY.get_sample_value("codex_flags_read_fallbacks_total", {"source": "db"})
+    assert after >= before + 2
+
+
+def test_flag_change_succeeds_while_redis_is_down(signed):
+    tenant, _, _ = signed
+    with override_settings(CACHES=DEAD_REDIS):
+        changes = flag_update(
+            tenant_id=tenant.id, values={"syncEnabled": False}, actor="t", via="cli"
+        )
+    assert [c.key for c in changes] == ["syncEnabled"]
+
+
+def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
+    tenant, _, _ = signed
+
+    def refuse(execute, sql, params, many, context):
+        raise OperationalError("database is down (injected)")
+
+    with override_settings(CACHES=DEAD_REDIS), connection.execute_wrapper(refuse):
+        values = effective_flags(tenant_id=tenant.id)
+    assert values == {
+        "syncEnabled": True,
+        "minIntervalSec": 900,
+        "retryCap": 3,
+        "ingestRatePerSec": 50,
+    }
