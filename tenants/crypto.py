@@ -1,4 +1,4 @@
-"""Encryption of signing secrets at rest with CODEX_SECRETS_KEY (Fernet; comma-separated keys rotate)."""
+"""Signing secrets encrypted at rest with CODEX_SECRETS_KEY (Fernet; several keys rotate)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,37 @@
+"""`revoke_device SLUG NAME`: the device's keys stop verifying at once."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants.cli import cli_actor, logs_to_stderr
+from tenants.services import TenantError, device_revoke, tenant_get
+
+
+class Command(BaseCommand):
+    """Thin edge over tenants.services.device_revoke."""
+
+    help = "Revoke a tenant's device and every key it has, effective immediately."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("name", help="device name")
+
+    def handle(self, *args, **options):
+        with logs_to_stderr():
+            try:
+                tenant = tenant_get(slug=options["slug"])
+                device, revoked = device_revoke(
+                    tenant=tenant, name=options["name"], actor=cli_actor()
+                )
+            except TenantError as exc:
+                raise CommandError(str(exc)) from exc
+        if revoked:
+            self.stdout.write(
+                f"Device {tenant.slug}/{device.name} revoked at "
+                f"{device.revoked_at:%Y-%m-%d %H:%M:%S} UTC; {revoked} key(s) stopped verifying."
+            )
+        else:
+            self.stdout.write(
+                f"Device {tenant.slug}/{device.name} was already revoked; nothing changed."
+            )
