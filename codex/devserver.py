@@ -1,4 +1,4 @@
-"""`make run`: migrate, provision the demo tenant once, then run web + worker + beat under honcho."""
+"""`make run`: migrate, provision the demo tenant once, then web + worker + beat under honcho."""
 
 from __future__ import annotations
 
@@ -66,18 +66,18 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
     return path
 
 
-def _admin_password(env: dict[str, str]) -> str:
+def _admin_password(env: dict[str, str]) -> Path:
     """A development superuser `admin`, password generated once under .data/secrets/."""
     from codex.devsecrets import dev_secret
 
-    password = dev_secret("admin-password")
+    password = dev_secret("admin-password", nbytes=12)
     code = (
         "from django.contrib.auth import get_user_model; U = get_user_model(); "
         "u = U.objects.filter(username='admin').first() or U(username='admin', is_staff=True, "
-        "is_superuser=True); u.set_password(%r); u.save()" % password
+        f"is_superuser=True); u.set_password({password!r}); u.save()"
     )
-    _manage("shell", "-c", code, env=env)
-    return password
+    _manage("shell", "--no-imports", "-c", code, env=env)
+    return DATA / "secrets" / "admin-password"
 
 
 def main() -> int:
@@ -88,7 +88,7 @@ def main() -> int:
         (DATA / sub).mkdir(parents=True, exist_ok=True)
     print("applying migrations ...", flush=True)
     _manage("migrate", "--no-input", env=env, capture=True)
-    password = _admin_password(env)
+    password_file = _admin_password(env)
     creds = _demo_credentials(env)
     base = env.get("CODEX_PUBLIC_URL", "http://127.0.0.1:8000")
     print(
@@ -97,10 +97,10 @@ def main() -> int:
                 "",
                 f"  API        {base}/v1/events   (health: {base}/healthz, {base}/readyz)",
                 f"  metrics    {base}/metrics",
-                f"  admin      {base}/admin/   user: admin   password: {password}",
+                f"  admin      {base}/admin/   user: admin   password: cat {password_file}",
                 f"  demo SDK   credentials in {creds}  (codex-sdk login --from-json {creds})"
                 if creds
-                else "  demo SDK   tenant exists; rotate a key with manage.py rotate_signing_key demo",
+                else "  demo SDK   tenant exists (manage.py rotate_signing_key demo for a key)",
                 "  stop       Ctrl-C (stops web, worker and beat)",
                 "",
             ]

@@ -7,10 +7,12 @@ beat, tests) and survive between runs; `python -m codex.embedded stop` shuts the
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,10 @@ def _lock(name: str):
 
 def postgres_url() -> str:
     """Start (or reuse) the embedded PostgreSQL and return a URL for its `codex` database."""
+    import warnings
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (as on CI); pgserver copes with /tmp.
+    warnings.filterwarnings("ignore", module="platformdirs")
     import pgserver  # imported lazily: only development and tests need it
 
     with _lock("pg"):
@@ -59,7 +65,7 @@ def _redis_paths() -> tuple[Path, Path]:
         import hashlib
 
         digest = hashlib.sha256(str(REDIS_DIR).encode()).hexdigest()[:10]
-        sock = Path("/tmp") / f"codex-redis-{digest}.sock"
+        sock = Path(tempfile.gettempdir()) / f"codex-redis-{digest}.sock"
     return sock, REDIS_DIR / "redis.pid"
 
 
@@ -123,10 +129,9 @@ def stop() -> None:
     if _redis_alive(sock):
         import redis
 
-        try:
+        # SHUTDOWN closes the connection under us: that is success.
+        with contextlib.suppress(redis.ConnectionError):
             redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
-        except redis.ConnectionError:
-            pass  # shutdown closes the connection under us: that is success
         print("embedded Redis stopped")
     if (PG_DIR / "postmaster.pid").exists():
         from pgserver._commands import pg_ctl

@@ -75,7 +75,7 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
 
 
 def database_config(url: str) -> dict:
-    """Turn a postgres:// URL into a Django DATABASES entry (host may be a socket dir via ?host=)."""
+    """A postgres:// URL as a Django DATABASES entry (?host= may name a socket directory)."""
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise ImproperlyConfigured(

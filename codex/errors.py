@@ -63,10 +63,7 @@ def api_exception_handler(exc, ctx):
     else:
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     detail = exc.detail
-    if isinstance(detail, (list, dict)):
-        message = _flatten(detail)
-    else:
-        message = str(detail)
+    message = _flatten(detail) if isinstance(detail, (list, dict)) else str(detail)
     response.data = error_body(code, message)
     for key, value in getattr(exc, "headers", {}).items():
         response[key] = value

@@ -24,7 +24,7 @@ class _MergedDirsCollector:
 
 
 def metric_dirs() -> list[str]:
-    """The multiprocess directories to read: this process's plus any listed in CODEX_METRICS_DIRS."""
+    """The multiprocess directories to read: this process's plus CODEX_METRICS_DIRS."""
     dirs = [os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")]
     dirs += os.environ.get("CODEX_METRICS_DIRS", "").split(os.pathsep)
     seen: list[str] = []

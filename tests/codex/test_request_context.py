@@ -37,7 +37,8 @@ def json_lines():
 def test_request_id_is_generated_and_echoed_when_absent(client):
     response = client.get("/healthz")
     rid = response["X-Request-ID"]
-    assert len(rid) == 32 and int(rid, 16) >= 0
+    assert len(rid) == 32
+    assert int(rid, 16) >= 0
 
 
 def test_sane_request_id_is_honoured(client):

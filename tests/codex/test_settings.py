@@ -49,7 +49,9 @@ def test_production_process_refuses_to_boot_and_names_what_is_missing():
 
 
 def test_production_with_all_secrets_passes_check_deploy():
-    result = _run_django({**FULL, "CODEX_ENV": "production"}, "check", "--deploy", "--fail-level", "WARNING")
+    result = _run_django(
+        {**FULL, "CODEX_ENV": "production"}, "check", "--deploy", "--fail-level", "WARNING"
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
 
@@ -62,10 +64,15 @@ def test_unknown_environment_name_is_refused():
 def test_database_url_parses_host_port_and_socket_forms():
     tcp = envreader.database_config("postgresql://u:p%40ss@h:6543/db?sslmode=require")
     assert (tcp["USER"], tcp["PASSWORD"], tcp["HOST"], tcp["PORT"], tcp["NAME"]) == (
-        "u", "p@ss", "h", "6543", "db",
+        "u",
+        "p@ss",
+        "h",
+        "6543",
+        "db",
     )
     assert tcp["OPTIONS"]["sslmode"] == "require"
     sock = envreader.database_config("postgresql://postgres@/codex?host=/tmp/pg")
-    assert sock["HOST"] == "/tmp/pg" and sock["NAME"] == "codex"
+    assert sock["HOST"] == "/tmp/pg"
+    assert sock["NAME"] == "codex"
     with pytest.raises(ImproperlyConfigured):
         envreader.database_config("mysql://x@y/z")

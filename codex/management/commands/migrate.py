@@ -18,6 +18,6 @@ class Command(DjangoMigrate):
             else:
                 self.stderr.write(
                     f"The application role {roles.app_role()!r} does not exist and this user "
-                    "may not create it: run the SQL in README 'Managed databases', then migrate again."
+                    "may not create it: run the SQL in README 'Managed databases', then migrate."
                 )
         return result
