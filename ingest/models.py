@@ -1,0 +1,123 @@
+"""The event ledger, its enrichment (events_enriched) and the dead-letter queue."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tenants.models import TenantOwned
+
+
+class Event(TenantOwned):
+    """An accepted event: the ledger. Exactly one row per (tenant, idempotency_key)."""
+
+    idempotency_key = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    source = models.CharField(max_length=64, default="sdk")
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField(default=dict)
+    # sha256 of canonical JSON of (type, occurred_at, source, payload): same key + same content
+    # is a duplicate, same key + other content a conflict.
+    fingerprint = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=64, blank=True)
+    enriched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="ingest_event_idem_per_tenant"
+            )
+        ]
+        indexes = [
+            # reconcile counts per tenant and UTC day of receipt
+            models.Index(fields=["tenant", "received_at"], name="ingest_event_received"),
+            # the sweeper's work list stays small: only events not yet enriched
+            models.Index(
+                fields=["tenant", "received_at"],
+                condition=Q(enriched_at__isnull=True),
+                name="ingest_event_unenriched",
+            ),
+        ]
+        ordering = ["tenant_id", "-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.idempotency_key}"
+
+
+class EnrichedEvent(TenantOwned):
+    """One enriched row per accepted event (what reconcile compares the ledger with)."""
+
+    event = models.ForeignKey(
+        Event,
+        on_delete=models.CASCADE,
+        db_constraint=False,  # composite (tenant_id, event_id) FK added by tenants.rls
+        db_index=False,
+        related_name="+",
+    )
+    type = models.CharField(max_length=100)
+    source = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    occurred_date = models.DateField(help_text="UTC day of occurred_at")
+    received_at = models.DateTimeField()
+    amount_minor = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    lag_ms = models.BigIntegerField(help_text="received_at - occurred_at, milliseconds")
+    enriched_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "events_enriched"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "event"], name="events_enriched_per_event")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_date"], name="events_enriched_day"),
+        ]
+        ordering = ["tenant_id", "-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.event_id}"
+
+
+class DeadLetter(TenantOwned):
+    """An event a stage gave up on after its retries; resolved by a successful replay."""
+
+    class Stage(models.TextChoices):
+        ENRICH = "enrich"
+
+    event = models.ForeignKey(
+        Event,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    stage = models.CharField(max_length=32, choices=Stage.choices, default=Stage.ENRICH)
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "event", "stage"],
+                condition=Q(resolved_at__isnull=True),
+                name="ingest_deadletter_one_open",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "last_failed_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="ingest_deadletter_open",
+            ),
+        ]
+        ordering = ["tenant_id", "-last_failed_at"]
+        verbose_name = "dead letter"
+
+    def __str__(self) -> str:
+        return f"{self.stage} event #{self.event_id}: {self.error_class}"

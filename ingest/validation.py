@@ -1,0 +1,204 @@
+"""Parse and validate POST /v1/events bodies into events ready to store (no database access)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from codex.errors import ApiError
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BATCH = 500
+MAX_PAYLOAD_BYTES = 64 * 1024
+DEFAULT_SOURCE = "sdk"
+
+_TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
+# RFC 3339 date-time; the offset (Z or +hh:mm) is required.
+_RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+_FIELDS = frozenset({"idempotency_key", "type", "occurred_at", "source", "payload"})
+
+
+class EventInvalid(ValueError):
+    """One event failed validation (the message names the field)."""
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    """An event that may be stored, with its content fingerprint."""
+
+    idempotency_key: str
+    type: str
+    occurred_at: datetime
+    source: str
+    payload_json: str  # canonical JSON text
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Item:
+    """One position of the request: a valid event, or why it was rejected."""
+
+    idempotency_key: str | None
+    event: ValidEvent | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The request body: a single event or a batch, each position in request order."""
+
+    batch: bool
+    items: list[Item]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def loads(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no overflowing floats; any failure is malformed_json."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
+        raise ApiError("malformed_json", f"Body is not valid JSON: {exc}", status_code=400) from exc
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the form fingerprints are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _storable_text(value: str, field: str) -> None:
+    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
+    if "\x00" in value:
+        raise EventInvalid(f"{field}: must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EventInvalid(f"{field}: must be valid Unicode") from exc
+
+
+def _check_payload_strings(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _storable_text(item, "payload")
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                _storable_text(k, "payload")
+                stack.append(v)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def parse_occurred_at(value: Any) -> datetime:
+    """An RFC 3339 timestamp with offset, as an aware datetime in UTC."""
+    if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
+        raise EventInvalid("occurred_at: must be an RFC 3339 date-time with offset")
+    match = _RFC3339_RE.fullmatch(value)
+    fraction = (match.group(7) or "")[:7]  # Python takes at most 6 digits
+    text = value[: match.start(7)] if match.group(7) else value[: match.start(8)]
+    text = text.replace("t", "T").replace(" ", "T") + fraction + match.group(8)
+    text = text.replace("z", "Z")
+    try:
+        parsed = datetime.fromisoformat(text)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise EventInvalid("occurred_at: not a valid date-time") from exc
+
+
+def validate_event(raw: Any) -> ValidEvent:
+    """Validate one event object; raise EventInvalid naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise EventInvalid("event: must be a JSON object")
+    unknown = sorted(set(raw) - _FIELDS)
+    if unknown:
+        raise EventInvalid(f"event: unknown field(s) {', '.join(unknown)[:200]}")
+    key = raw.get("idempotency_key")
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise EventInvalid("idempotency_key: required, a string of 1 to 255 characters")
+    _storable_text(key, "idempotency_key")
+    etype = raw.get("type")
+    if not isinstance(etype, str) or not _TYPE_RE.fullmatch(etype):
+        raise EventInvalid("type: required, 1 to 100 characters of [a-z0-9_.:-]")
+    if "occurred_at" not in raw:
+        raise EventInvalid("occurred_at: required")
+    occurred_at = parse_occurred_at(raw["occurred_at"])
+    source = raw.get("source", DEFAULT_SOURCE)
+    if not isinstance(source, str) or not 1 <= len(source) <= 64 or not source.isprintable():
+        raise EventInvalid("source: a printable string of 1 to 64 characters")
+    _storable_text(source, "source")
+    payload = raw.get("payload", {})
+    if not isinstance(payload, dict):
+        raise EventInvalid("payload: must be a JSON object")
+    _check_payload_strings(payload)
+    payload_json = canonical_json(payload)
+    if len(payload_json.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        raise EventInvalid(f"payload: at most {MAX_PAYLOAD_BYTES} bytes serialized")
+    content = canonical_json(
+        {
+            "type": etype,
+            "occurred_at": occurred_at.isoformat(),
+            "source": source,
+            "payload": payload,
+        }
+    )
+    return ValidEvent(
+        idempotency_key=key,
+        type=etype,
+        occurred_at=occurred_at,
+        source=source,
+        payload_json=payload_json,
+        fingerprint=hashlib.sha256(content.encode("utf-8")).hexdigest(),
+    )
+
+
+def _item(raw: Any) -> Item:
+    key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+    key = key if isinstance(key, str) else None
+    try:
+        return Item(idempotency_key=key, event=validate_event(raw), error=None)
+    except EventInvalid as exc:
+        return Item(idempotency_key=key, event=None, error=str(exc))
+
+
+def parse_body(body: bytes) -> Parsed:
+    """Parse the request body; raise ApiError for request-level failures."""
+    doc = loads(body)
+    if isinstance(doc, dict) and "events" in doc:
+        events = doc["events"]
+        if set(doc) != {"events"}:
+            raise ApiError("invalid_request", "A batch has only the key 'events'.", status_code=400)
+        if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
+            raise ApiError(
+                "invalid_request",
+                f"'events' must be a list of 1 to {MAX_BATCH} events.",
+                status_code=400,
+            )
+        return Parsed(batch=True, items=[_item(raw) for raw in events])
+    if not isinstance(doc, dict):
+        raise ApiError(
+            "invalid_request",
+            'The body must be one event object or {"events": [...]}.',
+            status_code=400,
+        )
+    item = _item(doc)
+    if item.error:
+        raise ApiError("invalid_request", item.error, status_code=400)
+    return Parsed(batch=False, items=[item])

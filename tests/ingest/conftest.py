@@ -1,0 +1,45 @@
+"""Fixtures for the ingest tests: event factories and a signed POST helper."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from tests.signing import django_headers
+
+_seq = itertools.count(1)
+
+
+def make_event(key: str | None = None, **fields) -> dict:
+    """A valid event document; fields override."""
+    doc = {
+        "idempotency_key": key or f"k-{next(_seq)}",
+        "type": "sale.completed",
+        "occurred_at": "2026-01-15T10:30:00Z",
+        "source": "pos",
+        "payload": {"amount": "12.34", "currency": "EUR", "store": "S1"},
+    }
+    doc.update(fields)
+    return doc
+
+
+def encode(doc) -> bytes:
+    return doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+
+
+@pytest.fixture
+def post_signed(client, signed):
+    """POST /v1/events signed with the `signed` tenant's key through the Django test client."""
+    _tenant, _key, sign = signed
+
+    def post(doc, *, content_type="application/json", headers=None, sign_with=None):
+        body = encode(doc)
+        signed_headers = (sign_with or sign)(body)
+        signed_headers.update(headers or {})
+        return client.generic(
+            "POST", "/v1/events", body, content_type=content_type, **django_headers(signed_headers)
+        )
+
+    return post
