@@ -1,0 +1,43 @@
+"""/metrics sums counters across processes and across the web and worker directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from codex import metrics_view
+
+_BUMP = """
+import sys
+from prometheus_client import Counter
+c = Counter("codex_test_bumps_total", "bumps", ["kind"])
+c.labels(kind=sys.argv[1]).inc(int(sys.argv[2]))
+"""
+
+
+def _bump(directory, kind: str, times: int) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", _BUMP, kind, str(times)], env=env, check=True)
+
+
+def test_metrics_sum_processes_and_directories(tmp_path, monkeypatch):
+    web, worker = tmp_path / "web", tmp_path / "worker"
+    web.mkdir()
+    worker.mkdir()
+    _bump(web, "a", 2)  # two gunicorn workers
+    _bump(web, "a", 3)
+    _bump(worker, "a", 4)  # a Celery worker
+    _bump(worker, "b", 1)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(web))
+    monkeypatch.setenv("CODEX_METRICS_DIRS", str(worker))
+    text = metrics_view.render().decode()
+    assert 'codex_test_bumps_total{kind="a"} 9.0' in text
+    assert 'codex_test_bumps_total{kind="b"} 1.0' in text
+    assert text.count("# TYPE codex_test_bumps_total counter") == 1
+
+
+def test_metrics_endpoint_serves_prometheus_text(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
