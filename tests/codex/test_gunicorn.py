@@ -41,15 +41,15 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, deadline_s: float = 30
 @pytest.mark.slow
 def test_sigterm_lets_an_in_flight_request_finish_then_exits_zero(black_hole):  # noqa: F811
     port = _free_port()
+    # Unset (not empty): prometheus_client would treat "" as the current directory.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         "BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
         "DATABASE_URL": settings.DATABASE_URL,
         # A Redis that accepts and never answers makes /readyz take its full check timeout:
         # a request that is reliably in flight when SIGTERM arrives.
         "REDIS_URL": f"redis://127.0.0.1:{black_hole}/0",
-        "PROMETHEUS_MULTIPROC_DIR": "",
     }
     proc = subprocess.Popen(
         [
