@@ -1,0 +1,106 @@
+"""Admin for the ledger, events_enriched and the dead-letter queue (replay as an action)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from ingest import services
+from ingest.models import DeadLetter, EnrichedEvent, Event
+from tenants.audit import actor_of
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The ledger is written by the API only; operators read it."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "type",
+        "source",
+        "idempotency_key",
+        "received_at",
+        "enriched_at",
+    )
+    list_filter = ("tenant", "source")
+    search_fields = ("idempotency_key", "type")
+    list_select_related = ("tenant",)
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+
+
+@admin.register(EnrichedEvent)
+class EnrichedEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "event_id",
+        "tenant",
+        "type",
+        "source",
+        "occurred_date",
+        "amount_minor",
+        "currency",
+        "lag_ms",
+    )
+    list_filter = ("tenant", "source")
+    list_select_related = ("tenant",)
+    show_full_result_count = False
+
+
+class OpenFilter(admin.SimpleListFilter):
+    """Open (unresolved) entries by default: those are the ones to act on."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("open", "Open"), ("resolved", "Resolved"), ("all", "All"))
+
+    def queryset(self, request, queryset):
+        value = self.value() or "open"
+        if value == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if value == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "event_id",
+        "stage",
+        "error_class",
+        "attempts",
+        "first_failed_at",
+        "last_failed_at",
+        "resolved_at",
+    )
+    list_filter = (OpenFilter, "tenant", "stage")
+    list_select_related = ("tenant",)
+    actions = ["replay"]
+
+    @admin.action(description="Replay selected entries (re-run enrichment)")
+    def replay(self, request, queryset):
+        ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
+        results = services.deadletter_replay(
+            entry_ids=ids, actor=actor_of(request.user, "admin"), user=request.user
+        )
+        resolved = sum(1 for r in results if r.outcome == "resolved")
+        failed = len(results) - resolved
+        level = messages.SUCCESS if not failed else messages.WARNING
+        self.message_user(
+            request, f"Replayed {len(results)}: {resolved} resolved, {failed} failed.", level
+        )

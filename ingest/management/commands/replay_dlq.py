@@ -1,0 +1,48 @@
+"""`manage.py replay_dlq`: re-run enrichment for dead-lettered events and resolve them."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingest import selectors, services
+from tenants.models import Tenant
+from tenants.scope import system_scope
+
+
+class Command(BaseCommand):
+    """Replay open dead-letter entries of one tenant, by id, or all of them (audited)."""
+
+    help = "Replay dead-lettered events: --tenant SLUG, --id N (repeatable) and/or --all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", help="only this tenant's entries (slug)")
+        parser.add_argument("--id", type=int, action="append", dest="ids", help="entry id")
+        parser.add_argument(
+            "--all", action="store_true", dest="replay_all", help="every open entry, all tenants"
+        )
+        parser.add_argument("--actor", default="cli", help="name recorded in the audit log")
+
+    def handle(self, *args, tenant=None, ids=None, replay_all=False, actor="cli", **options):
+        if not (tenant or ids or replay_all):
+            raise CommandError("say what to replay: --tenant SLUG, --id N or --all")
+        if replay_all and (tenant or ids):
+            raise CommandError("--all replays everything; do not combine it with --tenant/--id")
+        if tenant:
+            with system_scope("dlq-replay"):
+                if not Tenant.objects.filter(slug=tenant).exists():
+                    raise CommandError(f"no tenant {tenant!r}")
+        entry_ids = selectors.deadletter_open_ids(tenant_slug=tenant, ids=ids)
+        if ids:
+            missing = sorted(set(ids) - set(entry_ids))
+            if missing:
+                self.stderr.write(f"not open (or not found): {', '.join(map(str, missing))}")
+        results = services.deadletter_replay(entry_ids=entry_ids, actor=actor)
+        for r in results:
+            line = f"entry {r.entry_id} (event {r.event_id}, tenant {r.tenant_id}): {r.outcome}"
+            self.stdout.write(line + (f" ({r.error})" if r.error else ""))
+        resolved = sum(1 for r in results if r.outcome == "resolved")
+        self.stdout.write(
+            f"replayed {len(results)}: {resolved} resolved, {len(results) - resolved} failed"
+        )
+        if len(results) != resolved:
+            raise CommandError("some entries failed again; they stay open", returncode=1)
