@@ -1,0 +1,508 @@
+"""The admin flag editor: global values, per-tenant overrides, pause/resume sync, change history.
+
+Every write goes through flags.services (validation, history, cache invalidation). Changing
+anything needs the `flags.change_flags` permission; `flags.view_flags` gives a read-only view.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from flags.models import FlagChange, GlobalFlag, TenantFlagSet
+from flags.registry import FlagValueError, defaults, specs
+from flags.selectors import flags_explain, flags_explain_many
+from flags.services import flag_update, flags_global_rows_ensure, flags_set_sync_all
+from tenants.audit import actor_of
+
+CHANGE_PERM = "flags.change_flags"
+VIEW_PERM = "flags.view_flags"
+HISTORY_ROWS = 20
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _can_change(request) -> bool:
+    return request.user.is_active and request.user.has_perm(CHANGE_PERM)
+
+
+def _can_view(request) -> bool:
+    return request.user.is_active and (
+        request.user.has_perm(VIEW_PERM) or request.user.has_perm(CHANGE_PERM)
+    )
+
+
+class _FlagPermissions:
+    """One permission pair for every flag screen, instead of Django's per-model ones."""
+
+    def has_module_permission(self, request):
+        return _can_view(request)
+
+    def has_view_permission(self, request, obj=None):
+        return _can_view(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _can_change(request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _flag_field(key: str, *, inherit_label: str) -> forms.Field:
+    """A form field for one flag; the empty choice means "not set here" (inherit)."""
+    spec = specs()[key]
+    if spec.type is bool:
+        return forms.TypedChoiceField(
+            label=key,
+            required=False,
+            choices=[("", inherit_label), ("true", "true"), ("false", "false")],
+            coerce=lambda text: text == "true",
+            empty_value=None,
+            help_text=spec.help,
+        )
+    return forms.IntegerField(
+        label=key,
+        required=False,
+        min_value=spec.minimum,
+        max_value=spec.maximum,
+        help_text=f"{spec.help} Allowed: {spec.bounds_text()}; empty: {inherit_label}.",
+    )
+
+
+def _clean_flag(form: forms.Form, field: str, key: str) -> object:
+    value = form.cleaned_data.get(field)
+    if value is None:
+        return None
+    try:
+        return specs()[key].validate(value)
+    except FlagValueError as exc:
+        raise forms.ValidationError(exc.reason) from None
+
+
+# --- global flags -------------------------------------------------------------------------------
+
+
+class GlobalFlagForm(forms.ModelForm):
+    """Edit one global flag; the field is built for the flag's type and bounds."""
+
+    setting = forms.CharField(required=False)
+
+    class Meta:
+        model = GlobalFlag
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        key = self.instance.key
+        default = specs()[key].default
+        label = f"built-in default ({_fmt(default)})"
+        self.fields["setting"] = _flag_field(key, inherit_label=label)
+        value = self.instance.value
+        self.initial["setting"] = _fmt(value).lower() if isinstance(value, bool) else value
+
+    def clean_setting(self):
+        return _clean_flag(self, "setting", self.instance.key)
+
+    def _post_clean(self):
+        # The instance is written by flags.services, never by the form.
+        pass
+
+
+@admin.register(GlobalFlag)
+class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
+    """Global values: what every tenant without an override gets."""
+
+    form = GlobalFlagForm
+    change_list_template = "admin/flags/globalflag/change_list.html"
+    list_display = ("key", "effective", "source", "built_in_default", "allowed", "updated")
+    fields = ("key", "setting", "built_in_default", "allowed", "updated")
+    readonly_fields = ("key", "built_in_default", "allowed", "updated")
+    actions = None
+
+    @admin.display(description="effective value")
+    def effective(self, obj):
+        value = obj.value if obj.value is not None else defaults().get(obj.key)
+        return _fmt(value)
+
+    @admin.display(description="comes from")
+    def source(self, obj):
+        return "global setting" if obj.value is not None else "built-in default"
+
+    @admin.display(description="built-in default")
+    def built_in_default(self, obj):
+        return _fmt(defaults().get(obj.key))
+
+    @admin.display(description="allowed")
+    def allowed(self, obj):
+        spec = specs().get(obj.key)
+        return spec.bounds_text() if spec else "unknown flag (no longer registered)"
+
+    @admin.display(description="last change")
+    def updated(self, obj):
+        if not obj.updated_by:
+            return "never changed"
+        return f"{obj.updated_at:%Y-%m-%d %H:%M:%S} UTC by {obj.updated_by}"
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return fields if _can_change(request) else [f for f in fields if f != "setting"]
+
+    def changelist_view(self, request, extra_context=None):
+        flags_global_rows_ensure()
+        extra_context = {**(extra_context or {}), "can_change_flags": _can_change(request)}
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(key__in=list(specs()))
+
+    def save_model(self, request, obj, form, change):
+        try:
+            flag_update(
+                tenant_id=None,
+                values={obj.key: form.cleaned_data["setting"]},
+                actor=actor_of(request.user),
+                via=FlagChange.Via.ADMIN,
+                user=request.user,
+            )
+        except FlagValueError as exc:
+            # Already validated by the form; kept so a race can never become a 500.
+            self.message_user(request, str(exc), messages.ERROR)
+        obj.refresh_from_db()
+
+    def get_urls(self):
+        urls = [
+            path(
+                "sync-all/<str:action>/",
+                self.admin_site.admin_view(self.sync_all_view),
+                name="flags_sync_all",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def sync_all_view(self, request, action):
+        """Confirm (GET) and perform (POST) pause/resume of sync for every tenant."""
+        if action not in ("pause", "resume"):
+            raise PermissionDenied
+        if not _can_change(request):
+            raise PermissionDenied
+        enabled = action == "resume"
+        if request.method == "POST":
+            changes = flags_set_sync_all(
+                enabled=enabled,
+                actor=actor_of(request.user),
+                via=FlagChange.Via.ADMIN,
+                user=request.user,
+                reason=f"{action} sync for all tenants",
+            )
+            verb = "Resumed" if enabled else "Paused"
+            self.message_user(
+                request,
+                f"{verb} sync for all tenants ({len(changes)} stored value(s) changed).",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:flags_tenantflagset_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{action.capitalize()} sync for all tenants?",
+            "action": action,
+            "enabled": enabled,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/flags/sync_all_confirm.html", context)
+
+
+# --- per-tenant flags ---------------------------------------------------------------------------
+
+
+class _TenantFlagsFormBase(forms.ModelForm):
+    """One optional override field per flag; empty means "follow the global value"."""
+
+    class Meta:
+        model = TenantFlagSet
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        explained = flags_explain(tenant_id=self.instance.pk) if self.instance.pk else {}
+        for key in specs():
+            current = explained.get(key)
+            inherit = f"global value ({_fmt(current.global_value)})" if current else "global"
+            self.fields[key] = _flag_field(key, inherit_label=inherit)
+            if current is not None and current.tenant_value is not None:
+                tv = current.tenant_value
+                self.initial[key] = _fmt(tv) if isinstance(tv, bool) else tv
+
+    def clean(self):
+        cleaned = super().clean()
+        for key in specs():
+            if key in self.fields and key not in self.errors:
+                try:
+                    cleaned[key] = _clean_flag(self, key, key)
+                except forms.ValidationError as exc:
+                    self.add_error(key, exc)
+        return cleaned
+
+    def _post_clean(self):
+        pass
+
+
+# Declared per registered flag (the admin needs them on the class); __init__ refines each one.
+TenantFlagsForm = type(
+    "TenantFlagsForm",
+    (_TenantFlagsFormBase,),
+    {key: forms.CharField(required=False) for key in specs()},
+)
+
+
+@admin.register(TenantFlagSet)
+class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
+    """Each tenant's effective flags, where each comes from, overrides and one-click pause."""
+
+    form = TenantFlagsForm
+    change_list_template = "admin/flags/tenantflagset/change_list.html"
+    list_display = ("slug", "name", "status", "sync", "interval", "retry_cap", "ingest_rate")
+    list_display_links = ("slug",)
+    search_fields = ("slug", "name")
+    list_filter = ("status",)
+    readonly_fields = ("slug", "name", "status", "effective_values", "recent_changes")
+    actions = ["pause_sync", "resume_sync"]
+
+    # The page's tenants have their flags explained in two queries (see get_changelist_instance).
+    def get_changelist_instance(self, request):
+        cl = super().get_changelist_instance(request)
+        cl.result_list = list(cl.result_list)
+        explained = flags_explain_many(tenant_ids=[t.pk for t in cl.result_list])
+        for tenant in cl.result_list:
+            tenant.flags_explained = explained[tenant.pk]
+        return cl
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if _can_change(request):
+            columns.append("one_click")
+        return columns
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(None, {"fields": ["slug", "name", "status"]})]
+        if _can_change(request):
+            fieldsets.append(
+                (
+                    "Overrides for this tenant (empty: follow the global value)",
+                    {"fields": list(specs())},
+                )
+            )
+        return [
+            *fieldsets,
+            ("Effective values", {"fields": ["effective_values"]}),
+            ("Recent changes", {"fields": ["recent_changes"]}),
+        ]
+
+    def _explained(self, obj):
+        cached = getattr(obj, "flags_explained", None)
+        if cached is None:
+            cached = obj.flags_explained = flags_explain(tenant_id=obj.pk)
+        return cached
+
+    def _cell(self, obj, key):
+        item = self._explained(obj)[key]
+        return format_html("{} <small>({})</small>", _fmt(item.value), item.source)
+
+    @admin.display(description="syncEnabled")
+    def sync(self, obj):
+        item = self._explained(obj)["syncEnabled"]
+        state = "on" if item.value else "PAUSED"
+        return format_html(
+            '<span class="flag-sync" data-sync="{}">{}</span> <small>({})</small>',
+            _fmt(item.value),
+            state,
+            item.source,
+        )
+
+    @admin.display(description="minIntervalSec")
+    def interval(self, obj):
+        return self._cell(obj, "minIntervalSec")
+
+    @admin.display(description="retryCap")
+    def retry_cap(self, obj):
+        return self._cell(obj, "retryCap")
+
+    @admin.display(description="ingestRatePerSec")
+    def ingest_rate(self, obj):
+        return self._cell(obj, "ingestRatePerSec")
+
+    @admin.display(description="sync")
+    def one_click(self, obj):
+        enabled = self._explained(obj)["syncEnabled"].value
+        action, label = ("pause", "Pause sync") if enabled else ("resume", "Resume sync")
+        url = reverse("admin:flags_tenant_sync", args=[obj.pk, action])
+        # The changelist is already a POST form with a CSRF token: the button just retargets it.
+        return format_html(
+            '<button type="submit" class="button flag-toggle" name="_flag_toggle" '
+            'formaction="{}" data-tenant="{}">{}</button>',
+            url,
+            obj.slug,
+            label,
+        )
+
+    @admin.display(description="value in force")
+    def effective_values(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
+            (
+                (key, _fmt(e.value), e.source, _fmt(e.global_value))
+                for key, e in self._explained(obj).items()
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>flag</th><th>effective</th><th>comes from</th>"
+            "<th>global value</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="history")
+    def recent_changes(self, obj):
+        changes = FlagChange.objects.filter(tenant_id=obj.pk)[:HISTORY_ROWS]
+        if not changes:
+            return "No changes yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{} &rarr; {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{c.at:%Y-%m-%d %H:%M:%S}",
+                    c.key,
+                    _history_value(c.old),
+                    _history_value(c.new),
+                    c.actor,
+                    c.via,
+                )
+                for c in changes
+            ),
+        )
+        link = reverse("admin:flags_flagchange_changelist") + f"?tenant__id__exact={obj.pk}"
+        return format_html(
+            "<table><thead><tr><th>when (UTC)</th><th>flag</th><th>old &rarr; new</th>"
+            "<th>who</th><th>via</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All changes of this tenant</a></p>',
+            rows,
+            link,
+        )
+
+    def save_model(self, request, obj, form, change):
+        explained = flags_explain(tenant_id=obj.pk)
+        wanted = {key: form.cleaned_data.get(key) for key in specs()}
+        values = {
+            key: value
+            for key, value in wanted.items()
+            if value != explained[key].tenant_value
+            or type(value) is not type(explained[key].tenant_value)
+        }
+        if values:
+            flag_update(
+                tenant_id=obj.pk,
+                values=values,
+                actor=actor_of(request.user),
+                via=FlagChange.Via.ADMIN,
+                user=request.user,
+            )
+
+    def save_related(self, request, form, formsets, change):
+        pass  # nothing of the tenant itself is edited here
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<uuid:tenant_id>/sync/<str:action>/",
+                self.admin_site.admin_view(self.sync_view),
+                name="flags_tenant_sync",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def _set_sync(self, request, tenants, enabled: bool) -> int:
+        changed = 0
+        for tenant in tenants:
+            changed += len(
+                flag_update(
+                    tenant_id=tenant.pk,
+                    values={"syncEnabled": enabled},
+                    actor=actor_of(request.user),
+                    via=FlagChange.Via.ADMIN,
+                    user=request.user,
+                    reason="resume sync" if enabled else "pause sync",
+                )
+            )
+        return changed
+
+    def sync_view(self, request, tenant_id, action):
+        """One-click pause/resume for one tenant (POST only)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if action not in ("pause", "resume") or not _can_change(request):
+            raise PermissionDenied
+        tenant = get_object_or_404(TenantFlagSet, pk=tenant_id)
+        enabled = action == "resume"
+        self._set_sync(request, [tenant], enabled)
+        verb = "Resumed" if enabled else "Paused"
+        self.message_user(request, f"{verb} sync for {tenant.slug}.", messages.SUCCESS)
+        query = request.GET.urlencode()
+        target = reverse("admin:flags_tenantflagset_changelist")
+        return HttpResponseRedirect(f"{target}?{query}" if query else target)
+
+    @admin.action(description="Pause sync for selected tenants", permissions=["change"])
+    def pause_sync(self, request, queryset):
+        self._set_sync(request, queryset, False)
+        self.message_user(request, f"Paused sync for {queryset.count()} tenant(s).")
+
+    @admin.action(description="Resume sync for selected tenants", permissions=["change"])
+    def resume_sync(self, request, queryset):
+        self._set_sync(request, queryset, True)
+        self.message_user(request, f"Resumed sync for {queryset.count()} tenant(s).")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_change_flags": _can_change(request)}
+        return super().changelist_view(request, extra_context)
+
+
+def _history_value(value: object) -> str:
+    return "(inherit)" if value is None else _fmt(value)
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+@admin.register(FlagChange)
+class FlagChangeAdmin(_FlagPermissions, admin.ModelAdmin):
+    """Read-only change history of every flag, global and per tenant."""
+
+    list_display = ("at", "scope", "key", "change", "actor", "via", "reason")
+    list_filter = ("via", "key")
+    search_fields = ("tenant__slug", "actor", "key")
+    date_hierarchy = "at"
+    list_select_related = ("tenant",)
+    actions = None
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="tenant", ordering="tenant__slug")
+    def scope(self, obj):
+        return obj.tenant.slug if obj.tenant_id else "(global)"
+
+    @admin.display(description="old → new")
+    def change(self, obj):
+        return f"{_history_value(obj.old)} → {_history_value(obj.new)}"
