@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type", help="event type, e.g. door.opened")
     p.add_argument("--payload", default="{}", help="JSON object (default {})")
     p.add_argument("--idempotency-key", help="default: a new UUID")
+    p.add_argument(
+        "--occurred-at", help="RFC 3339 time (default now; fix it to resend a key as-is)"
+    )
     p.add_argument("--source", default="cli", help="event source (default cli)")
     p.add_argument("--force", action="store_true", help="send even if syncEnabled is false")
     p.add_argument("--timeout", type=float, default=30.0, help="flush timeout in seconds")
@@ -155,11 +158,16 @@ def cmd_send(args: argparse.Namespace) -> int:
     client = _client(args, creds)
     try:
         key = client.track(
-            args.type, payload, idempotency_key=args.idempotency_key, source=args.source
+            args.type,
+            payload,
+            idempotency_key=args.idempotency_key,
+            occurred_at=args.occurred_at,
+            source=args.source,
         )
         result = client.flush(timeout=args.timeout, force=args.force)
         status = result.statuses.get(key)
-        dead = client.dead_letter(key)
+        # Only trust a dead letter produced by this flush, not an older one for the key.
+        dead = client.dead_letter(key) if status is not None else None
     finally:
         client.close(flush=False)
     if status in ("accepted", "duplicate"):

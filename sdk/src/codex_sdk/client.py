@@ -247,6 +247,11 @@ class Client:
         self._closed = True
         self._store.close()
 
+    @property
+    def running(self) -> bool:
+        """True while the background sync thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
     # -- sending -------------------------------------------------------------------------
 
     def flush(self, timeout: float = 30.0, *, force: bool = False) -> SyncResult:
@@ -440,7 +445,7 @@ class Client:
 
     def status(self) -> Status:
         last = self._store.get_meta("last_sync") or {}
-        running = self._thread is not None and self._thread.is_alive()
+        running = self.running
         next_in: float | None = None
         if running and self._config.sync_enabled and self._store.has_claimable():
             next_in = max(0.0, self._next_due() - time.monotonic())
