@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -221,7 +221,7 @@ def enrich_row(event: Event) -> EnrichedEvent:
         raise EnrichmentFault(f"enrichment fault injected for type {event.type!r}")
     payload = event.payload if isinstance(event.payload, dict) else {}
     currency = _currency(payload)
-    occurred = event.occurred_at.astimezone(timezone.UTC)
+    occurred = event.occurred_at.astimezone(UTC)
     lag = event.received_at - event.occurred_at
     return EnrichedEvent(
         tenant_id=event.tenant_id,

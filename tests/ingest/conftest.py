@@ -43,3 +43,17 @@ def post_signed(client, signed):
         )
 
     return post
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll an observable condition until it holds or the deadline passes (no blind sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
