@@ -56,10 +56,10 @@ class FlagChange(models.Model):
     """
 
     class Via(models.TextChoices):
-        ADMIN = "admin"
-        CLI = "cli"
-        PROVISION = "provision"
-        API = "api"
+        ADMIN = "admin", "admin"
+        CLI = "cli", "CLI"
+        PROVISION = "provision", "provisioning"
+        API = "api", "API"
 
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, db_index=False

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                 ('old', models.JSONField(blank=True, null=True)),
                 ('new', models.JSONField(blank=True, null=True)),
                 ('actor', models.CharField(max_length=150)),
-                ('via', models.CharField(choices=[('admin', 'Admin'), ('cli', 'Cli'), ('provision', 'Provision'), ('api', 'Api')], max_length=16)),
+                ('via', models.CharField(choices=[('admin', 'admin'), ('cli', 'CLI'), ('provision', 'provisioning'), ('api', 'API')], max_length=16)),
                 ('reason', models.CharField(blank=True, max_length=200)),
                 ('at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),

@@ -1,0 +1,107 @@
+"""Real browser (headless Chromium + Selenium): log in, pause a tenant's sync, see it in history."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from flags.selectors import flags_explain
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
+WAIT_S = 15
+
+
+def _browser_paths() -> tuple[str, str]:
+    browser = next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
+        None,
+    )
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip(
+            "REAL-BROWSER TEST SKIPPED: chromium and/or chromedriver not found on PATH. "
+            "Run scripts/ensure_browser.sh as root (apt-get install chromium chromium-driver)."
+        )
+    return browser, driver
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = _browser_paths()
+    profile = tempfile.mkdtemp(prefix="codex-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_admin_pauses_a_tenants_sync_and_shows_it_in_history(
+    transactional_db, live_server, browser, tenant_factory, django_user_model
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    tenant = tenant_factory("browser-store")
+    django_user_model.objects.create_superuser("operator", "op@example.com", "s3cret-pw")
+    wait = WebDriverWait(browser, WAIT_S)
+
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/flags/tenantflagset/")
+    browser.find_element(By.NAME, "username").send_keys("operator")
+    browser.find_element(By.NAME, "password").send_keys("s3cret-pw")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    button = wait.until(
+        ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, 'button.flag-toggle[data-tenant="browser-store"]')
+        )
+    )
+    assert button.text == "Pause sync"
+    button.click()
+
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "ul.messagelist"), "Paused"))
+    row = browser.find_element(By.XPATH, "//tr[.//a[text()='browser-store']]")
+    assert "PAUSED" in row.text
+    assert "Resume sync" in row.text
+    assert flags_explain(tenant_id=tenant.id)["syncEnabled"].value is False
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "admin-flags-paused-tenant.png"))
+
+    browser.get(f"{live_server.url}/admin/flags/flagchange/")
+    history = wait.until(ec.presence_of_element_located((By.ID, "result_list")))
+    first = history.find_element(By.CSS_SELECTOR, "tbody tr")
+    assert "browser-store" in first.text
+    assert "syncEnabled" in first.text
+    assert "(inherit) → false" in first.text
+    assert "operator" in first.text
+
+    shot = ARTIFACTS / "admin-flags-pause-history.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 0
