@@ -20,6 +20,7 @@ from tenants.services import TenantError
 
 TEST_PREFIXES = ("sk_test_", "rk_test_")
 LIVE_PREFIXES = ("sk_live_", "rk_live_")
+MAX_NETWORK_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def stripe_products_provision(
     client = stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
-        max_network_retries=2,
+        max_network_retries=MAX_NETWORK_RETRIES,
     )
     reports = []
     for item in PILOT_CATALOGUE:

@@ -163,12 +163,15 @@ def signing_key_rotate(
     """
     if overlap < timedelta(0):
         raise TenantError("overlap must not be negative")
-    if device is not None and device.revoked_at is not None:
-        raise TenantError(f"device {device.name!r} is revoked; it gets no new keys")
     now = timezone.now()
     not_after = now + overlap
     with transaction.atomic():
         with tenant_scope(tenant.id):
+            if device is not None:
+                # Re-read under a lock: a revocation racing this rotation must win.
+                device = Device.objects.select_for_update().get(tenant_id=tenant.id, id=device.id)
+                if device.revoked_at is not None:
+                    raise TenantError(f"device {device.name!r} is revoked; it gets no new keys")
             current = SigningKey.objects.select_for_update().filter(
                 tenant_id=tenant.id, status=SigningKey.Status.ACTIVE
             )
@@ -366,7 +369,7 @@ def tenant_provision(
             key = signing_key_create(tenant=tenant)
             new_keys.append(KeyReport(key_id=key.key_id, secret=key.secret, device=None))
             if _flags_provision(tenant_id=tenant.id, actor=actor):
-                notes.append("default runtime flags created")
+                notes.append("runtime flags set up (flags.services.flags_provision_tenant)")
         for device_name in wanted:
             with tenant_scope(tenant.id):
                 device, device_created = Device.objects.get_or_create(
