@@ -1,0 +1,66 @@
+"""The ingest metrics are exported on /metrics with the names the alerts use."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest import metrics, services
+from ingest.models import Event
+from tenants.scope import tenant_scope
+from tests.ingest.conftest import make_event
+
+pytestmark = pytest.mark.django_db
+
+NAMES = [
+    "codex_ingest_requests_total",
+    "codex_ingest_events_total",
+    "codex_ingest_request_duration_seconds_bucket",
+    "codex_ingest_auth_failures_total",
+    "codex_ratelimit_rejections_total",
+    "codex_ratelimit_errors_total",
+    "codex_enrich_events_total",
+    "codex_dlq_events_total",
+    "codex_dlq_unresolved_events",
+]
+
+
+def test_metrics_endpoint_exports_every_ingest_metric(client, post_signed, signed, settings):
+    tenant = signed[0]
+    settings.CODEX_INGEST_RATE_PER_SEC = 1
+    post_signed(make_event("m-1"))
+    post_signed(make_event("m-2"))  # 429 unless a window edge passed
+    client.post("/v1/events", data=b"{}", content_type="application/json")  # 401
+    with tenant_scope(tenant.id):
+        event = Event.objects.get(idempotency_key="m-1")
+    services.deadletter_record(
+        tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
+    )
+    text = client.get("/metrics").content.decode()
+    for name in NAMES:
+        assert name in text, name
+    assert 'le="1.0"' in text
+    assert 'le="0.005"' in text
+    assert f'codex_dlq_unresolved_events{{tenant="{tenant.slug}"}} 1.0' in text
+    assert (
+        f'codex_ingest_events_total{{outcome="accepted",source="pos",tenant="{tenant.slug}"}}'
+        in text
+    )
+
+
+def test_dlq_depth_gauge_is_multiprocess_safe_and_drops_on_resolve(signed):
+    tenant = signed[0]
+    assert metrics.DLQ_DEPTH._multiprocess_mode == "mostrecent"
+    with tenant_scope(tenant.id):
+        event = Event.objects.create(
+            tenant=tenant,
+            idempotency_key="g",
+            type="a",
+            occurred_at="2026-01-01T00:00:00Z",
+            fingerprint="0" * 64,
+        )
+    services.deadletter_record(
+        tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=1, first_failed_at=None
+    )
+    assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 1
+    services.events_enrich(tenant_id=tenant.id, event_ids=[event.id])
+    assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 0

@@ -1,0 +1,156 @@
+"""Dependency outages through a real gunicorn process: PostgreSQL down -> 503; Redis down -> 202."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from ingest import metrics, tasks
+from ingest.models import EnrichedEvent, Event
+from tenants.scope import tenant_scope
+from tests.ingest.conftest import encode, make_event, wait_for
+from tests.signing import sign_headers
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _black_hole():
+    """A TCP port that accepts connections and never answers (a hung PostgreSQL)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+@contextmanager
+def _gunicorn(**env_overrides: str):
+    """Run the real WSGI app under gunicorn (gunicorn.conf.py) with some environment changed."""
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(env_overrides)
+    env.update({"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "WARNING"})
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "codex.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=30, interval=0.1, what="gunicorn to answer /healthz")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _post(url: str, key_id: str, secret: str, doc) -> tuple[httpx.Response, float]:
+    body = encode(doc)
+    headers = sign_headers(key_id, secret, body) | {"Content-Type": "application/json"}
+    started = time.monotonic()
+    response = httpx.post(url + "/v1/events", content=body, headers=headers, timeout=30)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("kind", ["refused", "hung"])
+def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
+    fake_key = "ck_" + "1" * 32 + "_deadbeef"
+    secret = "whsec_" + "A" * 43 + "="
+    with _black_hole() as hole:
+        port = hole if kind == "hung" else _free_port()
+        database_url = f"postgresql://postgres@127.0.0.1:{port}/codex"
+        with _gunicorn(DATABASE_URL=database_url) as url:
+            response, elapsed = _post(url, fake_key, secret, make_event())
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert elapsed < 10
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_worker, signed):
+    tenant, key, _ = signed
+    with _gunicorn(
+        DATABASE_URL=_database_url(), REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0"
+    ) as url:
+        response, elapsed = _post(url, key.key_id, key.secret, make_event("redis-outage"))
+        metrics_text = httpx.get(url + "/metrics", timeout=5).text
+    # Rate limit failed open, the enqueue failed, and the event is in the ledger all the same.
+    assert response.status_code == 202, response.text
+    assert elapsed < 5
+    assert "codex_ratelimit_errors_total 1.0" in metrics_text
+    assert "codex_ingest_enqueue_errors_total 1.0" in metrics_text
+    event_id = response.json()["id"]
+    with tenant_scope(tenant.id):
+        event = Event.objects.get(id=event_id)
+        assert event.enriched_at is None
+        # Two minutes later (without waiting them out), Redis is back: the sweeper's turn.
+        Event.objects.filter(id=event_id).update(received_at=timezone.now() - timedelta(minutes=3))
+    before = metrics.SWEEP_ENQUEUED._value.get()
+    assert tasks.sweep_unenriched.apply().get() == 1
+    assert metrics.SWEEP_ENQUEUED._value.get() == before + 1
+
+    def enriched():
+        with tenant_scope(tenant.id):
+            return EnrichedEvent.objects.filter(tenant=tenant, event_id=event_id).exists()
+
+    wait_for(enriched, what="the recovered event to be enriched")
