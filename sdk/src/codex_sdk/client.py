@@ -295,7 +295,8 @@ class Client:
         return result
 
     def _record(self, result: SyncResult) -> None:
-        if result.outcome != "disabled" or result.requests:
+        # Only passes that talked to the server count as syncs (and restart the interval).
+        if result.requests:
             with self._state_lock:
                 self._totals["accepted"] += result.accepted
                 self._totals["duplicate"] += result.duplicates
@@ -444,6 +445,9 @@ class Client:
     # -- introspection -------------------------------------------------------------------
 
     def status(self) -> Status:
+        """Snapshot of queue, last sync, effective config and counters (see Status)."""
+        if self._closed:
+            raise RuntimeError("client is closed")
         last = self._store.get_meta("last_sync") or {}
         running = self.running
         next_in: float | None = None

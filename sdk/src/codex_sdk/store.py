@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS events (
     lease_owner     TEXT,
     lease_until     REAL    NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS events_lease ON events (lease_until, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     idempotency_key TEXT    NOT NULL,
@@ -131,11 +130,19 @@ class Store:
             return True
 
     def claim(
-        self, owner: str, *, max_events: int, max_bytes: int, lease_sec: float
+        self,
+        owner: str,
+        *,
+        max_events: int,
+        max_bytes: int,
+        lease_sec: float,
+        max_seq: int | None = None,
     ) -> list[QueuedEvent]:
         """Lease the oldest unleased events, up to max_events and max_bytes of encoded JSON.
 
         max_bytes counts event bodies plus one separator each; the caller adds the envelope.
+        max_seq bounds a sync pass to what was queued when it began. The rowid-ordered scan
+        stops after max_events matches, so claiming stays cheap on a long queue.
         """
         now = time.time()
         picked: list[QueuedEvent] = []
@@ -143,8 +150,8 @@ class Store:
         with self._tx() as db:
             rows = db.execute(
                 "SELECT seq, idempotency_key, body FROM events "
-                "WHERE lease_until <= ? ORDER BY seq LIMIT ?",
-                (now, max_events),
+                "WHERE lease_until <= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (now, max_seq if max_seq is not None else 2**63 - 1, max_events),
             ).fetchall()
             for seq, key, body in rows:
                 size = len(body) + 1
@@ -216,6 +223,10 @@ class Store:
                 db.execute("DELETE FROM events WHERE idempotency_key = ?", (key,))
                 moved += 1
         return moved
+
+    def max_seq(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
     def depth(self) -> int:
         with self._lock:

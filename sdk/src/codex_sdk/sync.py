@@ -125,6 +125,9 @@ class Syncer:
         started = time.time()
         tally = _Tally()
         outcome, error = "empty", None
+        # Events tracked during the pass wait for the next one: a steady stream of track()
+        # calls must not turn a single sync into an endless one.
+        upto = self.store.max_seq()
         try:
             while True:
                 cfg = config()
@@ -139,6 +142,7 @@ class Syncer:
                     max_events=self.max_batch_events,
                     max_bytes=self.max_batch_bytes - BATCH_OVERHEAD,
                     lease_sec=self.lease_sec,
+                    max_seq=upto,
                 )
                 if not batch:
                     break
