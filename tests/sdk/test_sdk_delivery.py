@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from codex_sdk import __version__
@@ -195,3 +197,31 @@ def test_device_clock_skew_is_corrected_from_server_date(standin, make_client) -
     assert result.outcome == "ok"
     assert standin.requests[0].status == 401  # first (config) request taught the offset
     assert all(r.status == 200 for r in standin.posts())
+
+
+def test_dead_letters_can_be_requeued_after_a_server_fix(standin, make_client) -> None:
+    standin.reject_types["new.kind"] = ("unknown_type", "type not enabled for tenant")
+    client = make_client()
+    key = client.track("new.kind", {})
+    assert client.flush(timeout=5).dead_lettered == 1
+    standin.reject_types.clear()  # operator enables the type server-side
+    assert client.requeue_dead_letters() == 1
+    assert client.status().dead_letters == 0
+    assert client.flush(timeout=5).statuses == {key: "accepted"}
+
+
+def test_a_pass_sends_only_what_was_queued_when_it_began(standin, make_client) -> None:
+    standin.hold = threading.Event()
+    client = make_client(max_batch_events=1)
+    first = [client.track("t", {"i": i}) for i in range(2)]
+    results = []
+    flusher = threading.Thread(target=lambda: results.append(client.flush(timeout=10)))
+    flusher.start()
+    assert standin.wait_for(lambda: standin.posts_arrived == 1)
+    late = client.track("t", {"i": "late"})  # arrives while the pass is under way
+    standin.hold.set()
+    flusher.join(10)
+    assert results[0].accepted == 2
+    assert standin.delivered == first
+    assert client.status().queue_depth == 1
+    assert client.flush(timeout=5).statuses == {late: "accepted"}

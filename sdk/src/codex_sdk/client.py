@@ -99,7 +99,8 @@ class Client:
     backoff_base / backoff_max: full-jitter backoff between retries of a failed batch.
     max_batch_events / max_batch_bytes: lower the 500-event / 1 MiB batch limits.
     lease_sec: how long claimed rows stay reserved for this sender (default max(60, 3*timeout)).
-    on_sync: called with every SyncResult (background syncs and flushes), from that thread.
+    on_sync: called with every SyncResult (background syncs and flushes), from the syncing
+        thread; it must not call flush() itself.
     """
 
     def __init__(
@@ -238,7 +239,7 @@ class Client:
         self._stop.set()
         self._wake.set()
         thread = self._thread
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("sync thread still busy after %.1fs; abandoning it", timeout)

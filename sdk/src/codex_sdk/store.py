@@ -81,6 +81,12 @@ class Store:
             # FULL: a committed track() survives power loss, not just a process crash.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                self._db.close()
+                raise RuntimeError(
+                    f"{self.path} was written by a newer codex-sdk (schema {version}); upgrade"
+                )
             with self._tx():
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     self._db.execute(stmt)
