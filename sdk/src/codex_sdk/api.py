@@ -89,7 +89,8 @@ class Api:
         if server_now is None:
             return
         offset = server_now - time.time()
-        if abs(offset) >= _SKEW_CORRECTION_THRESHOLD_SEC:
+        # Compared with the current correction, so a clock later fixed by NTP is re-learnt.
+        if abs(offset - self.clock_offset) >= _SKEW_CORRECTION_THRESHOLD_SEC:
             log.warning("device clock is off by %.0fs from the server; compensating", offset)
             self.clock_offset = offset
 
