@@ -200,3 +200,34 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "retryCap": 3,
         "ingestRatePerSec": 50,
     }
+
+
+def test_non_sdk_event_posts_are_not_counted_as_sync_batches(client, signed):
+    tenant, _, sign = signed
+    labels = {"tenant": tenant.slug, "outcome": "success"}
+    before = REGISTRY.get_sample_value("codex_sync_batches_total", labels)
+    body = b'{"idempotency_key":"k1","type":"t","occurred_at":"2026-01-01T00:00:00Z"}'
+    response = client.post(
+        "/v1/events", data=body, content_type="application/json", **django_headers(sign(body))
+    )
+    assert response.status_code == 202
+    assert REGISTRY.get_sample_value("codex_sync_batches_total", labels) == before
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "outcome"),
+    [
+        (202, {"status": "accepted"}, "success"),
+        (200, {"accepted": 2, "duplicates": 1, "conflicts": 0, "rejected": 0}, "success"),
+        (200, {"accepted": 2, "duplicates": 0, "conflicts": 0, "rejected": 1}, "rejected"),
+        (200, {"accepted": 0, "duplicates": 0, "conflicts": 1, "rejected": 0}, "rejected"),
+        (400, None, "rejected"),
+        (401, None, "rejected"),
+        (429, None, "error"),
+        (503, None, "error"),
+    ],
+)
+def test_sync_batch_outcome_classification(status, body, outcome):
+    from flags.metrics import sync_batch_outcome
+
+    assert sync_batch_outcome(status, body) == outcome

@@ -282,3 +282,23 @@ def test_a_flip_reaches_an_sdk_on_default_config_caching_within_30_seconds(
         lambda: not client.status().config.sync_enabled, 40, "the SDK to see syncEnabled=false"
     )
     assert time.monotonic() - flipped <= 30 + 1.5, seen
+
+
+def _batches(tenant, outcome) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"tenant": tenant.slug, "outcome": outcome}
+    return REGISTRY.get_sample_value("codex_sync_batches_total", labels) or 0.0
+
+
+def test_sdk_batches_are_counted_by_tenant_and_outcome(device, live_server, make_client):
+    tenant, key = device
+    before = {o: _batches(tenant, o) for o in ("success", "rejected", "error")}
+    client = make_client(live_server.url, key)
+    client.track("store.sale", {"amount": 1})
+    client.flush(timeout=10)
+    assert _batches(tenant, "success") == before["success"] + 1
+    client.track("store.sale", {"note": "nul\x00byte"})
+    client.flush(timeout=10)
+    assert _batches(tenant, "rejected") == before["rejected"] + 1
+    assert _batches(tenant, "error") == before["error"]
