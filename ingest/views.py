@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from codex.errors import ApiError
+from flags.metrics import record_sync_response
 from ingest import metrics, ratelimit, services
 from ingest.auth import SignedRequestMixin, db_unavailable
 from ingest.validation import MAX_BODY_BYTES, parse_body
@@ -38,6 +39,8 @@ class EventsView(SignedRequestMixin, APIView):
         metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
         outcome = self.outcome or _OUTCOME_BY_STATUS.get(response.status_code, "error")
         metrics.REQUESTS.labels(outcome=outcome).inc()
+        key = getattr(getattr(self, "request", None), "_auth", None)  # never re-authenticate
+        record_sync_response(request, response, getattr(key, "tenant_slug", None))
         return response
 
     def initial(self, request, *args, **kwargs):
