@@ -19,6 +19,7 @@ from tenants.services import (
     signing_key_resolve,
     signing_key_revoke,
     signing_key_rotate,
+    signing_key_touch,
     tenant_provision,
     tenant_resume,
     tenant_suspend,
@@ -207,3 +208,20 @@ def test_resolve_unknown_and_malformed_key_ids_return_none(acme):
     assert signing_key_resolve("ck_" + "0" * 32 + "_deadbeef") is None
     # Right tenant, wrong random part.
     assert signing_key_resolve(keys[None][:-4] + "0000") is None
+
+
+def test_signing_key_touch_records_use_at_most_once_a_minute(acme):
+    tenant, keys = acme
+    signing_key_touch(tenant_id=tenant.id, key_id=keys[None])
+    with system_scope("test-check"):
+        first = SigningKey.objects.get(key_id=keys[None]).last_used_at
+    assert first is not None
+    signing_key_touch(tenant_id=tenant.id, key_id=keys[None])
+    with system_scope("test-check"):
+        assert SigningKey.objects.get(key_id=keys[None]).last_used_at == first
+        SigningKey.objects.filter(key_id=keys[None]).update(
+            last_used_at=timezone.now() - timedelta(minutes=2)
+        )
+    signing_key_touch(tenant_id=tenant.id, key_id=keys[None])
+    with system_scope("test-check"):
+        assert SigningKey.objects.get(key_id=keys[None]).last_used_at > first
