@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.db import connections
 
@@ -63,8 +65,14 @@ def celery_worker(transactional_db):
 
     from codex.celery import app
 
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+    root = logging.getLogger()
+    level = root.level
+    # loglevel INFO: start_worker would otherwise set the root logger to ERROR for good.
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="INFO"
+    ) as worker:
         yield worker
+    root.setLevel(level)
 
 
 @pytest.fixture
