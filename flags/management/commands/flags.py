@@ -11,6 +11,7 @@ from flags.models import FlagChange
 from flags.registry import FlagValueError, spec_for, specs
 from flags.selectors import flags_explain
 from flags.services import flag_update, flags_parse
+from tenants.cli import logs_to_stderr
 from tenants.models import Tenant
 from tenants.scope import system_scope
 
@@ -61,7 +62,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            return getattr(self, f"_{options['action']}")(options)
+            # stdout carries the answer (e.g. --json for scripts); log lines go to stderr.
+            with logs_to_stderr():
+                return getattr(self, f"_{options['action']}")(options)
         except FlagValueError as exc:
             raise CommandError(str(exc)) from None
 
