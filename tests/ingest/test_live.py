@@ -64,12 +64,18 @@ def test_50_identical_concurrent_requests_store_one_row_1_accepted_49_duplicates
     assert row.id == ids.pop()
 
 
-def test_flood_of_1500_requests_gives_429s_no_5xx_and_every_202_is_stored(wide_live_server, signed):
+def test_flood_of_1500_requests_gives_429s_no_5xx_and_every_202_is_stored(
+    wide_live_server, signed, settings
+):
+    # A limit well below what this one-process test server serves even on a busy machine, so
+    # the flood exceeds it every run (at the default 50/s a slow CI box might not).
+    settings.CODEX_INGEST_RATE_PER_SEC = 20
     tenant, key, _ = signed
     bodies = [encode(make_event(f"flood-{i}")) for i in range(1500)]
     responses = asyncio.run(_send_all(wide_live_server.url, key, bodies, concurrency=50))
     statuses = Counter(r.status_code for r in responses)
-    assert set(statuses) <= {202, 429}, statuses
+    odd = [r.text for r in responses if r.status_code not in (202, 429)][:3]
+    assert set(statuses) <= {202, 429}, (statuses, odd)
     assert statuses[429] > 0
     assert statuses[202] > 0
     limited = next(r for r in responses if r.status_code == 429)
