@@ -20,37 +20,47 @@ logger = logging.getLogger(__name__)
 QUIET_REASONS = frozenset({"auth", "admin"})
 
 
-def _set(name: str, value: str) -> str:
-    """Set a transaction-local GUC and return its previous value."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(current_setting(%s, true), ''), set_config(%s, %s, true)",
-            [name, name, value],
-        )
-        return cursor.fetchone()[0]
+_SWAP_SQL = (
+    "SELECT coalesce(current_setting('app.tenant_id', true), ''),"
+    " coalesce(current_setting('app.system_scope', true), ''),"
+    " set_config('app.tenant_id',"
+    " coalesce(%s::text, current_setting('app.tenant_id', true), ''), true),"
+    " set_config('app.system_scope', %s, true)"
+)
 
 
-def _restore(name: str, previous: str) -> None:
-    # A released savepoint keeps SET LOCAL values until the outer commit: put the old one back.
-    # (On an exception the savepoint rollback already reverts it, so this runs on success only.)
+def _swap(tenant: str | None, system: str) -> tuple[str, str]:
+    """Set both scope GUCs (tenant None: keep it) in one round trip; return the previous pair."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+        cursor.execute(_SWAP_SQL, [tenant, system])
+        previous_tenant, previous_system, _, _ = cursor.fetchone()
+    return previous_tenant, previous_system
+
+
+@contextmanager
+def _scoped(tenant: str | None, system: str) -> Iterator[None]:
+    """One atomic block with the scope GUCs set, put back on exit when nested."""
+    # Outermost block: the commit ends the transaction and its SET LOCALs, nothing to restore.
+    nested = connection.in_atomic_block
+    with transaction.atomic():
+        previous = _swap(tenant, system)
+        yield
+        # A released savepoint keeps SET LOCAL values until the outer commit: put the old ones
+        # back. (On an exception the savepoint rollback reverts them, so this runs on success.)
+        if nested:
+            _swap(*previous)
 
 
 @contextmanager
 def tenant_scope(tenant_id: uuid.UUID | str) -> Iterator[None]:
     """Run a block in one transaction that sees only `tenant_id`'s rows."""
     tid = str(uuid.UUID(str(tenant_id)))
-    with transaction.atomic():
-        previous_tenant = _set("app.tenant_id", tid)
-        previous_system = _set("app.system_scope", "")
-        token = context.tenant_id.set(tid)
-        try:
+    token = context.tenant_id.set(tid)
+    try:
+        with _scoped(tid, ""):
             yield
-        finally:
-            context.tenant_id.reset(token)
-        _restore("app.system_scope", previous_system)
-        _restore("app.tenant_id", previous_tenant)
+    finally:
+        context.tenant_id.reset(token)
 
 
 @contextmanager
@@ -58,9 +68,7 @@ def system_scope(reason: str) -> Iterator[None]:
     """Run a block in one transaction that sees every tenant; named, and logged with its reason."""
     if not reason:
         raise ValueError("system_scope needs a reason")
-    with transaction.atomic():
-        previous = _set("app.system_scope", reason)
-        level = logging.DEBUG if reason in QUIET_REASONS else logging.INFO
-        logger.log(level, "system scope opened", extra={"scope_reason": reason})
+    level = logging.DEBUG if reason in QUIET_REASONS else logging.INFO
+    logger.log(level, "system scope opened", extra={"scope_reason": reason})
+    with _scoped(None, reason):  # the tenant GUC is left as it is
         yield
-        _restore("app.system_scope", previous)
