@@ -189,3 +189,21 @@ def test_staff_with_change_permission_can_pause(staff, tenant_factory):
     client = staff("change_flags")
     assert client.post(toggle_url(tenant, "pause")).status_code == 302
     assert flags_explain(tenant_id=tenant.id)["syncEnabled"].value is False
+
+
+def test_global_bool_flag_is_edited_with_a_choice_and_view_only_staff_get_no_editor(
+    admin_client, staff
+):
+    admin_client.get(GLOBALS)  # materialises the rows
+    url = reverse("admin:flags_globalflag_change", args=["syncEnabled"])
+    assert "built-in default (true)" in admin_client.get(url).content.decode()
+    assert admin_client.post(url, {"setting": "false"}).status_code == 302
+    assert flags_explain(tenant_id=None)["syncEnabled"].value is False
+    assert admin_client.post(url, {"setting": ""}).status_code == 302
+    assert flags_explain(tenant_id=None)["syncEnabled"].source == "default"
+
+    viewer = staff("view_flags")
+    page = viewer.get(url)
+    assert page.status_code == 200
+    assert 'name="setting"' not in page.content.decode()
+    assert viewer.post(url, {"setting": "false"}).status_code == 403
