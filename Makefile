@@ -19,9 +19,10 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m codex.devserver
 
-## test: lint the Dockerfile and run the whole suite on real PostgreSQL and Redis.
+## test: lint the Dockerfile, make sure headless Chromium is there, run the whole suite.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
+	@bash scripts/ensure_browser.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -147,7 +147,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON logging in the worker
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_timeout": 2}
+# Short socket timeouts: a hung broker must not stall a request's enqueue (the sweeper recovers).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_timeout": 2,
+    "socket_connect_timeout": 1,
+}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CODEX_CELERY_QUEUE", "codex")
 if CODEX_ENV == "test":
     # A test run never shares a queue or cache keys with `make run` or another test run.
