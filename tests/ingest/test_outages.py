@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from ingest import metrics, tasks
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
+from tests.dbutil import database_url
 from tests.ingest.conftest import encode, make_event, wait_for
 from tests.signing import sign_headers
 
@@ -113,8 +113,8 @@ def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
     secret = "whsec_" + "A" * 43 + "="
     with _black_hole() as hole:
         port = hole if kind == "hung" else _free_port()
-        database_url = f"postgresql://postgres@127.0.0.1:{port}/codex"
-        with _gunicorn(DATABASE_URL=database_url) as url:
+        dead_url = f"postgresql://postgres@127.0.0.1:{port}/codex"
+        with _gunicorn(DATABASE_URL=dead_url) as url:
             response, elapsed = _post(url, fake_key, secret, make_event())
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "unavailable"
@@ -122,15 +122,10 @@ def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
     assert elapsed < 10
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_worker, signed):
     tenant, key, _ = signed
     with _gunicorn(
-        DATABASE_URL=_database_url(), REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0"
+        DATABASE_URL=database_url(), REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0"
     ) as url:
         response, elapsed = _post(url, key.key_id, key.secret, make_event("redis-outage"))
         metrics_text = httpx.get(url + "/metrics", timeout=5).text

@@ -9,16 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope
 from tenants.services import TenantError, signing_key_resolve, tenant_provision
+from tests.dbutil import database_url
 from tests.signing import sign_headers
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -145,21 +144,10 @@ def test_provision_calls_flags_provisioning_when_the_flags_app_offers_it(db):
         assert "runtime flags set up (flags.services.flags_provision_tenant)" not in result.notes
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    user = quote(s["USER"] or "")
-    password = f":{quote(s['PASSWORD'])}" if s["PASSWORD"] else ""
-    host = s["HOST"] or ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{s['NAME']}?host={quote(host)}"
-    port = f":{s['PORT']}" if s["PORT"] else ""
-    return f"postgresql://{user}{password}@{host}{port}/{s['NAME']}"
-
-
 def test_provision_json_cli_stdout_is_exactly_one_json_object_and_logs_go_to_stderr(
     transactional_db,
 ):
-    env = {**os.environ, "DATABASE_URL": _database_url(), "LOG_LEVEL": "DEBUG"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "LOG_LEVEL": "DEBUG"}
     env.setdefault("REDIS_URL", settings.REDIS_URL)
     started = time.monotonic()
     proc = subprocess.run(

@@ -1,0 +1,19 @@
+"""Test helper: the URL of the test database, for subprocesses (gunicorn, manage.py) to use."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from django.db import connection
+
+
+def database_url() -> str:
+    """A postgres:// URL for the database this test run uses (TCP or the embedded socket)."""
+    s = connection.settings_dict
+    user = quote(s["USER"] or "")
+    password = f":{quote(s['PASSWORD'])}" if s["PASSWORD"] else ""
+    host = s["HOST"] or ""
+    if host.startswith("/"):  # the embedded server listens on a unix socket directory
+        return f"postgresql://{user}{password}@/{s['NAME']}?host={quote(host)}"
+    port = f":{s['PORT']}" if s["PORT"] else ""
+    return f"postgresql://{user}{password}@{host}{port}/{s['NAME']}"
