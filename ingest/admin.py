@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from codex.admin import ReadOnlyModelAdmin
 from ingest import services
 from ingest.models import DeadLetter, EnrichedEvent, Event
 from tenants.audit import actor_of
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is written by the API only; operators read it."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "tenant",
@@ -41,7 +29,7 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(EnrichedEvent)
-class EnrichedEventAdmin(ReadOnlyAdmin):
+class EnrichedEventAdmin(ReadOnlyModelAdmin):
     list_display = (
         "event_id",
         "tenant",
@@ -76,7 +64,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(ReadOnlyModelAdmin):
     list_display = (
         "id",
         "tenant",

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
+from codex.admin import ReadOnlyModelAdmin
 from tenants.audit import actor_of
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.services import (
@@ -283,7 +284,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyModelAdmin):
     """The operator audit log: read-only."""
 
     list_display = ("at", "actor", "action", "tenant", "target")
@@ -293,12 +294,3 @@ class AuditLogAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     fields = ("at", "actor", "actor_user", "action", "tenant", "target", "old", "new")
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

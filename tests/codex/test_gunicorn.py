@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,9 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.codex.test_health import black_hole  # noqa: F401  (fixture)
+from tests.netutil import black_hole, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_serving(url: str, proc: subprocess.Popen, deadline_s: float = 30) -> None:
@@ -39,8 +32,13 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, deadline_s: float = 30
 
 
 @pytest.mark.slow
-def test_sigterm_lets_an_in_flight_request_finish_then_exits_zero(black_hole):  # noqa: F811
-    port = _free_port()
+def test_sigterm_lets_an_in_flight_request_finish_then_exits_zero():
+    with black_hole() as hung:
+        _drain_on_sigterm(hung)
+
+
+def _drain_on_sigterm(black_hole: int) -> None:
+    port = free_port()
     # Unset (not empty): prometheus_client would treat "" as the current directory.
     env = {
         **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 from django.test import override_settings
+
+from tests.netutil import black_hole, free_port
 
 
 def test_healthz_answers_ok_with_version(client):
@@ -24,38 +24,11 @@ def test_readyz_is_ok_when_postgres_and_redis_answer(client):
     assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def black_hole():
-    """A TCP server that accepts connections and never answers (a hung dependency)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                held.append(conn)
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+def hung_port():
+    """A port whose server accepts and never answers."""
+    with black_hole() as port:
+        yield port
 
 
 def _timed_get(client, path):
@@ -66,7 +39,7 @@ def _timed_get(client, path):
 
 @pytest.mark.django_db
 def test_readyz_names_redis_when_redis_is_unreachable(client):
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
         response, elapsed = _timed_get(client, "/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -77,8 +50,8 @@ def test_readyz_names_redis_when_redis_is_unreachable(client):
 
 
 @pytest.mark.django_db
-def test_readyz_names_redis_when_redis_hangs(client, black_hole):
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{black_hole}/0"):
+def test_readyz_names_redis_when_redis_hangs(client, hung_port):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{hung_port}/0"):
         response, elapsed = _timed_get(client, "/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"] != "ok"
@@ -87,8 +60,8 @@ def test_readyz_names_redis_when_redis_hangs(client, black_hole):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["closed", "hung"])
-def test_readyz_names_postgres_when_postgres_is_unreachable(client, black_hole, kind):
-    port = _closed_port() if kind == "closed" else black_hole
+def test_readyz_names_postgres_when_postgres_is_unreachable(client, hung_port, kind):
+    port = free_port() if kind == "closed" else hung_port
     with override_settings(DATABASE_URL=f"postgresql://codex@127.0.0.1:{port}/codex"):
         response, elapsed = _timed_get(client, "/readyz")
     assert response.status_code == 503

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -21,51 +19,17 @@ from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
 from tests.dbutil import database_url
 from tests.ingest.conftest import encode, make_event, wait_for
+from tests.netutil import black_hole, free_port
 from tests.signing import sign_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _black_hole():
-    """A TCP port that accepts connections and never answers (a hung PostgreSQL)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 @contextmanager
 def _gunicorn(**env_overrides: str):
     """Run the real WSGI app under gunicorn (gunicorn.conf.py) with some environment changed."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(env_overrides)
     env.update({"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "WARNING"})
@@ -111,8 +75,8 @@ def _post(url: str, key_id: str, secret: str, doc) -> tuple[httpx.Response, floa
 def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
     fake_key = "ck_" + "1" * 32 + "_deadbeef"
     secret = "whsec_" + "A" * 43 + "="
-    with _black_hole() as hole:
-        port = hole if kind == "hung" else _free_port()
+    with black_hole() as hole:
+        port = hole if kind == "hung" else free_port()
         dead_url = f"postgresql://postgres@127.0.0.1:{port}/codex"
         with _gunicorn(DATABASE_URL=dead_url) as url:
             response, elapsed = _post(url, fake_key, secret, make_event())
@@ -125,7 +89,7 @@ def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
 def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_worker, signed):
     tenant, key, _ = signed
     with _gunicorn(
-        DATABASE_URL=database_url(), REDIS_URL=f"redis://127.0.0.1:{_free_port()}/0"
+        DATABASE_URL=database_url(), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
     ) as url:
         response, elapsed = _post(url, key.key_id, key.secret, make_event("redis-outage"))
         metrics_text = httpx.get(url + "/metrics", timeout=5).text
