@@ -20,6 +20,12 @@ RUN groupadd --system --gid 10001 codex \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=10001:10001 . /app
+# Static files (the admin's CSS/JS) are collected at build time; WhiteNoise serves them.
+# Placeholder values only let settings import here: nothing connects during collectstatic.
+RUN CODEX_ENV=staging SECRET_KEY=build-only DATABASE_URL=postgresql://build@localhost/build \
+    REDIS_URL=redis://localhost:6379/0 ALLOWED_HOSTS=localhost \
+    CODEX_SECRETS_KEY=MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA= \
+    python manage.py collectstatic --no-input
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,18 +30,31 @@ def _service_env() -> dict[str, str]:
     """Resolve the embedded servers once, so the three processes do not each start them."""
     env = dict(os.environ)
     env.setdefault("CODEX_ENV", "development")
-    if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+    if not env.get("DATABASE_URL"):
         from codex import embedded
 
-        print("starting embedded PostgreSQL and Redis (data in .data/) ...", flush=True)
-        env.setdefault("DATABASE_URL", embedded.postgres_url())
-        env.setdefault("REDIS_URL", embedded.redis_url())
+        print("starting embedded PostgreSQL (data in .data/pg) ...", flush=True)
+        env["DATABASE_URL"] = embedded.postgres_url()
+        env["CODEX_EMBEDDED_DB"] = "1"
+    if not env.get("REDIS_URL"):
+        from codex import embedded
+
+        print("starting embedded Redis (.data/redis) ...", flush=True)
+        env["REDIS_URL"] = embedded.redis_url()
     return env
+
+
+def _credentials_path(env: dict[str, str]) -> Path:
+    """Where the demo credentials live: one file per database, so switching servers never mixes."""
+    if env.get("CODEX_EMBEDDED_DB") == "1":
+        return DATA / "demo-credentials.json"
+    digest = hashlib.sha256(env["DATABASE_URL"].encode()).hexdigest()[:8]
+    return DATA / f"demo-credentials-{digest}.json"
 
 
 def _demo_credentials(env: dict[str, str]) -> Path | None:
     """Provision the `demo` tenant on first run and keep its credentials in .data/ (0600)."""
-    path = DATA / "demo-credentials.json"
+    path = _credentials_path(env)
     if path.exists():
         return path
     if not (BASE_DIR / "tenants" / "management" / "commands" / "provision_tenant.py").exists():
@@ -88,6 +102,7 @@ def main() -> int:
         (DATA / sub).mkdir(parents=True, exist_ok=True)
     print("applying migrations ...", flush=True)
     _manage("migrate", "--no-input", env=env, capture=True)
+    _manage("collectstatic", "--no-input", env=env, capture=True)
     password_file = _admin_password(env)
     creds = _demo_credentials(env)
     base = env.get("CODEX_PUBLIC_URL", "http://127.0.0.1:8000")
