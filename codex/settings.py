@@ -119,9 +119,7 @@ STORAGES = {
 }
 if CODEX_ENV == "test":
     # Tests serve static files from the finders; no collectstatic manifest needed.
-    STORAGES["staticfiles"] = {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-    }
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 CSRF_FAILURE_VIEW = "codex.errors.csrf_failure"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
