@@ -118,8 +118,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 if CODEX_ENV == "test":
-    # Tests serve static files from the finders; no collectstatic manifest needed.
+    # Tests serve static files from the finders (live_server does): no collectstatic, no WhiteNoise.
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
 CSRF_FAILURE_VIEW = "codex.errors.csrf_failure"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
