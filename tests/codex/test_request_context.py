@@ -80,10 +80,13 @@ def test_request_log_line_is_json_with_rid_and_null_tenant(client, json_lines):
 
 
 @pytest.mark.urls("tests.codex.urls")
-def test_task_enqueued_by_a_request_logs_with_the_requests_rid(client, celery_worker, json_lines):
+def test_task_enqueued_by_a_request_logs_with_the_requests_rid_and_tenant(
+    client, celery_worker, json_lines
+):
     rid = f"rid-{uuid.uuid4().hex}"
     note = uuid.uuid4().hex
-    response = client.get(f"/test/enqueue-ping?note={note}", HTTP_X_REQUEST_ID=rid)
+    tenant = str(uuid.uuid4())
+    response = client.get(f"/test/enqueue-ping?note={note}&tenant={tenant}", HTTP_X_REQUEST_ID=rid)
     assert response.status_code == 200
 
     deadline = time.monotonic() + 20
@@ -94,6 +97,8 @@ def test_task_enqueued_by_a_request_logs_with_the_requests_rid(client, celery_wo
             time.sleep(0.05)  # polling an observable condition (the worker's log line)
     assert task_line is not None, "the worker never ran the task"
     assert task_line["rid"] == rid
+    assert task_line["tenantId"] == tenant
     assert task_line["logger"] == "codex.tasks"
     request_line = next(ln for ln in json_lines if ln["logger"] == "codex.request")
     assert request_line["rid"] == rid
+    assert request_line["tenantId"] == tenant
