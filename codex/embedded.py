@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,12 +37,14 @@ def _lock(name: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def postgres_url() -> str:
-    """Start (or reuse) the embedded PostgreSQL and return a URL for its `codex` database."""
-    import warnings
-
+def _quiet_platformdirs() -> None:
     # platformdirs warns when XDG_RUNTIME_DIR is unset (as on CI); pgserver copes with /tmp.
     warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def postgres_url() -> str:
+    """Start (or reuse) the embedded PostgreSQL and return a URL for its `codex` database."""
+    _quiet_platformdirs()
     import pgserver  # imported lazily: only development and tests need it
 
     with _lock("pg"):
@@ -134,6 +137,7 @@ def stop() -> None:
             redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
         print("embedded Redis stopped")
     if (PG_DIR / "postmaster.pid").exists():
+        _quiet_platformdirs()
         from pgserver._commands import pg_ctl
 
         user = "pgserver" if os.geteuid() == 0 else None
