@@ -14,6 +14,26 @@ timeout = 30
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
+# gunicorn's own lines (start, worker boot/exit, timeouts) as JSON on stdout, like the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "codex.logconfig.ContextFilter"}},
+    "formatters": {"json": {"()": "codex.logconfig.JsonFormatter"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
 max_requests = 5000
 max_requests_jitter = 500
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

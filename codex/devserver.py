@@ -77,6 +77,12 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=2)
+    # First run only: the SDK settings, once, as provision_tenant itself shows them.
+    print("\n  demo tenant provisioned; SDK settings (also kept in the file below):")
+    for key in doc["keys"]:
+        who = f"device {key['device']}" if key["device"] else "tenant key"
+        print(f"    {who:<14} base_url={doc.get('base_url', '')} key_id={key['key_id']}")
+        print(f"    {'':<14} secret={key['secret']}")
     return path
 
 
