@@ -41,5 +41,9 @@ migrate: $(STAMP)
 stop-embedded: $(STAMP)
 	$(PY) -m codex.embedded stop
 
+## bench: the ingest path against a bare Django endpoint, in the same run (prints figures).
+bench: $(STAMP)
+	$(PY) scripts/bench_ingest.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
