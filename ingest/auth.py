@@ -142,7 +142,8 @@ class SignatureAuthentication(BaseAuthentication):
             raise _fail("invalid_signature", "Signature headers are too long.")
         if not timestamp.isascii() or not timestamp.isdigit():
             raise _fail("invalid_signature", "webhook-timestamp must be unix seconds.")
-        if abs(time.time() - int(timestamp)) > TOLERANCE_S:
+        # Integer arithmetic: a timestamp of 309+ digits overflows a float (was a 500).
+        if abs(int(time.time()) - int(timestamp)) > TOLERANCE_S:
             raise _fail(
                 "timestamp_out_of_tolerance",
                 f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",

@@ -93,6 +93,11 @@ def _storable_text(value: str, field: str) -> None:
         raise EventInvalid(f"{field}: must be valid Unicode") from exc
 
 
+def _echo(text: str) -> str:
+    """Client text safe to put in a JSON answer: lone surrogates (unencodable) become '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _check_payload_strings(value: Any) -> None:
     stack = [value]
     while stack:
@@ -129,7 +134,7 @@ def validate_event(raw: Any) -> ValidEvent:
         raise EventInvalid("event: must be a JSON object")
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
-        raise EventInvalid(f"event: unknown field(s) {', '.join(unknown)[:200]}")
+        raise EventInvalid(f"event: unknown field(s) {_echo(', '.join(unknown)[:200])}")
     key = raw.get("idempotency_key")
     if not isinstance(key, str) or not 1 <= len(key) <= 255:
         raise EventInvalid("idempotency_key: required, a string of 1 to 255 characters")
@@ -171,7 +176,7 @@ def validate_event(raw: Any) -> ValidEvent:
 
 def _item(raw: Any) -> Item:
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-    key = key if isinstance(key, str) else None
+    key = _echo(key) if isinstance(key, str) else None
     try:
         return Item(idempotency_key=key, event=validate_event(raw), error=None)
     except EventInvalid as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import uuid
 from functools import lru_cache
@@ -44,15 +45,14 @@ def new_key_id(tenant_id: uuid.UUID) -> str:
     return f"ck_{tenant_id.hex}_{secrets.token_hex(8)}"
 
 
+# ASCII only: int() and uuid.UUID accept other Unicode digits, and PostgreSQL text refuses NUL.
+_KEY_ID_RE = re.compile(r"ck_([0-9a-fA-F]{32})_[0-9A-Za-z]{1,28}", re.ASCII)
+
+
 def tenant_of_key_id(key_id: str) -> uuid.UUID | None:
     """The tenant a key id names, or None when it is not of our form."""
-    parts = key_id.split("_")
-    if len(parts) != 3 or parts[0] != "ck" or len(parts[1]) != 32:
-        return None
-    try:
-        return uuid.UUID(hex=parts[1])
-    except ValueError:
-        return None
+    match = _KEY_ID_RE.fullmatch(key_id)
+    return uuid.UUID(hex=match.group(1)) if match else None
 
 
 def secret_bytes(secret: str) -> bytes:

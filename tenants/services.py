@@ -30,7 +30,7 @@ class NewKey:
     """A key just created: the only moment its secret exists in clear outside the verifier."""
 
     key_id: str
-    secret: str
+    secret: str = field(repr=False)
     device: str | None
 
 
@@ -44,7 +44,8 @@ class ResolvedKey:
     tenant_active: bool
     device: str | None
     # Empty when the key exists but may no longer verify (revoked, device revoked, overlap over).
-    secrets: tuple[bytes, ...]
+    # Kept out of repr: a ResolvedKey is request.auth and may reach logs or error reports.
+    secrets: tuple[bytes, ...] = field(repr=False)
     revoked: bool
 
 
@@ -53,7 +54,7 @@ class KeyReport:
     """One key in a provisioning report; `secret` is set only for a key created just now."""
 
     key_id: str
-    secret: str | None
+    secret: str | None = field(repr=False)
     device: str | None
 
 
