@@ -347,11 +347,18 @@ class Client:
 
         Uses If-None-Match with the stored ETag, so an unchanged config costs a 304.
         """
-        with self._config_lock:
+        limit = self._timeout if timeout is None else min(timeout, self._timeout)
+        # Another thread may be mid-fetch against a hanging server: wait for it no longer than
+        # our own budget (close() and flush() must keep their timeouts), then use what we have.
+        if not self._config_lock.acquire(timeout=max(0.0, limit)):
+            return self._config
+        try:
             if not force and time.monotonic() < self._config_expires:
                 return self._config
-            self._fetch_config(self._timeout if timeout is None else min(timeout, self._timeout))
+            self._fetch_config(limit)
             return self._config
+        finally:
+            self._config_lock.release()
 
     def _fetch_config(self, timeout: float) -> None:
         self._config_requests += 1
