@@ -15,6 +15,7 @@ from codex.errors import ApiError
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 500
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_DEPTH = 64  # objects and arrays, the payload object itself included
 DEFAULT_SOURCE = "sdk"
 
 _TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
@@ -99,17 +100,22 @@ def _echo(text: str) -> str:
 
 
 def _check_payload_strings(value: Any) -> None:
-    stack = [value]
+    # Iterative, and depth-bounded before anything recursive (canonical_json, jsonb) sees it: near
+    # Python's recursion limit json.loads succeeds where json.dumps fails (that was a 500).
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             _storable_text(item, "payload")
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                _storable_text(k, "payload")
-                stack.append(v)
-        elif isinstance(item, list):
-            stack.extend(item)
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_PAYLOAD_DEPTH:
+                raise EventInvalid(f"payload: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    _storable_text(k, "payload")
+                    stack.append((v, depth + 1))
+            else:
+                stack.extend((v, depth + 1) for v in item)
 
 
 def parse_occurred_at(value: Any) -> datetime:

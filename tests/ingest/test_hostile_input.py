@@ -80,3 +80,30 @@ def test_resolved_key_repr_does_not_show_the_secret(signed):
     text = repr(resolved) + str(resolved)
     assert repr(secret_bytes) not in text
     assert "secrets=" not in text
+
+
+def _deep_event(key: str, depth: int) -> bytes:
+    head = (
+        b'{"idempotency_key":"%s","type":"x","occurred_at":"2026-01-01T00:00:00Z","payload":{"a":'
+    )
+    return (head % key.encode()) + b"[" * depth + b"]" * depth + b"}}"
+
+
+def test_payload_nested_near_the_parser_recursion_limit_is_never_500(client, signed):
+    # json.loads and the canonical json.dumps hit Python's recursion limit at slightly different
+    # depths; in between, the request used to answer 500.
+    _, _, sign = signed
+    for depth in range(850, 1000, 3):
+        body = _deep_event(f"deep-{depth}", depth)
+        response = _post(client, body, sign(body))
+        assert response.status_code == 400, (depth, response.content)
+
+
+def test_payload_nested_beyond_the_limit_is_400_invalid_request(client, signed):
+    _, _, sign = signed
+    ok = _deep_event("deep-ok", 63)
+    assert _post(client, ok, sign(ok)).status_code == 202
+    too_deep = _deep_event("deep-no", 64)
+    response = _post(client, too_deep, sign(too_deep))
+    _assert_error(response, 400, "invalid_request")
+    assert "payload" in response.json()["error"]["message"]
