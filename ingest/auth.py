@@ -80,8 +80,16 @@ def db_unavailable() -> ApiError:
 
 
 def expected_signature(secret: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    """The raw HMAC-SHA256 digest a request must carry (before base64)."""
-    return hmac.new(secret, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    """The raw HMAC-SHA256 digest a request must carry (before base64).
+
+    WSGI hands header values over as latin-1-decoded text; encoding them back as latin-1
+    recovers the exact bytes the client signed (a UTF-8 webhook-id included).
+    """
+    try:
+        prefix = f"{msg_id}.{timestamp}.".encode("latin-1")
+    except UnicodeEncodeError:  # not from a real HTTP server: nothing can match it
+        return b""
+    return hmac.new(secret, prefix + body, hashlib.sha256).digest()
 
 
 def _candidate_signatures(header: str) -> list[bytes]:

@@ -49,6 +49,23 @@ def test_request_signed_by_standardwebhooks_library_is_accepted(client, signed):
     assert response.json()["status"] == "accepted"
 
 
+def test_utf8_webhook_id_signed_by_standardwebhooks_is_accepted(client, signed):
+    _tenant, key, _ = signed
+    body = encode(make_event("swh-utf8"))
+    msg_id = "msg_caf\u00e9_\u6771\u4eac"  # the library signs its UTF-8 bytes
+    now = datetime.now(tz=UTC)
+    signature = Webhook(key.secret).sign(msg_id, now, body.decode())
+    headers = {
+        "X-Codex-Key-Id": key.key_id,
+        # What a WSGI server hands Django for those bytes on the wire: latin-1-decoded text.
+        "webhook-id": msg_id.encode().decode("latin-1"),
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    response = _post(client, body, headers)
+    assert response.status_code == 202, response.content
+
+
 @pytest.mark.parametrize(
     "missing", ["X-Codex-Key-Id", "webhook-id", "webhook-timestamp", "webhook-signature"]
 )
