@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from flags.models import FlagChange, GlobalFlag, TenantFlagSet
-from flags.registry import FlagValueError, defaults, specs
+from flags.registry import FlagValueError, defaults, history_text, specs
 from flags.selectors import flags_explain, flags_explain_many
 from flags.services import flag_update, flags_global_rows_ensure, flags_set_sync_all
 from tenants.audit import actor_of
@@ -385,8 +385,8 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
                 (
                     f"{c.at:%Y-%m-%d %H:%M:%S}",
                     c.key,
-                    _history_value(c.old),
-                    _history_value(c.new),
+                    history_text(c.old, c.old_effective, tenant=True),
+                    history_text(c.new, c.new_effective, tenant=True),
                     c.actor,
                     c.via,
                 )
@@ -478,10 +478,6 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
-def _history_value(value: object) -> str:
-    return "(inherit)" if value is None else _fmt(value)
-
-
 # --- history ------------------------------------------------------------------------------------
 
 
@@ -505,4 +501,6 @@ class FlagChangeAdmin(_FlagPermissions, admin.ModelAdmin):
 
     @admin.display(description="old → new")
     def change(self, obj):
-        return f"{_history_value(obj.old)} → {_history_value(obj.new)}"
+        tenant = obj.tenant_id is not None
+        old = history_text(obj.old, obj.old_effective, tenant=tenant)
+        return f"{old} → {history_text(obj.new, obj.new_effective, tenant=tenant)}"

@@ -52,7 +52,9 @@ class TenantFlag(TenantOwned):
 class FlagChange(models.Model):
     """One change of one flag: who, when, how, for which tenant (NULL: global), old -> new.
 
-    `old`/`new` hold the stored value; NULL means "not set here" (inherit).
+    `old`/`new` hold the stored value; NULL means "not set here" (inherit). `old_effective` /
+    `new_effective` hold the value in force before and after (what an inherited NULL meant then);
+    NULL in rows written before they were recorded.
     """
 
     class Via(models.TextChoices):
@@ -67,6 +69,8 @@ class FlagChange(models.Model):
     key = models.CharField(max_length=64)
     old = models.JSONField(null=True, blank=True)
     new = models.JSONField(null=True, blank=True)
+    old_effective = models.JSONField(null=True, blank=True)
+    new_effective = models.JSONField(null=True, blank=True)
     actor = models.CharField(max_length=150)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -123,3 +123,23 @@ def defaults() -> dict[str, object]:
 def public_keys() -> tuple[str, ...]:
     """The keys GET /config publishes, in their documented order."""
     return tuple(key for key, spec in specs().items() if spec.public)
+
+
+def history_text(stored: object, effective: object, *, tenant: bool) -> str:
+    """One side of a history entry's old -> new, as operators read it (admin, CLI).
+
+    A stored value is shown as is; an unset level shows what was in force through it, e.g.
+    "(inherit: true)" for a tenant or "(default: 900)" globally ("(inherit)" alone in rows
+    recorded before effective values were).
+    """
+    if stored is None:
+        if effective is None:
+            return "(inherit)"
+        return f"({'inherit' if tenant else 'default'}: {_text(effective)})"
+    return _text(stored)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -20,7 +20,12 @@ from redis.exceptions import RedisError
 from flags import metrics
 from flags.models import FlagChange, GlobalFlag, TenantFlag
 from flags.registry import FlagValueError, spec_for, specs
-from flags.selectors import GLOBAL_CACHE_KEY, note_cache_error, tenant_cache_key
+from flags.selectors import (
+    GLOBAL_CACHE_KEY,
+    note_cache_error,
+    stored_layers,
+    tenant_cache_key,
+)
 from tenants.audit import audit_record
 from tenants.models import Tenant
 from tenants.scope import system_scope
@@ -40,6 +45,9 @@ class Change:
     key: str
     old: object
     new: object
+    # The values in force before and after: an unset level shows what it inherited.
+    old_effective: object = None
+    new_effective: object = None
 
 
 def flags_global_rows_ensure() -> None:
@@ -79,6 +87,16 @@ def _invalidate(cache_key: str) -> None:
         note_cache_error("invalidate", exc)
 
 
+def _in_force(key: str, stored: object, fallback: object) -> object:
+    """The value a level answers: its stored value if valid today, else what it inherits."""
+    if stored is None:
+        return fallback
+    try:
+        return spec_for(key).validate(stored)
+    except FlagValueError:
+        return fallback  # ignored by the selectors too
+
+
 def flag_update(
     *,
     tenant_id: uuid.UUID | str | None,
@@ -106,6 +124,8 @@ def flag_update(
             if not Tenant.objects.filter(id=tid).exists():
                 raise FlagValueError("tenant", f"no tenant with id {tid}")
             _lock(str(tid))
+            inherited = {key: spec.default for key, spec in specs().items()}
+            inherited.update(stored_layers(tenant_id=None)[0])
             stored = {
                 row.key: row
                 for row in TenantFlag.objects.select_for_update().filter(
@@ -127,7 +147,16 @@ def flag_update(
                     TenantFlag.objects.filter(tenant_id=tid, id=row.id).update(
                         value=new, updated_at=now, updated_by=actor
                     )
-                changes.append(Change(tid, key, old, new))
+                changes.append(
+                    Change(
+                        tid,
+                        key,
+                        old,
+                        new,
+                        _in_force(key, old, inherited[key]),
+                        _in_force(key, new, inherited[key]),
+                    )
+                )
             cache_key = tenant_cache_key(tid)
         else:
             _lock("global")
@@ -143,7 +172,17 @@ def flag_update(
                 GlobalFlag.objects.filter(key=key).update(
                     value=new, updated_at=now, updated_by=actor
                 )
-                changes.append(Change(None, key, old, new))
+                default = spec_for(key).default
+                changes.append(
+                    Change(
+                        None,
+                        key,
+                        old,
+                        new,
+                        _in_force(key, old, default),
+                        _in_force(key, new, default),
+                    )
+                )
             cache_key = GLOBAL_CACHE_KEY
         for change in changes:
             FlagChange.objects.create(
@@ -151,6 +190,8 @@ def flag_update(
                 key=change.key,
                 old=change.old,
                 new=change.new,
+                old_effective=change.old_effective,
+                new_effective=change.new_effective,
                 actor=actor,
                 actor_user=user if getattr(user, "pk", None) else None,
                 via=via,

@@ -68,7 +68,7 @@ def test_one_click_pause_and_resume_change_the_flag_and_the_history(
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is False
     history = admin_client.get(HISTORY).content.decode()
     assert "store-1" in history
-    assert "(inherit) → false" in history
+    assert "(inherit: true) → false" in history
     commit_hooks(admin_client.post, toggle_url(tenant, "resume"))
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is True
     with system_scope("test"):
@@ -123,7 +123,7 @@ def test_tenant_editor_saves_overrides_and_blank_means_inherit(admin_client, ten
     admin_client.post(url, {"syncEnabled": "", "minIntervalSec": "60", "retryCap": ""})
     assert flags_explain(tenant_id=tenant.id)["syncEnabled"].source == "default"
     page = admin_client.get(url).content.decode()
-    assert "false &rarr; (inherit)" in page  # the history on the tenant's page
+    assert "false &rarr; (inherit: true)" in page  # the history on the tenant's page
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ def test_admin_pauses_a_tenants_sync_and_shows_it_in_history(
     first = history.find_element(By.CSS_SELECTOR, "tbody tr")
     assert "browser-store" in first.text
     assert "syncEnabled" in first.text
-    assert "(inherit) → false" in first.text
+    assert "(inherit: true) → false" in first.text
     assert "operator" in first.text
 
     shot = ARTIFACTS / "admin-flags-pause-history.png"

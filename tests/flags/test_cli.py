@@ -32,7 +32,7 @@ def test_set_for_a_tenant_changes_config_and_writes_history(tenant_factory, comm
     tenant = tenant_factory("store-7")
     effective_flags(tenant_id=tenant.id)  # warm the cache: the CLI must invalidate it
     out = commit_hooks(run, "set", "--tenant", "store-7", "syncEnabled=false", "minIntervalSec=60")
-    assert "syncEnabled (inherit) -> false" in out
+    assert "syncEnabled (inherit: true) -> false" in out
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is False
     assert effective_flags(tenant_id=tenant.id)["minIntervalSec"] == 60
     with system_scope("test"):

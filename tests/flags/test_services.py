@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flags.models import FlagChange, GlobalFlag, TenantFlag
-from flags.registry import FlagValueError, spec_for
+from flags.registry import FlagValueError, history_text, spec_for
 from flags.selectors import effective_flags, flags_explain
 from flags.services import flag_update, flags_parse, flags_provision_tenant, flags_set_sync_all
 from tenants.models import AuditLog
@@ -128,6 +128,37 @@ def test_second_change_records_the_previous_value_and_unset_deletes_the_override
         assert not TenantFlag.objects.filter(tenant_id=tenant.id).exists()
     assert history == [(None, 60, "a"), (60, 120, "b"), (120, None, "c")]
     assert flags_explain(tenant_id=tenant.id)["minIntervalSec"].source == "default"
+
+
+def test_history_records_the_value_in_force_behind_an_unset_level(tenant_factory):
+    tenant = tenant_factory()
+    flag_update(tenant_id=None, values={"minIntervalSec": 60}, actor="g", via="cli")
+    flag_update(tenant_id=tenant.id, values={"minIntervalSec": 5}, actor="t", via="cli")
+    flag_update(tenant_id=tenant.id, values={"minIntervalSec": None}, actor="t", via="cli")
+    with system_scope("test"):
+        history = list(
+            FlagChange.objects.order_by("id").values_list(
+                "tenant_id", "old", "old_effective", "new", "new_effective"
+            )
+        )
+    assert history == [
+        (None, None, 900, 60, 60),  # global: from the built-in default
+        (tenant.id, None, 60, 5, 5),  # first override: it inherited the global 60
+        (tenant.id, 5, 5, None, 60),  # unset: back to inheriting 60
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stored", "effective", "tenant", "text"),
+    [
+        (None, True, True, "(inherit: true)"),
+        (None, 900, False, "(default: 900)"),
+        (False, False, True, "false"),
+        (None, None, True, "(inherit)"),  # rows recorded before effective values were
+    ],
+)
+def test_history_text_shows_what_an_unset_level_inherited(stored, effective, tenant, text):
+    assert history_text(stored, effective, tenant=tenant) == text
 
 
 def test_setting_the_same_value_again_writes_no_history(tenant_factory):

@@ -8,7 +8,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flags.models import FlagChange
-from flags.registry import FlagValueError, spec_for, specs
+from flags.registry import FlagValueError, history_text, spec_for, specs
 from flags.selectors import flags_explain
 from flags.services import flag_update, flags_parse
 from tenants.cli import logs_to_stderr
@@ -124,9 +124,8 @@ class Command(BaseCommand):
         where = f"tenant {tenant.slug}" if tenant else "global"
         if not changes:
             self.stdout.write(f"{where}: nothing to change")
-        unset = "(inherit)" if tenant else "(built-in default)"
         for c in changes:
-            old = unset if c.old is None else _fmt(c.old)
-            new = unset if c.new is None else _fmt(c.new)
+            old = history_text(c.old, c.old_effective, tenant=tenant is not None)
+            new = history_text(c.new, c.new_effective, tenant=tenant is not None)
             self.stdout.write(f"{where}: {c.key} {old} -> {new}")
         self._show({"tenant": tenant.slug if tenant else None, "json": False})
