@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from flags import metrics
 from flags.models import FlagChange, GlobalFlag, TenantFlag
@@ -79,11 +78,21 @@ def _lock(scope: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"codex.flags:{scope}"])
 
 
+# A reader that read PostgreSQL just before a change committed can put the old value back into
+# the cache just after the change deleted it; a second delete a moment later closes that window,
+# so a flip is never hidden for longer than the cache TTL.
+SECOND_DELETE_AFTER_S = 2
+
+
 def _invalidate(cache_key: str) -> None:
+    from flags.tasks import cache_delete
+
     try:
         cache.delete(cache_key)
-    except RedisError as exc:
-        # The entry expires within selectors.CACHE_TTL_SEC anyway; a change must not fail.
+        cache_delete.apply_async((cache_key,), countdown=SECOND_DELETE_AFTER_S, retry=False)
+    # Redis (cache or broker) down: the entry expires within selectors.CACHE_TTL_SEC anyway,
+    # and a change must not fail because of it.
+    except Exception as exc:  # noqa: BLE001 - kombu and redis raise many types
         note_cache_error("invalidate", exc)
 
 
