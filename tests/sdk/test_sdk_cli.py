@@ -73,6 +73,35 @@ def test_login_writes_private_file_and_picks_the_device_key(
     assert secret not in out + err
 
 
+def test_login_from_a_rerun_picks_the_one_key_that_has_a_secret(
+    cli, provision, creds_path: Path, key_id: str, secret: str
+) -> None:
+    # provision_tenant re-run with a new --device: old keys are listed without secrets.
+    rerun = [
+        {"key_id": "ck_server_side", "secret": None, "device": None},
+        {"key_id": "ck_front_old", "secret": None, "device": "front"},
+        {"key_id": key_id, "secret": secret, "device": "back"},
+    ]
+    assert cli("login", "--from-json", str(provision(keys=rerun)))[0] == EXIT_OK
+    saved = json.loads(creds_path.read_text())
+    assert (saved["key_id"], saved["device"]) == (key_id, "back")
+
+
+def test_login_refuses_to_guess_between_several_device_keys(
+    cli, provision, creds_path: Path, key_id: str, secret: str
+) -> None:
+    two = [
+        {"key_id": key_id, "secret": secret, "device": "front"},
+        {"key_id": "ck_back", "secret": "whsec_c2VydmVyIGtleQ==", "device": "back"},
+    ]
+    code, _, err = cli("login", "--from-json", str(provision(keys=two)))
+    assert code == EXIT_FAIL
+    assert "pass --device" in err
+    assert not creds_path.exists()
+    assert cli("login", "--from-json", str(provision(keys=two)), "--device", "back")[0] == EXIT_OK
+    assert json.loads(creds_path.read_text())["key_id"] == "ck_back"
+
+
 def test_login_overwrites_with_0600_even_if_file_was_open(cli, provision, creds_path: Path) -> None:
     creds_path.parent.mkdir(parents=True)
     creds_path.write_text("{}")

@@ -43,14 +43,17 @@ def from_provision(
 ) -> Credentials:
     """Pick one key out of the JSON printed by the server's `provision_tenant --json`.
 
-    --device selects by device name; otherwise the first key bound to a device, else the
-    first key. An explicit base_url overrides the file's.
+    Only keys whose secret is present count (a re-run lists existing keys without secrets).
+    --device selects by device name; otherwise the one device key, else the tenant key; with
+    several device keys the choice is refused rather than guessed, so two devices never end up
+    sharing one key. An explicit base_url overrides the file's.
     """
     if not isinstance(data, dict):
         raise CredentialsError("provisioning JSON must be an object")
     keys = data.get("keys")
     if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
         raise CredentialsError("provisioning JSON has no keys")
+    usable = [k for k in keys if isinstance(k.get("secret"), str) and k.get("secret")]
     if device is not None:
         matches = [k for k in keys if k.get("device") == device]
         if not matches:
@@ -58,9 +61,13 @@ def from_provision(
             raise CredentialsError(
                 f"no key for device {device!r} (devices: {', '.join(known) or 'none'})"
             )
-        chosen = matches[0]
+        chosen = next((k for k in matches if k in usable), matches[0])
     else:
-        chosen = next((k for k in keys if k.get("device")), keys[0])
+        device_keys = [k for k in usable if k.get("device")]
+        if len(device_keys) > 1:
+            names = ", ".join(sorted(str(k["device"]) for k in device_keys))
+            raise CredentialsError(f"several device keys ({names}): pass --device NAME")
+        chosen = (device_keys or usable or keys)[0]
     url = base_url or data.get("base_url")
     if not url:
         raise CredentialsError("provisioning JSON has no base_url; pass --base-url")
