@@ -51,6 +51,7 @@ def test_bad_payloads(offline_client: Client, payload: object) -> None:
         {"occurred_at": "2026-01-01T10:00:00"},  # no offset
         {"occurred_at": "2026-02-30T10:00:00Z"},
         {"occurred_at": 1234567890},
+        {"occurred_at": "2026-01-01T10:00:00.1234567891Z"},  # the server takes <= 9 digits
     ],
 )
 def test_bad_fields(offline_client: Client, kwargs: dict) -> None:

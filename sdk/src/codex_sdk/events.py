@@ -15,7 +15,9 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 
 _TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
 # RFC 3339 date-time; fromisoformat alone would accept many non-RFC 3339 shapes.
-_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
 
 
 def utc_now_rfc3339() -> str:
