@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -168,6 +168,10 @@ def signing_key_rotate(
     not_after = now + overlap
     with transaction.atomic():
         with tenant_scope(tenant.id):
+            # One rotation per key owner at a time: two racing ones would each add an active key.
+            owner = f"codex.rotate:{tenant.id}:{device.id if device else 'tenant'}"
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [owner])
             if device is not None:
                 # Re-read under a lock: a revocation racing this rotation must win.
                 device = Device.objects.select_for_update().get(tenant_id=tenant.id, id=device.id)

@@ -225,3 +225,41 @@ def test_signing_key_touch_records_use_at_most_once_a_minute(acme):
     signing_key_touch(tenant_id=tenant.id, key_id=keys[None])
     with system_scope("test-check"):
         assert SigningKey.objects.get(key_id=keys[None]).last_used_at > first
+
+
+def test_concurrent_rotations_of_one_owner_leave_exactly_one_active_key(transactional_db):
+    import threading
+
+    from django.db import connections
+
+    from tenants.services import signing_key_rotate, tenant_get, tenant_provision
+
+    tenant_provision(slug="racer", devices=["till"], actor="test")
+    tenant = tenant_get(slug="racer")
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def rotate() -> None:
+        try:
+            start.wait()
+            signing_key_rotate(tenant=tenant, overlap=timedelta(hours=1), actor="test")
+        except BaseException as exc:  # reported below, not swallowed
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=rotate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    with tenant_scope(tenant.id):
+        active = SigningKey.objects.filter(
+            tenant_id=tenant.id, device__isnull=True, status=SigningKey.Status.ACTIVE
+        )
+        assert active.count() == 1
+        rotated = SigningKey.objects.filter(
+            tenant_id=tenant.id, device__isnull=True, status=SigningKey.Status.ROTATED
+        )
+        assert rotated.count() == 4  # the original key and three of the four new ones
