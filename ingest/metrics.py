@@ -9,7 +9,29 @@ several processes never add their copies up. Tenant labels carry the tenant's sl
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram
+
+# `source` is client text: cap the distinct label values per tenant (per process) so one
+# tenant cannot blow up the number of series Prometheus has to hold.
+MAX_SOURCES_PER_TENANT = 20
+OTHER_SOURCE = "other"
+_sources: dict[str, set[str]] = {}
+_sources_lock = threading.Lock()
+
+
+def source_label(tenant: str, source: str) -> str:
+    """The `source` label value for a tenant's event: itself, or "other" past the cap."""
+    with _sources_lock:
+        seen = _sources.setdefault(tenant, set())
+        if source in seen:
+            return source
+        if len(seen) < MAX_SOURCES_PER_TENANT:
+            seen.add(source)
+            return source
+    return OTHER_SOURCE
+
 
 REQUESTS = Counter(
     "codex_ingest_requests_total",

@@ -95,7 +95,7 @@ class EventsView(SignedRequestMixin, APIView):
         for result in results:
             metrics.EVENTS.labels(
                 tenant=key.tenant_slug,
-                source=result.source or "invalid",
+                source=metrics.source_label(key.tenant_slug, result.source or "invalid"),
                 outcome=result.status,
             ).inc()
         headers = decision.headers()

@@ -64,3 +64,14 @@ def test_dlq_depth_gauge_is_multiprocess_safe_and_drops_on_resolve(signed):
     assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 1
     services.events_enrich(tenant_id=tenant.id, event_ids=[event.id])
     assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 0
+
+
+def test_source_label_values_are_capped_per_tenant():
+    from ingest.metrics import MAX_SOURCES_PER_TENANT, OTHER_SOURCE, source_label
+
+    tenant = "cap-test-tenant"
+    labels = [source_label(tenant, f"src-{n}") for n in range(MAX_SOURCES_PER_TENANT + 5)]
+    assert labels[:MAX_SOURCES_PER_TENANT] == [f"src-{n}" for n in range(MAX_SOURCES_PER_TENANT)]
+    assert set(labels[MAX_SOURCES_PER_TENANT:]) == {OTHER_SOURCE}
+    assert source_label(tenant, "src-0") == "src-0"  # a known source keeps its label
+    assert source_label("another-tenant", "src-99") == "src-99"  # the cap is per tenant
