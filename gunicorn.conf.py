@@ -4,6 +4,8 @@ import os
 import shutil
 from pathlib import Path
 
+from codex.logconfig import logging_config
+
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 worker_class = "gthread"
@@ -15,25 +17,13 @@ keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON on stdout, like the app's.
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"context": {"()": "codex.logconfig.ContextFilter"}},
-    "formatters": {"json": {"()": "codex.logconfig.JsonFormatter"}},
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "json",
-            "filters": ["context"],
-        }
-    },
-    "root": {"handlers": ["stdout"], "level": "INFO"},
-    "loggers": {
-        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-    },
-}
+logconfig_dict = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
+logconfig_dict["loggers"].update(
+    {
+        name: {"handlers": ["stdout"], "level": "INFO", "propagate": False}
+        for name in ("gunicorn.error", "gunicorn.access")
+    }
+)
 max_requests = 5000
 max_requests_jitter = 500
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -43,3 +43,31 @@ def commit_hooks(django_capture_on_commit_callbacks):
             return fn(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture
+def make_client(request, tmp_path):
+    """Build SDK clients with fast test timings; all are closed at teardown.
+
+    A test module may set SDK_TIMEOUT for a longer per-request timeout.
+    """
+    from codex_sdk import Client
+
+    clients: list[Client] = []
+
+    def make(base_url: str, key, **overrides) -> Client:
+        kwargs = {
+            "queue_path": tmp_path / f"queue-{len(clients)}.sqlite3",
+            "timeout": getattr(request.module, "SDK_TIMEOUT", 3.0),
+            "backoff_base": 0.05,
+            "backoff_max": 0.2,
+            "config_refresh_sec": 0.5,
+        }
+        kwargs.update(overrides)
+        client = Client(base_url, key.key_id, key.secret, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close(timeout=1.0, flush=False)

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from codex_sdk import Client
 from flags.services import flag_update
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
@@ -70,28 +69,6 @@ def proxy(live_server):
     flaky.up()
     yield flaky
     flaky.down()
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    clients: list[Client] = []
-
-    def make(base_url: str, key, **overrides) -> Client:
-        kwargs = {
-            "queue_path": tmp_path / f"queue-{len(clients)}.sqlite3",
-            "timeout": 3.0,
-            "backoff_base": 0.05,
-            "backoff_max": 0.2,
-            "config_refresh_sec": 0.5,
-        }
-        kwargs.update(overrides)
-        client = Client(base_url, key.key_id, key.secret, **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close(timeout=1.0, flush=False)
 
 
 def test_events_tracked_while_the_server_is_down_arrive_exactly_once_after_it_returns(
