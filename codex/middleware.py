@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from codex import context
+from codex import context, metrics
 
 logger = logging.getLogger("codex.request")
 
@@ -23,7 +23,14 @@ class RequestContextMiddleware:
         request.rid = rid
         started = time.perf_counter()
         try:
-            response = self.get_response(request)
+            try:
+                response = self.get_response(request)
+            except Exception:
+                # Django converts a view's exception into a 500 response before it gets here;
+                # should anything escape regardless, the server answers 500: count it as such.
+                metrics.record_response(request.path, 500)
+                raise
+            metrics.record_response(request.path, response.status_code)
             response["X-Request-ID"] = rid
             if not request.path.startswith(("/healthz", "/metrics")):
                 logger.info(

@@ -1,4 +1,4 @@
-"""Test-only URLconf: a view that enqueues a task, to follow one rid from request to worker."""
+"""Test-only URLconf: a view enqueuing a task (one rid, request to worker), a view that raises."""
 
 from django.http import JsonResponse
 from django.urls import include, path
@@ -15,4 +15,13 @@ def enqueue_ping(request):
     return JsonResponse({"queued": True})
 
 
-urlpatterns = [path("test/enqueue-ping", enqueue_ping), path("", include("codex.urls"))]
+def boom(request):
+    """A view that raises: Django's handler must still answer (and count) a 500."""
+    raise RuntimeError("boom")
+
+
+urlpatterns = [
+    path("test/enqueue-ping", enqueue_ping),
+    path("test/boom", boom),
+    path("", include("codex.urls")),
+]

@@ -1,0 +1,38 @@
+"""HTTP response metrics of the API, for the error-ratio alert (multiprocess-safe counter).
+
+`codex_http_responses_total{status_class}` counts every answered API request by status class
+(2xx, 3xx, 4xx, 5xx; 1xx and anything odd fold into the nearest class). It is incremented by the
+outermost middleware (codex.middleware.RequestContextMiddleware), so it sees the final response,
+including the 500 Django's handler builds when a view raises. Operational paths are not API
+traffic and are left out: /metrics, /healthz, /readyz, /admin/ and /static/.
+
+The four children are created at import, so each class is exported (at 0) before its first
+response and ratios such as 5xx / all evaluate to 0 instead of to nothing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+EXCLUDED_PREFIXES = ("/metrics", "/healthz", "/readyz", "/admin/", "/static/")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+
+HTTP_RESPONSES = Counter(
+    "codex_http_responses_total",
+    "API responses by status class (2xx, 3xx, 4xx, 5xx); excludes /metrics, /healthz, /readyz, "
+    "/admin/ and /static/.",
+    ["status_class"],
+)
+_BY_CLASS = {cls: HTTP_RESPONSES.labels(status_class=cls) for cls in STATUS_CLASSES}
+_CLASS_OF = {hundreds: STATUS_CLASSES[min(max(hundreds, 2), 5) - 2] for hundreds in range(10)}
+
+
+def status_class(status_code: int) -> str:
+    """The status_class label of an HTTP status code ("2xx" ... "5xx")."""
+    return _CLASS_OF.get(status_code // 100, "5xx")
+
+
+def record_response(path: str, status_code: int) -> None:
+    """Count one answered request unless `path` is operational (cheap: a prefix test, an inc)."""
+    if not path.startswith(EXCLUDED_PREFIXES):
+        _BY_CLASS[status_class(status_code)].inc()
