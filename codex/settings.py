@@ -176,6 +176,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # Nightly drift check: yesterday's (and today's so far) accepted events vs events_enriched per
+    # tenant (reconcile.tasks). Not started within 6 h: dropped (`manage.py reconcile --date`).
+    "reconcile-nightly": {
+        "task": "reconcile.tasks.reconcile_nightly",
+        "schedule": crontab(hour=2, minute=15),
+        "options": {"expires": 6 * 3600},
+    },
 }
 
 # --- observability -------------------------------------------------------------------------

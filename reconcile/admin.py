@@ -1,0 +1,31 @@
+"""Admin for reconcile runs (read-only: only the nightly job and the command write them)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from codex.admin import ReadOnlyModelAdmin
+from reconcile.models import ReconcileRun
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "day",
+        "tenant",
+        "accepted",
+        "enriched",
+        "dead_lettered",
+        "pending",
+        "drift_percent",
+        "computed_at",
+    )
+    list_filter = ("tenant",)
+    list_select_related = ("tenant",)
+    date_hierarchy = "day"
+    ordering = ("-day", "tenant__slug")
+    show_full_result_count = False
+
+    @admin.display(description="drift", ordering="drift")
+    def drift_percent(self, obj: ReconcileRun) -> str:
+        return f"{obj.drift:.3%}"

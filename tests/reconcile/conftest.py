@@ -1,0 +1,59 @@
+"""Fixtures for the reconcile tests: ledger rows received on a given day, partly enriched."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+_seq = itertools.count(1)
+
+
+def noon(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+@pytest.fixture
+def ledger():
+    """ledger(tenant, accepted, enriched=0, dead=0, received_at=...) -> the Event rows.
+
+    Events are written with the ORM in the tenant's scope (no enqueue); `enriched` of them go
+    through ingest's enrichment service, the next `dead` are dead-lettered by ingest's service.
+    """
+    from ingest import services
+    from ingest.models import Event
+    from tenants.scope import tenant_scope
+
+    def make(tenant, accepted, *, enriched=0, dead=0, received_at):
+        with tenant_scope(tenant.id):
+            events = Event.objects.bulk_create(
+                Event(
+                    tenant=tenant,
+                    idempotency_key=f"rk-{next(_seq)}",
+                    type="sale.completed",
+                    source="pos",
+                    occurred_at=received_at - timedelta(seconds=5),
+                    received_at=received_at,
+                    payload={"amount": "1.00", "currency": "EUR"},
+                    fingerprint="f" * 64,
+                )
+                for _ in range(accepted)
+            )
+        ids = [e.id for e in events]
+        if enriched:
+            outcome = services.events_enrich(tenant_id=tenant.id, event_ids=ids[:enriched])
+            assert len(outcome.enriched) == enriched
+        if dead:
+            failures = {i: RuntimeError("boom") for i in ids[enriched : enriched + dead]}
+            services.deadletter_record(
+                tenant_id=tenant.id, failures=failures, attempts=4, first_failed_at=None
+            )
+        return events
+
+    return make
