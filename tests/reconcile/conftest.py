@@ -57,3 +57,36 @@ def ledger():
         return events
 
     return make
+
+
+@pytest.fixture
+def locked_run(transactional_db):
+    """lock(tenant_id): hold that tenant's reconcile_run rows FOR UPDATE from another connection."""
+    import psycopg
+    from django.db import connection
+
+    s = connection.settings_dict
+    other = psycopg.connect(
+        dbname=s["NAME"],
+        user=s["USER"] or None,
+        password=s["PASSWORD"] or None,
+        host=s["HOST"] or None,
+        port=s["PORT"] or None,
+    )
+
+    def lock(tenant_id) -> None:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM reconcile_run WHERE tenant_id = %s FOR UPDATE", [tenant_id]
+            )
+            assert cursor.fetchall()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    try:
+        yield lock
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")

@@ -73,3 +73,17 @@ def test_reconcile_command_with_date_and_tenant_reconciles_only_that(
 def test_reconcile_command_with_bad_input_is_refused(db, args, message):
     with pytest.raises(CommandError, match=message):
         _run(*args)
+
+
+def test_reconcile_command_with_a_failing_tenant_names_it_and_fails(
+    tenant_factory, yesterday, locked_run
+):
+    stuck = tenant_factory("stuck")
+    _run()
+    locked_run(stuck.id)
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"reconcile failed for 1 tenant\(s\)"):
+        call_command("reconcile", stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().startswith("stuck: ")

@@ -159,3 +159,24 @@ def test_drift_compute_sets_drift_gauge_last_run_and_run_counter(tenant_factory,
     assert (
         REGISTRY.get_sample_value("codex_reconcile_runs_total", {"outcome": "ok"}) == ok_before + 1
     )
+
+
+def test_drift_compute_with_one_tenant_failing_records_the_others_and_reports_it(
+    tenant_factory, ledger, yesterday, locked_run
+):
+    ledger(tenant_factory("fine"), 5, enriched=5, received_at=noon(yesterday))
+    stuck = tenant_factory("stuck")
+    services.drift_compute(day=yesterday)
+    last_before = REGISTRY.get_sample_value("codex_reconcile_last_run_timestamp_seconds")
+    errors_before = REGISTRY.get_sample_value("codex_reconcile_runs_total", {"outcome": "error"})
+    locked_run(stuck.id)
+
+    outcome = services.drift_compute(day=yesterday)
+
+    assert [r.slug for r in outcome.runs] == ["fine"]
+    assert list(outcome.failed) == ["stuck"]
+    assert "lock timeout" in outcome.failed["stuck"]
+    errors = REGISTRY.get_sample_value("codex_reconcile_runs_total", {"outcome": "error"})
+    assert errors == (errors_before or 0) + 1
+    # A pass with a failure does not count as a completed run for the staleness alert.
+    assert REGISTRY.get_sample_value("codex_reconcile_last_run_timestamp_seconds") == last_before
