@@ -97,12 +97,17 @@ ORDER BY t.slug
 """
 
 
-def latest_runs(*, tenant_ids: list[uuid.UUID] | None = None) -> list[TenantRun]:
-    """Every tenant (or those in `tenant_ids`) with the worst day of its last run."""
+def latest_runs(
+    *, tenant_ids: list[uuid.UUID] | None = None, reason: str = "reconcile"
+) -> list[TenantRun]:
+    """Every tenant (or those in `tenant_ids`) with the worst day of its last run.
+
+    `reason` names the system scope ("admin" for the Health card, which is logged quietly).
+    """
     where, params = "", []
     if tenant_ids is not None:
         where, params = "WHERE t.id = ANY(%s::uuid[])", [[str(t) for t in tenant_ids]]
-    with system_scope("reconcile"), connection.cursor() as cursor:
+    with system_scope(reason), connection.cursor() as cursor:
         cursor.execute(_LATEST_SQL.format(where=where), params)
         rows = cursor.fetchall()
     return [
@@ -132,7 +137,9 @@ def _named(slugs: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def reconcile_health(*, now: datetime | None = None, worst: int = 5) -> Health:
+def reconcile_health(
+    *, now: datetime | None = None, worst: int = 5, reason: str = "reconcile"
+) -> Health:
     """Grade reconciliation OK / WARNING / CRITICAL from staleness and size, with reasons.
 
     Staleness is the age of each tenant's last run (a tenant younger than 26 h is not due yet);
@@ -140,7 +147,7 @@ def reconcile_health(*, now: datetime | None = None, worst: int = 5) -> Health:
     check_analytics_state, the reasons say what is wrong (or, when OK, what was checked).
     """
     now = now or timezone.now()
-    rows = latest_runs()
+    rows = latest_runs(reason=reason)
     ran = [r for r in rows if r.run_at is not None]
     by_drift = sorted(ran, key=lambda r: (-r.drift, r.slug))
     if not ran:
@@ -171,14 +178,14 @@ def reconcile_health(*, now: datetime | None = None, worst: int = 5) -> Health:
         if drifting:
             grades.append(grade)
             limit = DRIFT_CRITICAL if grade is Grade.CRITICAL else DRIFT_WARNING
-            details = [f"{r.slug} {r.drift:.2%} on {r.day}" for r in drifting]
+            details = [f"{r.slug} {r.drift:.3%} on {r.day}" for r in drifting]
             reasons.append(f"drift over {limit:.1%}: {_named(details)}")
 
     last_run_at = max(r.run_at for r in ran)
     grade = worst_grade(*grades)
     if grade is Grade.OK:
         reasons.append(
-            f"last run {_hours(now - last_run_at)} ago; max drift {by_drift[0].drift:.2%} "
+            f"last run {_hours(now - last_run_at)} ago; max drift {by_drift[0].drift:.3%} "
             f"({by_drift[0].slug}, {by_drift[0].day})"
         )
     return Health(grade, reasons, last_run_at, by_drift[:worst], now)

@@ -16,4 +16,4 @@ def reconcile_health_card(context) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.has_perm("reconcile.view_reconcilerun"):
         return {"health": None}
-    return {"health": selectors.reconcile_health()}
+    return {"health": selectors.reconcile_health(reason="admin")}

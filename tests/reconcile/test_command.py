@@ -43,7 +43,7 @@ def test_reconcile_command_by_default_prints_yesterdays_table_for_every_tenant(
     assert lines[3] == f"window {day} 00:00 - {yesterday + timedelta(days=1)} 00:00 UTC; " + (
         "2 tenant(s) reconciled"
     )
-    assert lines[4].startswith("health: CRITICAL (drift over 1.0%: acme 2.00%")
+    assert lines[4].startswith("health: CRITICAL (drift over 1.0%: acme 2.000%")
 
 
 def test_reconcile_command_with_date_and_tenant_reconciles_only_that(

@@ -79,7 +79,7 @@ def test_health_with_drift_over_threshold_grades_and_names_the_tenant(
     assert [r.slug for r in health.worst] == ["leaky", "fine"]
     [reason] = health.reasons
     assert reason.startswith("drift over ")
-    assert f"leaky {(1000 - enriched) / 1000:.2%} on {yesterday}" in reason
+    assert f"leaky {(1000 - enriched) / 1000:.3%} on {yesterday}" in reason
 
 
 @pytest.mark.parametrize(
