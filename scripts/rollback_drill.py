@@ -23,10 +23,12 @@ budget (or anything else failed). Every wait is bounded; every process it starte
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -96,6 +98,9 @@ class Drill:
         env = dict(os.environ)
         env.setdefault("DATABASE_URL", "postgresql://drill@127.0.0.1:1/drill")
         env.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")
+        # Throw-away keys, so development mode generates nothing under .data/.
+        env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        env.setdefault("CODEX_SECRETS_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
         env.update(
             {
                 "BIND": f"127.0.0.1:{self.port}",
