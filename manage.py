@@ -8,6 +8,8 @@ import sys
 def main() -> None:
     """Run administrative tasks."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
+    # A command's stdout is its output; its log lines go to stderr (the services keep stdout).
+    os.environ.setdefault("CODEX_LOG_STREAM", "stderr")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

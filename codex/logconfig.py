@@ -45,8 +45,8 @@ class JsonFormatter(logging.Formatter):
         return _SECRET.sub("whsec_[redacted]", line)
 
 
-def logging_config(*, level: str = "INFO") -> dict:
-    """The LOGGING dict for settings: everything to stdout as JSON lines."""
+def logging_config(*, level: str = "INFO", stream: str = "stdout") -> dict:
+    """The LOGGING dict for settings: everything as JSON lines to stdout (or stderr)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -55,7 +55,7 @@ def logging_config(*, level: str = "INFO") -> dict:
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
-                "stream": "ext://sys.stdout",
+                "stream": f"ext://sys.{stream}",
                 "formatter": "json",
                 "filters": ["context"],
             }

@@ -186,7 +186,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 # --- observability -------------------------------------------------------------------------
-LOGGING = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
+# Services log to stdout; manage.py commands default to stderr (manage.py sets CODEX_LOG_STREAM),
+# so what a command prints for people or scripts is never interleaved with log lines.
+LOGGING = logging_config(
+    level=os.environ.get("LOG_LEVEL", "INFO"),
+    stream="stderr" if os.environ.get("CODEX_LOG_STREAM") == "stderr" else "stdout",
+)
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
