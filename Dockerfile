@@ -9,7 +9,10 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 FROM python:3.11-slim-bookworm AS runtime
-ENV PATH=/opt/venv/bin:$PATH \
+# The release version /healthz reports (cd.yml passes the tag or commit).
+ARG CODEX_VERSION=dev
+ENV CODEX_VERSION=$CODEX_VERSION \
+    PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CODEX_ENV=production \

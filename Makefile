@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate stop-embedded bench clean
+.PHONY: run test lint format install migrate stop-embedded bench smoke drill clean
 
 $(STAMP): requirements.txt requirements-dev.txt sdk/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -44,6 +44,15 @@ stop-embedded: $(STAMP)
 ## bench: the ingest path against a bare Django endpoint, in the same run (prints figures).
 bench: $(STAMP)
 	$(PY) scripts/bench_ingest.py
+
+## smoke: the post-deploy smoke gate against URL (needs CODEX_KEY_ID/CODEX_SECRET).
+smoke:
+	@[ -n "$(URL)" ] || { echo "usage: make smoke URL=https://... (with CODEX_KEY_ID/CODEX_SECRET)"; exit 2; }
+	bash scripts/smoke.sh $(URL)
+
+## drill: the local rollback drill (release A -> broken B -> A; /healthz green again < 60 s).
+drill: $(STAMP)
+	$(PY) scripts/rollback_drill.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

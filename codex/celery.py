@@ -42,15 +42,56 @@ def _clear_context(**_):
     context.tenant_id.set(None)
 
 
-@signals.worker_init.connect
-def _fresh_metrics_dir(**_):
-    """Empty this worker's Prometheus multiprocess directory at start (stale files double-count)."""
+def _metrics_dir_ready() -> None:
+    """Create the multiprocess directory before any metric module is imported (they open files)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
-        import shutil
-
-        shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
+
+
+_metrics_dir_ready()
+
+
+@signals.worker_init.connect
+def _prune_stale_metric_files(**_):
+    """Drop metric files of processes that no longer run (a previous worker's).
+
+    Left in place they would be summed forever; this process's own files stay, so a solo-pool
+    worker keeps counting.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    for name in os.listdir(path):
+        stem, _, pid_text = name.removesuffix(".db").rpartition("_")
+        if not stem or not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            os.unlink(os.path.join(path, name))
+        except PermissionError:
+            continue  # alive, someone else's
+
+
+@signals.worker_ready.connect
+def _serve_worker_metrics(**_):
+    """Serve this worker's metrics over HTTP where web and worker share no disk.
+
+    Locally (make run) the web's /metrics reads the worker's multiprocess directory too; on
+    separate hosts or containers set CODEX_WORKER_METRICS_PORT and scrape the worker directly.
+    """
+    port = os.environ.get("CODEX_WORKER_METRICS_PORT")
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not (port and path):
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)
+    addr = os.environ.get("CODEX_WORKER_METRICS_ADDR", "127.0.0.1")
+    start_http_server(int(port), addr=addr, registry=registry)
 
 
 @signals.worker_process_init.connect
