@@ -19,10 +19,11 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m codex.devserver
 
-## test: lint the Dockerfile, make sure headless Chromium is there, run the whole suite.
+## test: lint the Dockerfile, make sure headless Chromium and promtool are there, run the suite.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 	@bash scripts/ensure_browser.sh
+	@bash scripts/ensure_promtool.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)

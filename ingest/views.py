@@ -35,7 +35,14 @@ class EventsView(SignedRequestMixin, APIView):
     def dispatch(self, request, *args, **kwargs):
         started = time.perf_counter()
         self.outcome: str | None = None
-        response = super().dispatch(request, *args, **kwargs)
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception:
+            # Escaping exceptions become Django's 500: count them here, or they vanish from
+            # the latency histogram and the outcome counter.
+            metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
+            metrics.REQUESTS.labels(outcome="error").inc()
+            raise
         metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
         outcome = self.outcome or _OUTCOME_BY_STATUS.get(response.status_code, "error")
         metrics.REQUESTS.labels(outcome=outcome).inc()

@@ -75,3 +75,22 @@ def test_source_label_values_are_capped_per_tenant():
     assert set(labels[MAX_SOURCES_PER_TENANT:]) == {OTHER_SOURCE}
     assert source_label(tenant, "src-0") == "src-0"  # a known source keeps its label
     assert source_label("another-tenant", "src-99") == "src-99"  # the cap is per tenant
+
+
+def test_a_bug_escaping_the_view_is_still_counted_and_answers_json_500(
+    client, post_signed, monkeypatch
+):
+    def broken(**_kwargs):
+        raise RuntimeError("a bug in the write path")
+
+    # Simulates a programming error below the view (the database itself stays real).
+    monkeypatch.setattr(services, "events_ingest", broken)
+    client.raise_request_exception = False
+    errors = metrics.REQUESTS.labels(outcome="error")._value.get()
+    observed = sum(b.get() for b in metrics.REQUEST_DURATION._buckets)
+    response = post_signed(make_event("bug-1"))
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert response.json()["error"]["rid"] == response["X-Request-ID"]
+    assert metrics.REQUESTS.labels(outcome="error")._value.get() == errors + 1
+    assert sum(b.get() for b in metrics.REQUEST_DURATION._buckets) == observed + 1
