@@ -17,3 +17,18 @@ def database_url() -> str:
         return f"postgresql://{user}{password}@/{s['NAME']}?host={quote(host)}"
     port = f":{s['PORT']}" if s["PORT"] else ""
     return f"postgresql://{user}{password}@{host}{port}/{s['NAME']}"
+
+
+def owner_connect(*, autocommit: bool = False):
+    """A separate psycopg connection to the test database as the owner (no SET ROLE, sees all)."""
+    import psycopg
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        dbname=s["NAME"],
+        user=s["USER"] or None,
+        password=s["PASSWORD"] or None,
+        host=s["HOST"] or None,
+        port=s["PORT"] or None,
+        autocommit=autocommit,
+    )

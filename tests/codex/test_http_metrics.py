@@ -3,12 +3,8 @@ across gunicorn workers."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,9 +13,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from codex import metrics
-from tests.netutil import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.procs import gunicorn_server
 
 
 def _count(status_class: str) -> float:
@@ -118,35 +112,14 @@ def _scrape(base: str) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_counts_are_summed_across_gunicorn_workers(tmp_path):
-    port = free_port()
     metrics_dir = tmp_path / "prom"
     env = {
-        **{k: v for k, v in os.environ.items() if k != "CODEX_METRICS_DIRS"},
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "3",
         "GUNICORN_THREADS": "2",
         "DATABASE_URL": settings.DATABASE_URL,
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    proc = subprocess.Popen(
-        [gunicorn, "-c", "gunicorn.conf.py", "codex.wsgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with gunicorn_server(env, workers=3, unset=("CODEX_METRICS_DIRS",)) as (base, _proc):
         deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "gunicorn exited"
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)  # polling for the server to come up
         # Every worker has booted (and imported codex.metrics) once it has a file of its own.
         while len(list(metrics_dir.glob("counter_*.db"))) < 3:
             assert time.monotonic() < deadline, "not every worker booted"
@@ -160,7 +133,4 @@ def test_counts_are_summed_across_gunicorn_workers(tmp_path):
             codes = list(pool.map(miss, range(60)))
         assert codes == [404] * 60
         counts = _scrape(base)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     assert counts == {"2xx": 0.0, "3xx": 0.0, "4xx": 60.0, "5xx": 0.0}

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,47 +16,17 @@ from tenants.scope import tenant_scope
 from tests.dbutil import database_url
 from tests.ingest.conftest import encode, make_event, wait_for
 from tests.netutil import black_hole, free_port
+from tests.procs import gunicorn_server
 from tests.signing import sign_headers
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
 def _gunicorn(**env_overrides: str):
-    """Run the real WSGI app under gunicorn (gunicorn.conf.py) with some environment changed."""
-    port = free_port()
-    env = dict(os.environ)
-    env.update(env_overrides)
-    env.update({"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "LOG_LEVEL": "WARNING"})
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "codex.wsgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up():
-            if proc.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                return httpx.get(url + "/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, timeout=30, interval=0.1, what="gunicorn to answer /healthz")
+    """The real app under gunicorn with some environment changed; yields its base URL."""
+    with gunicorn_server(env_overrides) as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _post(url: str, key_id: str, secret: str, doc) -> tuple[httpx.Response, float]:

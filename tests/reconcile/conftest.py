@@ -62,17 +62,11 @@ def ledger():
 @pytest.fixture
 def locked_run(transactional_db):
     """lock(tenant_id): hold that tenant's reconcile_run rows FOR UPDATE from another connection."""
-    import psycopg
     from django.db import connection
 
-    s = connection.settings_dict
-    other = psycopg.connect(
-        dbname=s["NAME"],
-        user=s["USER"] or None,
-        password=s["PASSWORD"] or None,
-        host=s["HOST"] or None,
-        port=s["PORT"] or None,
-    )
+    from tests.dbutil import owner_connect
+
+    other = owner_connect()
 
     def lock(tenant_id) -> None:
         with other.cursor() as cursor:

@@ -12,6 +12,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests.dbutil import owner_connect
+
 # Tables RLS protects: every public table with a tenant_id column, plus tenants_tenant (by id).
 CATALOGUE_SQL = """
 SELECT c.oid, c.relname, a.attname, a.attnum, a.attnotnull,
@@ -59,15 +61,7 @@ def restricted_cursor(db):
 @pytest.fixture
 def owner_connection(transactional_db) -> Iterator[psycopg.Connection]:
     """A separate connection to the test database as the owner (no SET ROLE): sees real rows."""
-    s = connection.settings_dict
-    conn = psycopg.connect(
-        dbname=s["NAME"],
-        user=s["USER"] or None,
-        password=s["PASSWORD"] or None,
-        host=s["HOST"] or None,
-        port=s["PORT"] or None,
-        autocommit=True,
-    )
+    conn = owner_connect(autocommit=True)
     try:
         yield conn
     finally:
