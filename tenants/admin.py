@@ -58,12 +58,9 @@ def _base_url() -> str:
     return settings.CODEX_PUBLIC_URL
 
 
-class DeviceInline(admin.TabularInline):
-    """The tenant's devices, read-only (revoke from the device list)."""
+class _ReadOnlyInline(admin.TabularInline):
+    """A listing inside the tenant page: no adds, no deletes, a link to each row."""
 
-    model = Device
-    fields = ("name", "created_at", "revoked_at")
-    readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
@@ -72,19 +69,21 @@ class DeviceInline(admin.TabularInline):
         return False
 
 
-class SigningKeyInline(admin.TabularInline):
+class DeviceInline(_ReadOnlyInline):
+    """The tenant's devices, read-only (revoke from the device list)."""
+
+    model = Device
+    fields = ("name", "created_at", "revoked_at")
+    readonly_fields = fields
+
+
+class SigningKeyInline(_ReadOnlyInline):
     """The tenant's keys, read-only; the secret column is never part of the form."""
 
     model = SigningKey
     fields = ("key_id", "device", "status", "not_after", "created_at", "last_used_at")
     readonly_fields = fields
     exclude = ("secret_encrypted",)
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class TenantForm(forms.ModelForm):
