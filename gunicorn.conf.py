@@ -48,7 +48,10 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Close this worker's database connections once in-flight requests have finished."""
+    """Publish pending drain wake-ups and close DB connections once in-flight requests finished."""
     from django.db import connections
 
+    from ingest.wake import drain_wake_flush
+
+    drain_wake_flush()
     connections.close_all()

@@ -29,3 +29,8 @@ class ReusingRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _ReusingClient
+
+
+def redis_client(cache: RedisCache, key: str):
+    """The redis-py client behind a Django Redis cache, for a made key (for pipelines)."""
+    return cache._cache.get_client(key, write=True)

@@ -55,7 +55,7 @@ CACHES = {
     "default": {
         "BACKEND": "codex.cache.ReusingRedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "codex",
+        "KEY_PREFIX": os.environ.get("CODEX_CACHE_PREFIX") or "codex",
         "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
     }
 }

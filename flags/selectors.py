@@ -152,6 +152,33 @@ def effective_flags(*, tenant_id: uuid.UUID | str | None) -> dict[str, object]:
     return values
 
 
+# In-process layer over effective_flags for the ingest hot path (the rate limit and retryCap):
+# values at most LOCAL_TTL_SEC old, so a request costs no Redis round trip for flags. A change made
+# in this process clears it at once (flags.services), other processes see it within the TTL.
+LOCAL_TTL_SEC = 3.0
+_local: dict[str | None, tuple[float, dict[str, object]]] = {}
+_LOCAL_MAX = 20_000
+
+
+def effective_flags_cached(*, tenant_id: uuid.UUID | str | None) -> dict[str, object]:
+    """effective_flags, at most LOCAL_TTL_SEC seconds old (do not mutate the answer)."""
+    key = None if tenant_id is None else str(tenant_id)
+    now = time.monotonic()
+    entry = _local.get(key)
+    if entry is not None and entry[0] > now:
+        return entry[1]
+    values = effective_flags(tenant_id=tenant_id)
+    if len(_local) >= _LOCAL_MAX:
+        _local.clear()  # crude bound; one more read per tenant after it
+    _local[key] = (now + LOCAL_TTL_SEC, values)
+    return values
+
+
+def local_flags_clear() -> None:
+    """Forget this process's in-process flag values (after a change)."""
+    _local.clear()
+
+
 def public_config(*, tenant_id: uuid.UUID | str) -> dict[str, object]:
     """The document GET /config answers: exactly the public flags, in registry order."""
     values = effective_flags(tenant_id=tenant_id)

@@ -21,6 +21,7 @@ from flags.models import FlagChange, GlobalFlag, TenantFlag
 from flags.registry import FlagValueError, spec_for, specs
 from flags.selectors import (
     GLOBAL_CACHE_KEY,
+    local_flags_clear,
     note_cache_error,
     stored_layers,
     tenant_cache_key,
@@ -87,6 +88,7 @@ SECOND_DELETE_AFTER_S = 2
 def _invalidate(cache_key: str) -> None:
     from flags.tasks import cache_delete
 
+    local_flags_clear()
     try:
         cache.delete(cache_key)
         cache_delete.apply_async((cache_key,), countdown=SECOND_DELETE_AFTER_S, retry=False)

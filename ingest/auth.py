@@ -36,6 +36,7 @@ import hmac
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError
 from rest_framework.authentication import BaseAuthentication
@@ -44,7 +45,8 @@ from rest_framework.permissions import BasePermission
 from codex import context
 from codex.errors import ApiError
 from ingest import metrics
-from tenants.services import ResolvedKey, signing_key_resolve, signing_key_touch
+from tenants.selectors import signing_key_resolve_cached
+from tenants.services import ResolvedKey, signing_key_touch
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +159,13 @@ class SignatureAuthentication(BaseAuthentication):
                 f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
             )
         try:
-            key = signing_key_resolve(key_id)
+            key = signing_key_resolve_cached(key_id)
         except (OperationalError, InterfaceError) as exc:
             logger.warning("key lookup failed: database unavailable", exc_info=exc)
             raise db_unavailable() from exc
         if key is None:
             raise _fail("unknown_key", "No such signing key.")
-        if key.revoked or not key.secrets:
+        if key.revoked or not key.usable_at(datetime.now(UTC)):
             raise _fail("revoked_key", "This signing key is revoked or expired.")
         body = request._request.body  # the raw bytes exactly as signed
         if not verify(

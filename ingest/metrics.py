@@ -65,7 +65,7 @@ RATELIMIT_ERRORS = Counter(
 )
 ENQUEUE_ERRORS = Counter(
     "codex_ingest_enqueue_errors_total",
-    "Enrichment enqueues that failed after commit (the sweeper re-enqueues those events).",
+    "Enrichment drain wake-ups that could not be published (the sweeper wakes those drains).",
 )
 ENRICH = Counter(
     "codex_enrich_events_total",
@@ -85,5 +85,10 @@ DLQ_DEPTH = Gauge(
 )
 SWEEP_ENQUEUED = Counter(
     "codex_ingest_sweep_enqueued_total",
-    "Events re-enqueued for enrichment by the sweeper (accepted but not enriched in time).",
+    "Events whose drain the sweeper woke (accepted, due, and not enriched in time).",
+)
+AMOUNT_UNUSABLE = Counter(
+    "codex_enrich_amount_unusable_total",
+    "Events enriched with a null amount_minor because their amount could not be an amount "
+    "(not a number, not finite, an absurd exponent, beyond 64 bits).",
 )

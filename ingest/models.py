@@ -23,6 +23,12 @@ class Event(TenantOwned):
     fingerprint = models.CharField(max_length=64)
     key_id = models.CharField(max_length=64, blank=True)
     enriched_at = models.DateTimeField(null=True, blank=True)
+    # Enrichment failures of this event (the drain's retry state; design: driven by the ledger).
+    enrich_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    enrich_failed_at = models.DateTimeField(null=True, blank=True, help_text="first failure")
+    enrich_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="not drained before this; year 9999 once dead-lettered"
+    )
 
     class Meta:
         constraints = [

@@ -1,4 +1,4 @@
-"""Writes of the ingest app: accept events, enrich them, dead-letter and replay failures."""
+"""Writes of the ingest app: accept events, drain them into events_enriched, DLQ and replay."""
 
 from __future__ import annotations
 
@@ -6,20 +6,21 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from codex.errors import ApiError
+from flags.selectors import effective_flags
 from ingest import metrics, selectors
-from ingest.models import DeadLetter, EnrichedEvent, Event
+from ingest.enrichment import Source, enriched_values
+from ingest.models import DeadLetter
 from ingest.validation import Item
+from ingest.wake import drain_wake
 from tenants.audit import audit_record
 from tenants.scope import system_scope, tenant_scope
 
@@ -28,7 +29,6 @@ logger = logging.getLogger(__name__)
 # Accepted, not enriched after this long: the sweeper enqueues it again.
 SWEEP_AFTER = timedelta(minutes=2)
 SWEEP_LIMIT = 5000
-ENQUEUE_CHUNK = 500
 
 # ---------------------------------------------------------------------------------------------
 # accept
@@ -69,7 +69,7 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
     """Store the valid events of a request exactly once per (tenant, idempotency_key).
 
     One INSERT .. ON CONFLICT DO NOTHING RETURNING for the batch, then one SELECT for the keys
-    that already existed; the enrichment of the new events is enqueued after commit, as one task.
+    that already existed; after commit the tenant's enrichment drain is woken (debounced).
     """
     firsts: dict[str, Any] = {}
     for item in items:
@@ -106,11 +106,10 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
                         status_code=503,
                         headers={"Retry-After": "1"},
                     )
-            if inserted:
-                new_ids = list(inserted.values())
-                transaction.on_commit(
-                    partial(enqueue_enrichment, tenant_id=tenant_id, event_ids=new_ids)
-                )
+        if inserted:
+            # After commit, off the request thread, debounced: nothing depends on it (the ledger
+            # is the work list; the sweeper wakes drains for anything a lost wake-up left).
+            transaction.on_commit(partial(drain_wake, tenant_id))
     fingerprints = {key: firsts[key].fingerprint for key in inserted}
     fingerprints.update({key: fp for key, (_, fp) in existing.items()})
     ids = dict(inserted)
@@ -151,135 +150,180 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
     return results
 
 
-def enqueue_enrichment(*, tenant_id: uuid.UUID | str, event_ids: list[int]) -> bool:
-    """Enqueue one enrichment task; on a broker failure log, count and leave it to the sweeper."""
-    from ingest.tasks import enrich_events
-
-    try:
-        enrich_events.apply_async(
-            args=(str(tenant_id), event_ids),
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
-        )
-    # kombu and redis raise many exception types; whatever it is, the ledger has the event.
-    except Exception as exc:
-        metrics.ENQUEUE_ERRORS.inc()
-        logger.warning(
-            "enrichment enqueue failed; the sweeper will retry",
-            extra={"events": len(event_ids)},
-            exc_info=exc,
-        )
-        return False
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
-# enrich
+# enrich: workers drain the ledger (design.md: enrichment is driven by the ledger, not messages)
 
-# ISO 4217 minor-unit exponents that are not 2.
-_EXPONENTS = {
-    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"], 0),
-    **dict.fromkeys(["RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
-    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
-}
-_MAX_MINOR = 2**63 - 1
+DRAIN_BATCH = 500
+# After failure n an event waits base * 2**(n-1) s (settings.CODEX_ENRICH_RETRY_BASE_S).
+DEFAULT_RETRY_BASE_S = 2.0
+
+_CLAIM_COLUMNS = """
+    id, type, source, occurred_at, received_at,
+    jsonb_typeof(payload->'amount'), payload->>'amount',
+    jsonb_typeof(payload->'amount_minor'), payload->>'amount_minor',
+    payload->>'currency', enrich_attempts, enrich_failed_at
+"""
+# Due, unenriched events of one tenant, oldest first. SKIP LOCKED: concurrent drains (several
+# worker processes, a replay) take disjoint rows, so no event is enriched twice or waited for.
+_CLAIM_SQL = f"""
+SELECT {_CLAIM_COLUMNS} FROM ingest_event
+WHERE tenant_id = %s::uuid AND enriched_at IS NULL
+  AND (enrich_retry_at IS NULL OR enrich_retry_at <= now())
+ORDER BY received_at
+LIMIT %s
+FOR NO KEY UPDATE SKIP LOCKED
+"""
+_CLAIM_IDS_SQL = f"""
+SELECT {_CLAIM_COLUMNS} FROM ingest_event
+WHERE tenant_id = %s::uuid AND id = ANY(%s::bigint[]) AND enriched_at IS NULL
+ORDER BY id
+FOR NO KEY UPDATE
+"""
+_ENRICHED_INSERT_SQL = """
+INSERT INTO events_enriched
+    (tenant_id, event_id, type, source, occurred_at, occurred_date, received_at, amount_minor,
+     currency, lag_ms, enriched_at)
+SELECT %s::uuid, u.*, %s::timestamptz
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::date[],
+            %s::timestamptz[], %s::bigint[], %s::text[], %s::bigint[]) AS u
+ON CONFLICT (tenant_id, event_id) DO NOTHING
+"""
+_MARK_ENRICHED_SQL = """
+UPDATE ingest_event SET enriched_at = %s, enrich_retry_at = NULL
+WHERE tenant_id = %s::uuid AND id = ANY(%s::bigint[])
+"""
+_MARK_FAILED_SQL = """
+UPDATE ingest_event e SET
+    enrich_attempts = u.attempts,
+    enrich_failed_at = coalesce(e.enrich_failed_at, %s),
+    enrich_retry_at = u.retry_at
+FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[]) AS u(id, attempts, retry_at)
+WHERE e.tenant_id = %s::uuid AND e.id = u.id
+"""
+# A dead-lettered event is not due again (year 9999: Python can still read it) until a replay
+# enriches it.
+_PARK_SQL = """
+UPDATE ingest_event SET enrich_retry_at = '9999-12-31T00:00:00Z'
+WHERE tenant_id = %s::uuid AND id = ANY(%s::bigint[]) AND enriched_at IS NULL
+"""
 
 
-class EnrichmentFault(RuntimeError):
-    """A failure injected with settings.CODEX_ENRICH_FAIL_TYPES (drills and tests)."""
-
-
-def _currency(payload: dict) -> str:
-    value = payload.get("currency")
-    if isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha():
-        return value.upper()
-    return ""
-
-
-def _amount_minor(payload: dict, currency: str) -> int | None:
-    """Minor units from `amount_minor` (integer) or `amount` (decimal in major units)."""
-    minor = payload.get("amount_minor")
-    if isinstance(minor, int) and not isinstance(minor, bool):
-        return minor if abs(minor) <= _MAX_MINOR else None
-    amount = payload.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
-        return None
-    try:
-        value = Decimal(str(amount)).scaleb(_EXPONENTS.get(currency, 2))
-        value = value.to_integral_value()
-    except (InvalidOperation, ValueError):
-        return None
-    if not value.is_finite() or abs(value) > _MAX_MINOR:
-        return None
-    return int(value)
-
-
-def enrich_row(event: Event) -> EnrichedEvent:
-    """The events_enriched row of one event (pure; raises on an unusable event)."""
-    fail_types = getattr(settings, "CODEX_ENRICH_FAIL_TYPES", ())
-    if event.type in fail_types:
-        raise EnrichmentFault(f"enrichment fault injected for type {event.type!r}")
-    payload = event.payload if isinstance(event.payload, dict) else {}
-    currency = _currency(payload)
-    occurred = event.occurred_at.astimezone(UTC)
-    lag = event.received_at - event.occurred_at
-    return EnrichedEvent(
-        tenant_id=event.tenant_id,
-        event_id=event.id,
-        type=event.type,
-        source=event.source,
-        occurred_at=event.occurred_at,
-        occurred_date=occurred.date(),
-        received_at=event.received_at,
-        amount_minor=_amount_minor(payload, currency),
-        currency=currency,
-        lag_ms=int(lag.total_seconds() * 1000),
-    )
+def retry_delay(attempt: int) -> float:
+    """Seconds an event waits after its failure number `attempt` (1, 2, 3, ...): base * 2**(n-1)."""
+    base = float(getattr(settings, "CODEX_ENRICH_RETRY_BASE_S", DEFAULT_RETRY_BASE_S))
+    return base * 2 ** (attempt - 1)
 
 
 @dataclass
 class EnrichOutcome:
     """What one enrichment pass did."""
 
+    claimed: int = 0
     enriched: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # already enriched, or not this tenant's
     failed: dict[int, BaseException] = field(default_factory=dict)
+    dead_lettered: list[int] = field(default_factory=list)
+    retry_in: float | None = None  # seconds until the earliest retry this pass scheduled
+
+
+def _write_enriched(cursor, tenant_id: str, rows: list, now: datetime) -> EnrichOutcome:
+    """Enrich claimed ledger rows set-based; return the outcome (failures not yet handled)."""
+    outcome = EnrichOutcome(claimed=len(rows))
+    values = []
+    for row in rows:
+        src = Source(*row[:10])
+        try:
+            values.append(enriched_values(src))
+        except Exception as exc:  # noqa: BLE001 - one bad event must not block its batch
+            outcome.failed[src.id] = exc
+    if values:
+        columns = [list(column) for column in zip(*values, strict=True)]
+        cursor.execute(_ENRICHED_INSERT_SQL, [tenant_id, now, *columns])
+        outcome.enriched = [v[0] for v in values]
+        cursor.execute(_MARK_ENRICHED_SQL, [now, tenant_id, outcome.enriched])
+    return outcome
+
+
+def _schedule_failures(
+    cursor, tenant_id: str, rows: list, outcome: EnrichOutcome, now: datetime
+) -> None:
+    """Per failed event: count the attempt, then a backoff retry or (past retryCap) the DLQ."""
+    retry_cap = int(effective_flags(tenant_id=tenant_id)["retryCap"])
+    state = {row[0]: (row[10], row[11]) for row in rows}
+    ids, attempts, retry_at = [], [], []
+    for event_id in sorted(outcome.failed):
+        attempt = state[event_id][0] + 1
+        ids.append(event_id)
+        attempts.append(attempt)
+        if attempt > retry_cap:
+            retry_at.append(None)  # deadletter_record parks it below
+            outcome.dead_lettered.append(event_id)
+        else:
+            delay = retry_delay(attempt)
+            retry_at.append(now + timedelta(seconds=delay))
+            outcome.retry_in = delay if outcome.retry_in is None else min(outcome.retry_in, delay)
+    cursor.execute(_MARK_FAILED_SQL, [now, ids, attempts, retry_at, tenant_id])
+    retried = len(ids) - len(outcome.dead_lettered)
+    if retried:
+        metrics.ENRICH.labels(outcome="retried").inc(retried)
+        logger.info(
+            "enrichment failed; retrying",
+            extra={"events": retried, "retry_cap": retry_cap, "retry_in_s": outcome.retry_in},
+        )
+    for event_id in outcome.dead_lettered:
+        first = state[event_id][1] or now
+        deadletter_record(
+            tenant_id=tenant_id,
+            failures={event_id: outcome.failed[event_id]},
+            attempts=attempts[ids.index(event_id)],
+            first_failed_at=first,
+        )
+
+
+def events_drain(*, tenant_id: uuid.UUID | str, limit: int = DRAIN_BATCH) -> EnrichOutcome:
+    """Claim up to `limit` due, unenriched events of a tenant and enrich them, in one transaction.
+
+    Enriched rows are written with one INSERT .. SELECT FROM unnest; events that fail are retried
+    with backoff up to the tenant's retryCap and then dead-lettered, each on its own.
+    """
+    tid = str(tenant_id)
+    now = timezone.now()
+    with tenant_scope(tid), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [tid, limit])
+        rows = cursor.fetchall()
+        if not rows:
+            return EnrichOutcome()
+        outcome = _write_enriched(cursor, tid, rows, now)
+        if outcome.failed:
+            _schedule_failures(cursor, tid, rows, outcome, now)
+    metrics.ENRICH.labels(outcome="enriched").inc(len(outcome.enriched))
+    return outcome
 
 
 def events_enrich(*, tenant_id: uuid.UUID | str, event_ids: Iterable[int]) -> EnrichOutcome:
-    """Enrich events into events_enriched; idempotent (a second run changes nothing).
+    """Enrich the named events now (replay, tests); idempotent (a second run changes nothing).
 
-    A failing event does not stop the others; its exception is returned for retry/DLQ. Open
-    dead-letter entries of events that are now enriched are resolved.
+    Waits for a drain holding them. A failing event does not stop the others: its exception is
+    returned and nothing else changes for it. Open dead-letter entries of the events enriched now
+    are resolved.
     """
+    tid = str(tenant_id)
     wanted = sorted({int(i) for i in event_ids})
-    outcome = EnrichOutcome()
     now = timezone.now()
-    with tenant_scope(tenant_id):
-        events = list(
-            Event.objects.filter(tenant_id=tenant_id, id__in=wanted, enriched_at__isnull=True)
-        )
-        rows: list[EnrichedEvent] = []
-        for event in events:
-            try:
-                rows.append(enrich_row(event))
-            except Exception as exc:  # noqa: BLE001 - one bad event must not block the batch
-                outcome.failed[event.id] = exc
-        if rows:
-            EnrichedEvent.objects.bulk_create(rows, ignore_conflicts=True)
-            done = [row.event_id for row in rows]
-            Event.objects.filter(tenant_id=tenant_id, id__in=done).update(enriched_at=now)
-            outcome.enriched = done
-        seen = {event.id for event in events}
+    with tenant_scope(tid), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_IDS_SQL, [tid, wanted])
+        rows = cursor.fetchall()
+        outcome = _write_enriched(cursor, tid, rows, now)
+        seen = {row[0] for row in rows}
         outcome.skipped = [i for i in wanted if i not in seen]
         ok = [i for i in wanted if i not in outcome.failed]
         resolved = DeadLetter.objects.filter(
-            tenant_id=tenant_id, event_id__in=ok, resolved_at__isnull=True
+            tenant_id=tid, event_id__in=ok, resolved_at__isnull=True
         ).update(resolved_at=now)
     metrics.ENRICH.labels(outcome="enriched").inc(len(outcome.enriched))
     metrics.ENRICH.labels(outcome="skipped").inc(len(outcome.skipped))
     if resolved:
-        deadletter_depth_refresh(tenant_id=tenant_id)
+        deadletter_depth_refresh(tenant_id=tid)
     return outcome
 
 
@@ -313,7 +357,10 @@ def deadletter_record(
     first_failed_at: datetime | None,
     stage: str = DeadLetter.Stage.ENRICH,
 ) -> int:
-    """Park failed events in the dead-letter table (one open entry per event and stage)."""
+    """Park failed events in the dead-letter table (one open entry per event and stage).
+
+    Parked events are no longer due for enrichment: only a replay enriches them.
+    """
     first = first_failed_at or timezone.now()
     created = 0
     with tenant_scope(tenant_id), connection.cursor() as cursor:
@@ -324,6 +371,8 @@ def deadletter_record(
                 [str(tenant_id), event_id, stage, error_class, message, attempts, first],
             )
             created += 1 if cursor.fetchone()[0] else 0
+        if stage == DeadLetter.Stage.ENRICH:
+            cursor.execute(_PARK_SQL, [str(tenant_id), sorted(failures)])
         slug = selectors.tenant_slug(tenant_id)
     metrics.DLQ_EVENTS.labels(tenant=slug, stage=stage).inc(created)
     metrics.ENRICH.labels(outcome="dead_lettered").inc(len(failures))
@@ -404,24 +453,24 @@ def deadletter_replay(*, entry_ids: Iterable[int], actor: str, user=None) -> lis
 
 def events_sweep_unenriched(
     *, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_LIMIT
-) -> dict[str, list[int]]:
-    """Events accepted more than `older_than` ago and still not enriched (nor dead-lettered).
+) -> dict[str, int]:
+    """Tenants with events accepted more than `older_than` ago, due and still not enriched.
 
-    Returns {tenant_id: [event ids]}; the caller enqueues them. Cross-tenant, so it runs in a
-    named system scope.
+    Returns {tenant_id: number of such events (at most `limit` counted in all)}; the caller wakes
+    their drains. Events waiting for a retry or dead-lettered are not due, so a retry in flight is
+    never started twice. Cross-tenant, so it runs in a named system scope.
     """
     cutoff = timezone.now() - older_than
-    open_dlq = DeadLetter.objects.filter(
-        tenant_id=OuterRef("tenant_id"), event_id=OuterRef("id"), resolved_at__isnull=True
-    )
-    with system_scope("sweeper"):
-        rows = list(
-            Event.objects.filter(enriched_at__isnull=True, received_at__lt=cutoff)
-            .exclude(Exists(open_dlq))
-            .order_by("received_at")
-            .values_list("tenant_id", "id")[:limit]
-        )
-    found: dict[str, list[int]] = {}
-    for tenant_id, event_id in rows:
-        found.setdefault(str(tenant_id), []).append(event_id)
-    return found
+    with system_scope("sweeper"), connection.cursor() as cursor:
+        cursor.execute(_SWEEP_SQL, [cutoff, limit])
+        return {str(tenant_id): count for tenant_id, count in cursor.fetchall()}
+
+
+_SWEEP_SQL = """
+SELECT tenant_id, count(*) FROM (
+    SELECT tenant_id FROM ingest_event
+    WHERE enriched_at IS NULL AND received_at < %s
+      AND (enrich_retry_at IS NULL OR enrich_retry_at <= now())
+    LIMIT %s
+) due GROUP BY tenant_id
+"""

@@ -1,82 +1,75 @@
-"""Celery tasks of the ingest app: enrichment with retry/DLQ, and the sweeper (beat)."""
+"""Celery tasks of the ingest app: the enrichment drain and the sweeper (beat)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
 
 from celery import shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
-from flags.selectors import effective_flags
-from ingest import metrics, services
+from ingest import metrics, services, wake
 
 logger = logging.getLogger(__name__)
 
-
-def retry_countdown(attempt: int) -> float:
-    """Exponential backoff before retry number `attempt` (1, 2, 3, ...): base, 2x base, 4x ..."""
-    base = float(getattr(settings, "CODEX_ENRICH_RETRY_BASE_S", 2.0))
-    return base * 2 ** (attempt - 1)
+# One task drains for at most this long, then hands the rest to a fresh task, so a huge backlog
+# never holds a worker slot past the time limits, and other queued work gets its turn.
+DRAIN_BUDGET_S = 20.0
 
 
 @shared_task(
-    name="ingest.tasks.enrich_events",
-    bind=True,
+    name="ingest.tasks.drain",
     # PostgreSQL unreachable: retry the whole task; the ledger still has every event.
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=8,
+    soft_time_limit=DRAIN_BUDGET_S + 40,
+    time_limit=DRAIN_BUDGET_S + 60,
 )
-def enrich_events(
-    self, tenant_id: str, event_ids: list[int], attempt: int = 1, first_failed_at: str | None = None
-) -> dict[str, int]:
-    """Enrich events of one tenant; failed events retry with backoff up to retryCap, then DLQ."""
-    outcome = services.events_enrich(tenant_id=tenant_id, event_ids=event_ids)
-    if outcome.failed:
-        first = first_failed_at or timezone.now().isoformat()
-        retry_cap = int(effective_flags(tenant_id=tenant_id)["retryCap"])
-        failed_ids = sorted(outcome.failed)
-        if attempt <= retry_cap:
-            metrics.ENRICH.labels(outcome="retried").inc(len(failed_ids))
-            logger.info(
-                "enrichment failed; retrying",
-                extra={"attempt": attempt, "events": len(failed_ids), "retry_cap": retry_cap},
-            )
-            enrich_events.apply_async(
-                args=(tenant_id, failed_ids),
-                kwargs={"attempt": attempt + 1, "first_failed_at": first},
-                countdown=retry_countdown(attempt),
-            )
-        else:
-            services.deadletter_record(
-                tenant_id=tenant_id,
-                failures=outcome.failed,
-                attempts=attempt,
-                first_failed_at=datetime.fromisoformat(first),
-            )
-    return {
-        "enriched": len(outcome.enriched),
-        "skipped": len(outcome.skipped),
-        "failed": len(outcome.failed),
-    }
+def drain(tenant_ids: list[str]) -> dict[str, int]:
+    """Enrich the due events of these tenants, one batch per tenant in turn, until none is left.
+
+    Failed events come back after their backoff: a delayed drain is scheduled for the earliest.
+    """
+    started = time.monotonic()
+    active = list(dict.fromkeys(tenant_ids))
+    totals = {"enriched": 0, "failed": 0, "dead_lettered": 0}
+    retry_in: float | None = None
+    retrying: list[str] = []
+    while active and time.monotonic() - started < DRAIN_BUDGET_S:
+        still = []
+        for tenant_id in active:
+            outcome = services.events_drain(tenant_id=tenant_id)
+            totals["enriched"] += len(outcome.enriched)
+            totals["failed"] += len(outcome.failed)
+            totals["dead_lettered"] += len(outcome.dead_lettered)
+            if outcome.retry_in is not None:
+                retrying.append(tenant_id)
+                retry_in = outcome.retry_in if retry_in is None else min(retry_in, outcome.retry_in)
+            if outcome.claimed == services.DRAIN_BATCH:
+                still.append(tenant_id)  # a full batch: there may be more
+        active = still
+    if active:
+        wake.publish(active)  # out of budget with work left: a fresh task carries on
+    if retry_in is not None:
+        wake.publish(list(dict.fromkeys(retrying)), countdown=retry_in)
+    return totals
 
 
-@shared_task(name="ingest.tasks.sweep_unenriched")
+@shared_task(name="ingest.tasks.enrich_events")
+def enrich_events(tenant_id: str, event_ids: list[int], *_, **__) -> dict[str, int]:
+    """Messages queued by releases before the drain: drain their tenant (the ledger has the ids)."""
+    return drain([tenant_id])
+
+
+@shared_task(name="ingest.tasks.sweep_unenriched", soft_time_limit=50, time_limit=55)
 def sweep_unenriched() -> int:
-    """Beat, every minute: enqueue accepted events still not enriched after 2 minutes."""
+    """Beat, every minute: wake the drain of tenants with due events not enriched after 2 min."""
     found = services.events_sweep_unenriched()
-    enqueued = 0
-    for tenant_id, ids in found.items():
-        for start in range(0, len(ids), services.ENQUEUE_CHUNK):
-            chunk = ids[start : start + services.ENQUEUE_CHUNK]
-            if services.enqueue_enrichment(tenant_id=tenant_id, event_ids=chunk):
-                enqueued += len(chunk)
-    if enqueued:
-        metrics.SWEEP_ENQUEUED.inc(enqueued)
-        logger.info("sweeper re-enqueued events", extra={"events": enqueued})
+    woken = sum(found.values()) if found and wake.publish(sorted(found)) else 0
+    if woken:
+        metrics.SWEEP_ENQUEUED.inc(woken)
+        logger.info("sweeper woke enrichment", extra={"events": woken, "tenants": len(found)})
     services.deadletter_depth_refresh()
-    return enqueued
+    return woken

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants import crypto
+from tenants import crypto, keycache
 from tenants.audit import audit_record
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
@@ -47,6 +47,13 @@ class ResolvedKey:
     # Kept out of repr: a ResolvedKey is request.auth and may reach logs or error reports.
     secrets: tuple[bytes, ...] = field(repr=False)
     revoked: bool
+    # When the secrets stop verifying by themselves (a rotated key's overlap end, a key's
+    # not_after): a cached ResolvedKey is refused from then on, without a new lookup.
+    usable_until: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        """True while the key may verify requests."""
+        return bool(self.secrets) and (self.usable_until is None or now < self.usable_until)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ def signing_key_resolve(key_id: str) -> ResolvedKey | None:
             device=key.device.name if key.device_id else None,
             secrets=(crypto.secret_bytes(crypto.decrypt(key.secret_encrypted)),) if usable else (),
             revoked=not usable,
+            usable_until=key.not_after if usable else None,
         )
 
 
@@ -192,6 +200,7 @@ def signing_key_rotate(
                     status=SigningKey.Status.ROTATED, not_after=end
                 )
         new = signing_key_create(tenant=tenant, device=device)
+        _keys_changed()
         audit_record(
             actor=actor,
             user=user,
@@ -221,6 +230,7 @@ def signing_key_revoke(*, key: SigningKey, actor: str, user=None) -> bool:
             .update(status=SigningKey.Status.REVOKED)
         )
         if changed:
+            _keys_changed()
             audit_record(
                 actor=actor,
                 user=user,
@@ -231,6 +241,11 @@ def signing_key_revoke(*, key: SigningKey, actor: str, user=None) -> bool:
                 new={"status": SigningKey.Status.REVOKED},
             )
     return bool(changed)
+
+
+def _keys_changed() -> None:
+    """Resolved keys cached by this process are stale once the current transaction commits."""
+    keycache.clear_on_commit()
 
 
 def _owner_label(tenant: Tenant, device: Device | None) -> str:
@@ -273,6 +288,7 @@ def device_revoke(*, tenant: Tenant, name: str, actor: str, user=None) -> tuple[
         SigningKey.objects.filter(tenant_id=tenant.id, key_id__in=revoked_keys).update(
             status=SigningKey.Status.REVOKED
         )
+        _keys_changed()
         audit_record(
             actor=actor,
             user=user,
@@ -427,6 +443,7 @@ def _tenant_set_status(*, tenant: Tenant, status: str, action: str, actor: str, 
             tenant.status = status
             return False
         Tenant.objects.filter(pk=tenant.pk).update(status=status)
+        _keys_changed()
         audit_record(
             actor=actor,
             user=user,

@@ -127,16 +127,19 @@ def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it
     assert audits[1].target == f"deadletter:{entry.id} event:{bad_id}"
 
 
-def test_sweeper_enqueues_events_whose_enqueue_was_lost(celery_worker, signed):
+def test_sweeper_wakes_the_drain_of_events_whose_wake_up_was_lost(celery_worker, signed):
     tenant = signed[0]
     lost, fresh = _make_events(
         tenant, make_event("lost"), make_event("fresh"), received_ago=timedelta(minutes=3)
     )
     with tenant_scope(tenant.id):
         Event.objects.filter(id=fresh.id).update(received_at=timezone.now())
+    # Only the event older than 2 minutes counts as overdue; the drain it wakes takes the tenant's
+    # whole due backlog, the fresh event too.
+    assert services.events_sweep_unenriched() == {str(tenant.id): 1}
     assert tasks.sweep_unenriched.apply().get() == 1
     wait_for(lambda: _enriched(tenant, lost.id), what="the swept event enriched")
-    assert _enriched(tenant, fresh.id) == []  # younger than 2 minutes: not the sweeper's yet
+    wait_for(lambda: _enriched(tenant, fresh.id), what="the fresh event enriched by the same drain")
     assert tasks.sweep_unenriched.apply().get() == 0
 
 
