@@ -1,8 +1,56 @@
-"""WSGI entry point for gunicorn."""
+"""WSGI entry point for gunicorn: the signed API runs through a shorter middleware chain.
+
+`POST /v1/...` and `GET /config` are answered by a Django handler whose middleware is only
+`API_MIDDLEWARE` (request context and security headers): sessions, messages, CSRF, auth,
+clickjacking and WhiteNoise do nothing for a signed JSON API and cost every request. Everything
+else (the admin, health, metrics, static files) goes through the full `settings.MIDDLEWARE`.
+"""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
+from django.core.handlers.wsgi import WSGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402
+
+API_MIDDLEWARE = [
+    "codex.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+]
+
+
+def is_api_path(path: str) -> bool:
+    """True for the paths the lean handler answers."""
+    return path.startswith("/v1/") or path == "/config"
+
+
+class ApiHandler(WSGIHandler):
+    """Django's WSGI handler built with API_MIDDLEWARE instead of settings.MIDDLEWARE."""
+
+    def load_middleware(self, is_async=False):
+        # BaseHandler reads settings.MIDDLEWARE; swap it only while this chain is built (once,
+        # at start, before any request), so the rest of Django keeps seeing the full list.
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+
+class Application:
+    """Route each request to the lean API handler or to Django's full one."""
+
+    def __init__(self) -> None:
+        self.full = WSGIHandler()
+        self.api = ApiHandler()
+
+    def __call__(self, environ, start_response):
+        handler = self.api if is_api_path(environ.get("PATH_INFO", "")) else self.full
+        return handler(environ, start_response)
+
+
+application = Application()

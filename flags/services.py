@@ -224,6 +224,7 @@ def flag_update(
         if changes:
             # Invalidate after commit: a reader between our write and the commit would otherwise
             # put the old value straight back.
+            local_flags_clear()  # this process at once; _invalidate again after commit
             transaction.on_commit(lambda: _invalidate(cache_key))
     if changes:
         logger.info(

@@ -244,7 +244,10 @@ def signing_key_revoke(*, key: SigningKey, actor: str, user=None) -> bool:
 
 
 def _keys_changed() -> None:
-    """Resolved keys cached by this process are stale once the current transaction commits."""
+    """Resolved keys cached by this process are stale: forget them now and again at commit."""
+    # Now: nothing in this process keeps using them; at commit: a request that re-read the old
+    # row before the commit must not keep it for a whole TTL.
+    keycache.clear()
     keycache.clear_on_commit()
 
 

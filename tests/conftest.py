@@ -10,6 +10,16 @@ from django.db import connections
 from codex.db import roles
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Each test starts with empty in-process key and flag caches (their TTLs span tests)."""
+    from flags.selectors import local_flags_clear
+    from tenants import keycache
+
+    keycache.clear()
+    local_flags_clear()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Create the test database and run migrations as the owner (the app role may not)."""
