@@ -15,6 +15,7 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 25)
 timeout = 30
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
+logger_class = "codex.gunicorn_logging.AppLogsAccess"
 errorlog = "-"
 # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON on stdout, like the app's.
 logconfig_dict = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
@@ -24,8 +25,8 @@ logconfig_dict["loggers"].update(
         for name in ("gunicorn.error", "gunicorn.access")
     }
 )
-max_requests = 5000
-max_requests_jitter = 500
+max_requests = 100000
+max_requests_jitter = 10000
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -1,6 +1,7 @@
-"""Request signing: Standard Webhooks HMAC + X-Codex-Key-Id, as a DRF authenticator.
+"""Request signing: Standard Webhooks HMAC + X-Codex-Key-Id.
 
-Reuse on any signed endpoint (the /v1 API and GET /config)::
+`authenticate(request)` verifies a plain Django request (POST /v1/events, the hot path, skips
+DRF); `SignatureAuthentication` wraps it for DRF views such as GET /config::
 
     from ingest.auth import SignedRequestMixin
 
@@ -39,6 +40,7 @@ import time
 from datetime import UTC, datetime
 
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
@@ -132,59 +134,65 @@ def _touch(key: ResolvedKey) -> None:
     signing_key_touch(tenant_id=key.tenant_id, key_id=key.key_id)
 
 
+def authenticate(request: HttpRequest) -> ResolvedKey:
+    """The key that signed this Django request, or ApiError (401, 403 suspended, 503)."""
+    meta = request.META
+    key_id = meta.get("HTTP_X_CODEX_KEY_ID", "")
+    msg_id = meta.get("HTTP_WEBHOOK_ID", "")
+    timestamp = meta.get("HTTP_WEBHOOK_TIMESTAMP", "")
+    signature_header = meta.get("HTTP_WEBHOOK_SIGNATURE", "")
+    if not (key_id and msg_id and timestamp and signature_header):
+        raise _fail(
+            "missing_signature",
+            "X-Codex-Key-Id, webhook-id, webhook-timestamp and webhook-signature are required.",
+        )
+    if any(len(v) > _MAX_HEADER_LEN for v in (key_id, msg_id, timestamp, signature_header)):
+        raise _fail("invalid_signature", "Signature headers are too long.")
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise _fail("invalid_signature", "webhook-timestamp must be unix seconds.")
+    # Integer arithmetic: a timestamp of 309+ digits overflows a float (was a 500).
+    if abs(int(time.time()) - int(timestamp)) > TOLERANCE_S:
+        raise _fail(
+            "timestamp_out_of_tolerance",
+            f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
+        )
+    try:
+        key = signing_key_resolve_cached(key_id)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("key lookup failed: database unavailable", exc_info=exc)
+        raise db_unavailable() from exc
+    if key is None:
+        raise _fail("unknown_key", "No such signing key.")
+    if key.revoked or not key.usable_at(datetime.now(UTC)):
+        raise _fail("revoked_key", "This signing key is revoked or expired.")
+    if not verify(
+        key=key,
+        msg_id=msg_id,
+        timestamp=timestamp,
+        signature_header=signature_header,
+        body=request.body,  # the raw bytes exactly as signed
+    ):
+        raise _fail("invalid_signature", "No signature matches.")
+    context.bind_tenant(key.tenant_id)
+    if not key.tenant_active:
+        metrics.AUTH_FAILURES.labels(code="tenant_suspended").inc()
+        raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
+    try:
+        _touch(key)
+    except (OperationalError, InterfaceError) as exc:
+        raise db_unavailable() from exc
+    return key
+
+
 class SignatureAuthentication(BaseAuthentication):
-    """Authenticate a request by its key id and Standard Webhooks signature."""
+    """DRF authenticator over `authenticate` (GET /config)."""
 
     def authenticate_header(self, request) -> str:
         # Defining this keeps DRF's NotAuthenticated/AuthenticationFailed at 401, not 403.
         return WWW_AUTHENTICATE
 
     def authenticate(self, request):
-        headers = request.headers
-        key_id = headers.get(KEY_ID_HEADER, "")
-        msg_id, timestamp, signature_header = (headers.get(h, "") for h in SIGNED_HEADERS)
-        if not (key_id and msg_id and timestamp and signature_header):
-            raise _fail(
-                "missing_signature",
-                "X-Codex-Key-Id, webhook-id, webhook-timestamp and webhook-signature are required.",
-            )
-        if any(len(v) > _MAX_HEADER_LEN for v in (key_id, msg_id, timestamp, signature_header)):
-            raise _fail("invalid_signature", "Signature headers are too long.")
-        if not timestamp.isascii() or not timestamp.isdigit():
-            raise _fail("invalid_signature", "webhook-timestamp must be unix seconds.")
-        # Integer arithmetic: a timestamp of 309+ digits overflows a float (was a 500).
-        if abs(int(time.time()) - int(timestamp)) > TOLERANCE_S:
-            raise _fail(
-                "timestamp_out_of_tolerance",
-                f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
-            )
-        try:
-            key = signing_key_resolve_cached(key_id)
-        except (OperationalError, InterfaceError) as exc:
-            logger.warning("key lookup failed: database unavailable", exc_info=exc)
-            raise db_unavailable() from exc
-        if key is None:
-            raise _fail("unknown_key", "No such signing key.")
-        if key.revoked or not key.usable_at(datetime.now(UTC)):
-            raise _fail("revoked_key", "This signing key is revoked or expired.")
-        body = request._request.body  # the raw bytes exactly as signed
-        if not verify(
-            key=key,
-            msg_id=msg_id,
-            timestamp=timestamp,
-            signature_header=signature_header,
-            body=body,
-        ):
-            raise _fail("invalid_signature", "No signature matches.")
-        context.bind_tenant(key.tenant_id)
-        if not key.tenant_active:
-            metrics.AUTH_FAILURES.labels(code="tenant_suspended").inc()
-            raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
-        try:
-            _touch(key)
-        except (OperationalError, InterfaceError) as exc:
-            raise db_unavailable() from exc
-        return (None, key)
+        return (None, authenticate(request._request))
 
 
 class HasSigningKey(BasePermission):

@@ -43,16 +43,25 @@ def tenant_rate(tenant_id) -> int:
     return int(effective_flags_cached(tenant_id=tenant_id)["ingestRatePerSec"])
 
 
+# INCR this window's counter and give it an expiry when it is new: one command, one round trip.
+_COUNT_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+_scripts: dict[int, object] = {}
+
+
 def _count(tenant_key: str) -> tuple[int, float]:
-    """INCR this second's counter (and set its expiry) in one round trip: (count, seconds left)."""
+    """Count one request in this second's window: (count so far, seconds left in the window)."""
     now = time.time()
     window = int(now) // WINDOW_S
     key = cache.make_and_validate_key(f"rl:{GROUP}:{tenant_key}:{window}")
     client = redis_client(cache, key)
-    pipe = client.pipeline(transaction=False)
-    pipe.incr(key)
-    pipe.expire(key, WINDOW_S + 1)
-    count, _ = pipe.execute()
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_COUNT_LUA)
+    count = script(keys=[key], args=[WINDOW_S + 1])
     return int(count), (window + 1) * WINDOW_S - now
 
 
@@ -60,8 +69,8 @@ def check(*, tenant_id, limit: int) -> Decision:
     """Count one request against the tenant's window; fail open if the cache errors.
 
     A fixed one-second window per tenant, as django-ratelimit's, shared by every process through
-    Redis; counted with one pipelined INCR + EXPIRE instead of django-ratelimit's cache.add +
-    cache.incr (two round trips) because this runs on every ingest request.
+    Redis; counted with one Lua call (INCR, EXPIRE when new) instead of django-ratelimit's
+    cache.add + cache.incr (two round trips), because this runs on every ingest request.
     """
     try:
         count, left = _count(str(tenant_id))

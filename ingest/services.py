@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -63,13 +64,58 @@ _EXISTING_SQL = """
 SELECT id, idempotency_key, fingerprint FROM ingest_event
 WHERE tenant_id = %s::uuid AND idempotency_key = ANY(%s::text[])
 """
+# The whole write as one simple-protocol query string: scope, INSERT, the rows of every key, scope
+# back. Outside a transaction PostgreSQL runs such a string as one implicit transaction, so this
+# is one round trip and one commit, and the set_config(..., true) scope ends with it (nothing
+# leaks into the pooled connection). READ COMMITTED gives the SELECT a fresh snapshot: it sees
+# rows that a concurrent request committed while the INSERT waited on them.
+_WRITE_SQL = ";\n".join(
+    [
+        "SELECT set_config('app.prev_tenant', coalesce(current_setting('app.tenant_id', true),"
+        " ''), true), set_config('app.prev_system', coalesce(current_setting("
+        "'app.system_scope', true), ''), true), set_config('app.tenant_id', %s, true),"
+        " set_config('app.system_scope', '', true)",
+        _INSERT_SQL.strip(),
+        _EXISTING_SQL.strip(),
+        "SELECT set_config('app.tenant_id', current_setting('app.prev_tenant'), true),"
+        " set_config('app.system_scope', current_setting('app.prev_system'), true)",
+    ]
+)
+
+
+def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
+    """Run _WRITE_SQL: ({key: id} inserted now, {key: (id, fingerprint)} of every key)."""
+    keys = [e.idempotency_key for e in events]
+    params = [
+        tenant_id,
+        tenant_id,
+        key_id,
+        keys,
+        [e.type for e in events],
+        [e.source for e in events],
+        [e.occurred_at for e in events],
+        [e.payload_json for e in events],
+        [e.fingerprint for e in events],
+        tenant_id,
+        keys,
+    ]
+    # Inside a caller's transaction (tests, scripts) a savepoint keeps a failure from breaking it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(_WRITE_SQL, params)
+        cursor.nextset()
+        inserted = {key: event_id for event_id, key in cursor.fetchall()}
+        cursor.nextset()
+        rows = {key: (event_id, fp) for event_id, key, fp in cursor.fetchall()}
+        cursor.nextset()
+    return inserted, rows
 
 
 def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> list[ItemResult]:
     """Store the valid events of a request exactly once per (tenant, idempotency_key).
 
-    One INSERT .. ON CONFLICT DO NOTHING RETURNING for the batch, then one SELECT for the keys
-    that already existed; after commit the tenant's enrichment drain is woken (debounced).
+    One round trip, one transaction: INSERT .. ON CONFLICT DO NOTHING RETURNING for the batch and
+    a SELECT of its keys (_WRITE_SQL); after commit the tenant's drain is woken (debounced).
     """
     firsts: dict[str, Any] = {}
     for item in items:
@@ -78,34 +124,16 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
     inserted: dict[str, int] = {}
     existing: dict[str, tuple[int, str]] = {}
     if firsts:
-        events = list(firsts.values())
-        with tenant_scope(tenant_id), connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT_SQL,
-                [
-                    str(tenant_id),
-                    key_id,
-                    [e.idempotency_key for e in events],
-                    [e.type for e in events],
-                    [e.source for e in events],
-                    [e.occurred_at for e in events],
-                    [e.payload_json for e in events],
-                    [e.fingerprint for e in events],
-                ],
+        inserted, rows = _write(str(uuid.UUID(str(tenant_id))), key_id, list(firsts.values()))
+        existing = {key: row for key, row in rows.items() if key not in inserted}
+        if len(rows) != len(firsts):
+            # Only possible if a conflicting row vanished between the two statements.
+            raise ApiError(
+                "unavailable",
+                "Concurrent change; retry.",
+                status_code=503,
+                headers={"Retry-After": "1"},
             )
-            inserted = {key: event_id for event_id, key in cursor.fetchall()}
-            others = [key for key in firsts if key not in inserted]
-            if others:
-                cursor.execute(_EXISTING_SQL, [str(tenant_id), others])
-                existing = {key: (event_id, fp) for event_id, key, fp in cursor.fetchall()}
-                if len(existing) != len(others):
-                    # Only possible if a conflicting row vanished between the two statements.
-                    raise ApiError(
-                        "unavailable",
-                        "Concurrent change; retry.",
-                        status_code=503,
-                        headers={"Retry-After": "1"},
-                    )
         if inserted:
             # After commit, off the request thread, debounced: nothing depends on it (the ledger
             # is the work list; the sweeper wakes drains for anything a lost wake-up left).

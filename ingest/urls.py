@@ -5,5 +5,5 @@ from django.urls import path
 from ingest import views
 
 urlpatterns = [
-    path("v1/events", views.EventsView.as_view(), name="events"),
+    path("v1/events", views.events, name="events"),
 ]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from codex.errors import ApiError
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -70,8 +72,22 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# orjson reads integers beyond 64 bits as floats (stdlib keeps them exact): bodies with such long
+# digit runs take the stdlib path, so every document means what it always meant.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def loads(body: bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, no overflowing floats; any failure is malformed_json."""
+    """Strict JSON: no NaN/Infinity, no overflowing floats; any failure is malformed_json.
+
+    orjson when it gives the same answer as the stdlib (it refuses NaN, Infinity and overflowing
+    floats itself); the stdlib, with the same strictness, for everything else.
+    """
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the stdlib decides, and words the error
     try:
         return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:

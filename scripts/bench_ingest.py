@@ -106,6 +106,17 @@ class Server:
             return []
         return [int(p) for p in text.split()]
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the live workers so far."""
+        total = 0
+        for pid in self.workers():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def sample_rss(self) -> None:
         while not self._stop.wait(0.25):
             for pid in self.workers():
@@ -154,6 +165,31 @@ def start_gunicorn(name: str, args: list[str], env: dict, probe: str, port: int)
             time.sleep(0.2)
     threading.Thread(target=server.sample_rss, daemon=True).start()
     return server
+
+
+def profile_worker(server: Server, out: Path, seconds: float) -> subprocess.Popen:
+    """py-spy record (GIL-holding samples, collapsed stacks) of one worker of `server`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(VENV_BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(server.workers()[0]),
+            "--duration",
+            str(max(1, round(seconds) - 1)),
+            "--gil",
+            "--rate",
+            "400",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # --- database ----------------------------------------------------------------------------------
@@ -258,6 +294,7 @@ class Run:
     non2xx: int
     socket_errors: int
     wrapped: bool
+    cpu_ms: float = float("nan")  # web workers' CPU per request
 
 
 def wrk(wrk_bin: str, url: str, file: Path, seconds: float, lines: int, batch: int) -> Run:
@@ -267,7 +304,7 @@ def wrk(wrk_bin: str, url: str, file: Path, seconds: float, lines: int, batch: i
             wrk_bin,
             f"-t{WRK_THREADS}",
             f"-c{CONCURRENCY}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "--timeout",
             "10s",
             "-s",
@@ -279,8 +316,9 @@ def wrk(wrk_bin: str, url: str, file: Path, seconds: float, lines: int, batch: i
         ],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode:
+        raise SystemExit(f"wrk failed: {out.stderr[-2000:]}")
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     seconds_run = doc["duration_us"] / 1e6
     rps = doc["requests"] / seconds_run
@@ -311,7 +349,7 @@ def setup_tenant() -> None:
     result = tenant_provision(slug="bench", name="Benchmark tenant", actor="bench")
     flag_update(
         tenant_id=result.tenant_id,
-        values={"ingestRatePerSec": 1_000_000},
+        values={"ingestRatePerSec": 100_000},
         actor="bench",
         via="cli",
         reason="benchmark: no rate limit",
@@ -404,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sustain", type=float, default=20, help="seconds of sustained load")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--only", choices=["service"], help="skip the baselines (quicker)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy one service worker during the service runs (collapsed stacks into this dir)",
+    )
     parser.add_argument("--setup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.setup:
@@ -429,18 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         env=env,
         check=True,
     )
-    key = json.loads(
-        subprocess.run(
-            [sys.executable, __file__, "--setup"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+    setup = subprocess.run(
+        [sys.executable, __file__, "--setup"], cwd=ROOT, env=env, capture_output=True, text=True
     )
+    if setup.returncode:
+        raise SystemExit(f"benchmark tenant set-up failed:\n{setup.stderr[-3000:]}")
+    key = json.loads(setup.stdout.strip().splitlines()[-1])
     worker_class, workers, threads = gunicorn_shape()
     shape = ["--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads)]
     base_env = dict(
@@ -508,12 +545,20 @@ def main(argv: list[str] | None = None) -> int:
                     unique=0.2,
                 )
                 wrk(wrk_bin, srv.url, req_file, 1, lines, batch)  # warm-up
+                spy = None
+                if args.profile and server == "service" and rnd == 1:
+                    spy = profile_worker(srv, args.profile / f"batch{batch}.txt", args.duration)
+                cpu = srv.cpu_seconds()
                 run = wrk(wrk_bin, srv.url, req_file, args.duration, lines, batch)
+                run.cpu_ms = (srv.cpu_seconds() - cpu) * 1000 / max(1, run.requests)
+                if spy is not None:
+                    spy.wait()
                 results.setdefault((label, batch), []).append(run)
                 print(
                     f"round {rnd}: {label:<20} batch={batch:<3} {run.rps:8.0f} req/s "
                     f"{run.events_s:9.0f} ev/s p50 {run.p50_ms:6.1f} p95 {run.p95_ms:6.1f} "
-                    f"p99 {run.p99_ms:6.1f} ms non2xx={run.non2xx} errors={run.socket_errors}"
+                    f"p99 {run.p99_ms:6.1f} ms cpu {run.cpu_ms:5.2f} ms/req "
+                    f"non2xx={run.non2xx} errors={run.socket_errors}"
                     + (" (request list wrapped)" if run.wrapped else ""),
                     file=sys.stderr,
                 )
@@ -573,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'endpoint':<22}{'events/req':>10}{'req/s':>9}{'events/s':>10}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'non-2xx':>9}{'peak RSS/worker':>17}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'non-2xx':>9}"
+        f"{'peak RSS/worker':>17}"
     )
     print(header)
     print("-" * len(header))
@@ -581,14 +627,14 @@ def main(argv: list[str] | None = None) -> int:
     for (label, batch), runs in results.items():
         m = {
             f: _median([getattr(r, f) for r in runs])
-            for f in ("rps", "events_s", "p50_ms", "p95_ms", "p99_ms")
+            for f in ("rps", "events_s", "p50_ms", "p95_ms", "p99_ms", "cpu_ms")
         }
         m["non2xx"] = sum(r.non2xx + r.socket_errors for r in runs)
         med[(label, batch)] = m
         server = "service" if label.startswith("service") else "baseline"
         print(
             f"{label:<22}{batch:>10}{m['rps']:>9.0f}{m['events_s']:>10.0f}{m['p50_ms']:>8.1f}"
-            f"{m['p95_ms']:>8.1f}{m['p99_ms']:>8.1f}{int(m['non2xx']):>9}"
+            f"{m['p95_ms']:>8.1f}{m['p99_ms']:>8.1f}{m['cpu_ms']:>11.2f}{int(m['non2xx']):>9}"
             f"{rss[server]:>13.0f} MB"
         )
     svc1 = med[("service /v1/events", 1)]

@@ -37,13 +37,25 @@ def _swap(tenant: str | None, system: str) -> tuple[str, str]:
     return previous_tenant, previous_system
 
 
+_SET_SQL = (
+    "SELECT set_config('app.tenant_id',"
+    " coalesce(%s::text, current_setting('app.tenant_id', true), ''), true),"
+    " set_config('app.system_scope', %s, true)"
+)
+
+
 @contextmanager
 def _scoped(tenant: str | None, system: str) -> Iterator[None]:
     """One atomic block with the scope GUCs set, put back on exit when nested."""
-    # Outermost block: the commit ends the transaction and its SET LOCALs, nothing to restore.
+    # Outermost block: the commit ends the transaction and its SET LOCALs, nothing to restore
+    # (and nothing to read first).
     nested = connection.in_atomic_block
     with transaction.atomic():
-        previous = _swap(tenant, system)
+        if nested:
+            previous = _swap(tenant, system)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(_SET_SQL, [tenant, system])
         yield
         # A released savepoint keeps SET LOCAL values until the outer commit: put the old ones
         # back. (On an exception the savepoint rollback reverts them, so this runs on success.)

@@ -76,13 +76,34 @@ def test_a_cached_key_costs_no_query_and_a_request_one_transaction(post_signed, 
         assert post_signed(make_event()).status_code == 202
     sql = [q["sql"] for q in queries.captured_queries]
     assert not any("tenants_signingkey" in s for s in sql), sql
-    # One transaction: scope, write. The test's outer atomic makes it a savepoint here, which
-    # puts the scope back on release (a third statement); under gunicorn it is BEGIN .. COMMIT.
+    # One round trip: scope, INSERT, SELECT, scope back, as one query string (the test's outer
+    # atomic adds a savepoint around it; under gunicorn it is one implicit transaction).
     work = [s for s in sql if not s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    assert len(work) == 3, sql
+    assert len(work) == 1, sql
     assert "set_config('app.tenant_id'" in work[0]
-    assert work[1].lstrip().startswith("INSERT INTO ingest_event")
-    assert "set_config('app.tenant_id'" in work[2]
+    assert "INSERT INTO ingest_event" in work[0]
+
+
+def test_the_one_statement_write_commits_and_leaves_no_scope_on_the_connection(
+    transactional_db, tenant_factory
+):
+    from ingest.services import events_ingest
+    from ingest.validation import parse_body
+    from tests.dbutil import owner_connect
+
+    tenant = tenant_factory()
+    assert not connection.in_atomic_block
+    items = parse_body(encode(make_event("committed"))).items
+    [result] = events_ingest(tenant_id=tenant.id, key_id="k", items=items)
+    assert result.status == "accepted"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('app.tenant_id', true)")
+        assert cursor.fetchone()[0] in ("", None)
+    with owner_connect(autocommit=True) as other:  # another session sees it: committed
+        count = other.execute(
+            "SELECT count(*) FROM ingest_event WHERE idempotency_key = 'committed'"
+        ).fetchone()[0]
+    assert count == 1
 
 
 @pytest.mark.django_db
