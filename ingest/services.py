@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -50,19 +51,21 @@ _INSERT_SQL = """
 INSERT INTO ingest_event
     (tenant_id, idempotency_key, type, source, occurred_at, received_at, payload, fingerprint,
      key_id)
-SELECT %s::uuid, u.k, u.t, u.s, u.o, now(), u.p::jsonb, u.f, %s
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[])
-    AS u(k, t, s, o, p, f)
+SELECT %s::uuid, u.k, u.t, u.s, u.o, now(), u.p, u.f, %s
+FROM jsonb_to_recordset(%s::jsonb) AS u(k text, t text, s text, o timestamptz, p jsonb, f text)
 ORDER BY u.k
 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
 RETURNING id, idempotency_key
 """
+# The rows travel as one JSON document (jsonb_to_recordset), not as six arrays: one parameter to
+# quote instead of one per value, which client-side binding does in Python.
 # Rows are inserted in key order so two overlapping batches lock keys in the same order and
 # cannot deadlock each other.
 
 _EXISTING_SQL = """
 SELECT id, idempotency_key, fingerprint FROM ingest_event
-WHERE tenant_id = %s::uuid AND idempotency_key = ANY(%s::text[])
+WHERE tenant_id = %s::uuid
+  AND idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))
 """
 # The whole write as one simple-protocol query string: scope, INSERT, the rows of every key, scope
 # back. Outside a transaction PostgreSQL runs such a string as one implicit transaction, so this
@@ -86,19 +89,20 @@ _WRITE_SQL = ";\n".join(
 def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
     """Run _WRITE_SQL: ({key: id} inserted now, {key: (id, fingerprint)} of every key)."""
     keys = [e.idempotency_key for e in events]
-    params = [
-        tenant_id,
-        tenant_id,
-        key_id,
-        keys,
-        [e.type for e in events],
-        [e.source for e in events],
-        [e.occurred_at for e in events],
-        [e.payload_json for e in events],
-        [e.fingerprint for e in events],
-        tenant_id,
-        keys,
-    ]
+    rows = orjson.dumps(
+        [
+            {
+                "k": e.idempotency_key,
+                "t": e.type,
+                "s": e.source,
+                "o": e.occurred_at.isoformat(),
+                "p": orjson.Fragment(e.payload_json),
+                "f": e.fingerprint,
+            }
+            for e in events
+        ]
+    ).decode()
+    params = [tenant_id, tenant_id, key_id, rows, tenant_id, orjson.dumps(keys).decode()]
     # Inside a caller's transaction (tests, scripts) a savepoint keeps a failure from breaking it.
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, connection.cursor() as cursor:

@@ -115,14 +115,25 @@ def _echo(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _check_payload_strings(value: Any) -> None:
+_INT64 = 2**63
+
+
+def _check_payload_strings(value: Any) -> bool:
+    """Validate every string and the depth; True when orjson serializes it as the stdlib does.
+
+    That is: no float (their spelling differs: 1e+16 against 1e16) and no integer beyond 64 bits
+    (orjson refuses those); tests/ingest/test_validation.py compares the two on random documents.
+    """
     # Iterative, and depth-bounded before anything recursive (canonical_json, jsonb) sees it: near
     # Python's recursion limit json.loads succeeds where json.dumps fails (that was a 500).
+    same = True
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
             _storable_text(item, "payload")
+        elif isinstance(item, float) or (isinstance(item, int) and not -_INT64 <= item < _INT64):
+            same = False
         elif isinstance(item, (dict, list)):
             if depth > MAX_PAYLOAD_DEPTH:
                 raise EventInvalid(f"payload: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
@@ -132,6 +143,7 @@ def _check_payload_strings(value: Any) -> None:
                     stack.append((v, depth + 1))
             else:
                 stack.extend((v, depth + 1) for v in item)
+    return same
 
 
 def parse_occurred_at(value: Any) -> datetime:
@@ -174,8 +186,10 @@ def validate_event(raw: Any) -> ValidEvent:
     payload = raw.get("payload", {})
     if not isinstance(payload, dict):
         raise EventInvalid("payload: must be a JSON object")
-    _check_payload_strings(payload)
-    payload_json = canonical_json(payload)
+    if _check_payload_strings(payload):
+        payload_json = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+    else:
+        payload_json = canonical_json(payload)
     if len(payload_json.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise EventInvalid(f"payload: at most {MAX_PAYLOAD_BYTES} bytes serialized")
     # canonical_json({"type", "occurred_at", "source", "payload"}) spelled out in sorted key order,

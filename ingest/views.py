@@ -8,6 +8,7 @@ bought nothing; errors keep the one format (codex.errors), answers are encoded w
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import orjson
 from django.db import InterfaceError, OperationalError
@@ -117,12 +118,13 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         )
     except (OperationalError, InterfaceError) as exc:
         raise db_unavailable() from exc
-    for result in results:
+    counted = Counter((r.source or "invalid", r.status) for r in results)  # one inc per series
+    for (source, status), n in counted.items():
         metrics.EVENTS.labels(
             tenant=key.tenant_slug,
-            source=metrics.source_label(key.tenant_slug, result.source or "invalid"),
-            outcome=result.status,
-        ).inc()
+            source=metrics.source_label(key.tenant_slug, source),
+            outcome=status,
+        ).inc(n)
     headers = decision.headers()
     if parsed.batch:
         return _json(_batch_body(results), 200, headers), "batch"

@@ -58,6 +58,7 @@ def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_w
         DATABASE_URL=database_url(), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
     ) as url:
         response, elapsed = _post(url, key.key_id, key.secret, make_event("redis-outage"))
+
         # The drain wake-up is published after the answer, off the request thread: its failure
         # shows up in /metrics shortly after.
         def wake_up_failure_counted() -> str | None:
