@@ -52,6 +52,14 @@ def _metrics_dir_ready() -> None:
 _metrics_dir_ready()
 
 
+@signals.beat_init.connect
+def _schedule_dir_ready(sender=None, **_):
+    """Create the directory of beat's schedule file (settings.CELERY_BEAT_SCHEDULE_FILENAME)."""
+    schedule = getattr(sender, "schedule_filename", None) or app.conf.beat_schedule_filename
+    if schedule:
+        os.makedirs(os.path.dirname(os.path.abspath(schedule)), exist_ok=True)
+
+
 @signals.worker_init.connect
 def _prune_stale_metric_files(**_):
     """Drop metric files of processes that no longer run (a previous worker's).

@@ -112,7 +112,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic (make run, Dockerfile)
+# Filled by collectstatic (make run, the Dockerfile, the production steps in the README).
+STATIC_ROOT = Path(os.environ.get("CODEX_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -168,6 +169,9 @@ if CODEX_ENV == "test":
     CELERY_TASK_DEFAULT_QUEUE = f"codex-test-{os.getpid()}"
     CACHES["default"]["KEY_PREFIX"] = f"codex-test-{os.getpid()}"
 CELERY_TIMEZONE = "UTC"
+# beat keeps its schedule state under the data directory, never in the checkout's root.
+DATA_DIR = Path(os.environ.get("CODEX_DATA_DIR") or BASE_DIR / ".data")
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The one beat schedule. Each entry: why it exists, and an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Accepted events whose enqueue was lost (Redis or worker down) get enriched when they return.

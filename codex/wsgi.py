@@ -7,6 +7,7 @@ else (the admin, health, metrics, static files) goes through the full `settings.
 """
 
 import os
+from pathlib import Path
 
 import django
 from django.core.handlers.wsgi import WSGIHandler
@@ -15,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
 django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 API_MIDDLEWARE = [
     "codex.middleware.RequestContextMiddleware",
@@ -41,10 +43,27 @@ class ApiHandler(WSGIHandler):
             settings.MIDDLEWARE = full
 
 
+def static_manifest_check() -> None:
+    """Staging/production refuse to start without collectstatic's manifest.
+
+    Without it every admin page is a 500 ("Missing staticfiles manifest entry"), and nothing
+    else would say so until an operator opens one.
+    """
+    if settings.CODEX_ENV not in ("staging", "production"):
+        return
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if not manifest.is_file():
+        raise ImproperlyConfigured(
+            f"{manifest} is missing: run `python manage.py collectstatic --no-input` before "
+            "starting the web service (the image does it at build time)"
+        )
+
+
 class Application:
     """Route each request to the lean API handler or to Django's full one."""
 
     def __init__(self) -> None:
+        static_manifest_check()
         self.full = WSGIHandler()
         self.api = ApiHandler()
 

@@ -80,7 +80,10 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
     list_select_related = ("tenant",)
     actions = ["replay"]
 
-    @admin.action(description="Replay selected entries (re-run enrichment)")
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("ingest.replay_deadletter")
+
+    @admin.action(description="Replay selected entries (re-run enrichment)", permissions=["replay"])
     def replay(self, request, queryset):
         ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
         results = services.deadletter_replay(

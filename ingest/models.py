@@ -124,6 +124,7 @@ class DeadLetter(TenantOwned):
         ]
         ordering = ["tenant_id", "-last_failed_at"]
         verbose_name = "dead letter"
+        permissions = [("replay_deadletter", "Can replay dead letters")]
 
     def __str__(self) -> str:
         return f"{self.stage} event #{self.event_id}: {self.error_class}"

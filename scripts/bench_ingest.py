@@ -472,6 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         env=env,
         check=True,
     )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     setup = subprocess.run(
         [sys.executable, __file__, "--setup"], cwd=ROOT, env=env, capture_output=True, text=True
     )

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
@@ -141,6 +142,12 @@ class TenantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a tenant is suspended, never deleted from the admin (cascade = data loss)
 
+    def has_add_permission(self, request) -> bool:
+        # Provisioning shows the new tenant key's secret: it needs the secret-minting permission.
+        return super().has_add_permission(request) and request.user.has_perm(
+            "tenants.rotate_signingkey"
+        )
+
     def save_model(self, request, obj, form, change):
         actor = actor_of(request.user, "admin")
         if change:
@@ -164,22 +171,27 @@ class TenantAdmin(admin.ModelAdmin):
             )
         return super().response_add(request, obj, post_url_continue)
 
-    @admin.action(description="Suspend selected tenants (their requests get 403)")
+    def has_suspend_permission(self, request) -> bool:
+        return request.user.has_perm("tenants.suspend_tenant")
+
+    @admin.action(
+        description="Suspend selected tenants (their requests get 403)", permissions=["suspend"]
+    )
     def suspend_tenants(self, request, queryset):
-        changed = [
-            t.slug
-            for t in queryset
-            if tenant_suspend(tenant=t, actor=actor_of(request.user, "admin"), user=request.user)
-        ]
+        actor = actor_of(request.user, "admin")
+        with transaction.atomic():  # all or nothing
+            changed = [
+                t.slug for t in queryset if tenant_suspend(tenant=t, actor=actor, user=request.user)
+            ]
         self.message_user(request, f"Suspended: {', '.join(changed) or 'none (already)'}")
 
-    @admin.action(description="Resume selected tenants")
+    @admin.action(description="Resume selected tenants", permissions=["suspend"])
     def resume_tenants(self, request, queryset):
-        changed = [
-            t.slug
-            for t in queryset
-            if tenant_resume(tenant=t, actor=actor_of(request.user, "admin"), user=request.user)
-        ]
+        actor = actor_of(request.user, "admin")
+        with transaction.atomic():  # all or nothing
+            changed = [
+                t.slug for t in queryset if tenant_resume(tenant=t, actor=actor, user=request.user)
+            ]
         self.message_user(request, f"Resumed: {', '.join(changed) or 'none (already active)'}")
 
 
@@ -201,17 +213,24 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Revoke selected devices and their keys (effective at once)")
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("tenants.revoke_device")
+
+    @admin.action(
+        description="Revoke selected devices and their keys (effective at once)",
+        permissions=["revoke"],
+    )
     def revoke_devices(self, request, queryset):
         done = []
-        for device in queryset.select_related("tenant"):
-            _, revoked = device_revoke(
-                tenant=device.tenant,
-                name=device.name,
-                actor=actor_of(request.user, "admin"),
-                user=request.user,
-            )
-            done.append(f"{device.tenant.slug}/{device.name} ({revoked} key(s))")
+        with transaction.atomic():  # all or nothing
+            for device in queryset.select_related("tenant"):
+                _, revoked = device_revoke(
+                    tenant=device.tenant,
+                    name=device.name,
+                    actor=actor_of(request.user, "admin"),
+                    user=request.user,
+                )
+                done.append(f"{device.tenant.slug}/{device.name} ({revoked} key(s))")
         self.message_user(request, f"Revoked: {', '.join(done)}")
 
 
@@ -234,8 +253,15 @@ class SigningKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: the row stays for the audit trail
 
+    def has_rotate_permission(self, request) -> bool:
+        return request.user.has_perm("tenants.rotate_signingkey")
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("tenants.revoke_signingkey")
+
     @admin.action(
-        description="Rotate selected keys (old key verifies 24 h more; new secret shown once)"
+        description="Rotate selected keys (old key verifies 24 h more; new secret shown once)",
+        permissions=["rotate"],
     )
     def rotate_keys(self, request, queryset):
         actor = actor_of(request.user, "admin")
@@ -247,19 +273,22 @@ class SigningKeyAdmin(admin.ModelAdmin):
                 continue
             owners.setdefault((key.tenant_id, key.device_id), key)
         new_keys: list[KeyReport] = []
-        for key in owners.values():
-            try:
-                new = signing_key_rotate(
-                    tenant=key.tenant,
-                    device=key.device,
-                    overlap=ADMIN_ROTATION_OVERLAP,
-                    actor=actor,
-                    user=request.user,
-                )
-            except TenantError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            new_keys.append(KeyReport(key_id=new.key_id, secret=new.secret, device=new.device))
+        try:
+            with transaction.atomic():  # all or nothing: no secret shown for a partial rotation
+                for key in owners.values():
+                    new = signing_key_rotate(
+                        tenant=key.tenant,
+                        device=key.device,
+                        overlap=ADMIN_ROTATION_OVERLAP,
+                        actor=actor,
+                        user=request.user,
+                    )
+                    new_keys.append(
+                        KeyReport(key_id=new.key_id, secret=new.secret, device=new.device)
+                    )
+        except TenantError as exc:
+            self.message_user(request, f"Nothing rotated: {exc}", messages.ERROR)
+            return None
         if skipped:
             self.message_user(
                 request,
@@ -273,12 +302,17 @@ class SigningKeyAdmin(admin.ModelAdmin):
             request, title="New signing keys", tenant_slug=", ".join(slugs), keys=new_keys
         )
 
-    @admin.action(description="Revoke selected keys (stop verifying at once)")
+    @admin.action(
+        description="Revoke selected keys (stop verifying at once)", permissions=["revoke"]
+    )
     def revoke_keys(self, request, queryset):
         actor = actor_of(request.user, "admin")
-        revoked = [
-            k.key_id for k in queryset if signing_key_revoke(key=k, actor=actor, user=request.user)
-        ]
+        with transaction.atomic():  # all or nothing
+            revoked = [
+                k.key_id
+                for k in queryset
+                if signing_key_revoke(key=k, actor=actor, user=request.user)
+            ]
         self.message_user(request, f"Revoked {len(revoked)} key(s).")
 
 

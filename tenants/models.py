@@ -24,6 +24,7 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        permissions = [("suspend_tenant", "Can suspend and resume tenants")]
 
     def __str__(self) -> str:
         return self.slug
@@ -51,6 +52,7 @@ class Device(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "name"], name="device_name_per_tenant")
         ]
         ordering = ["tenant_id", "name"]
+        permissions = [("revoke_device", "Can revoke devices and their keys")]
 
     def __str__(self) -> str:
         return self.name
@@ -87,6 +89,11 @@ class SigningKey(TenantOwned):
             )
         ]
         ordering = ["tenant_id", "-created_at"]
+        permissions = [
+            # Shows a freshly minted secret: given to no group by default, superusers only.
+            ("rotate_signingkey", "Can rotate signing keys and see the new secret once"),
+            ("revoke_signingkey", "Can revoke signing keys"),
+        ]
 
     def __str__(self) -> str:
         return self.key_id

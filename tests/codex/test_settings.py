@@ -76,3 +76,31 @@ def test_database_url_parses_host_port_and_socket_forms():
     assert sock["NAME"] == "codex"
     with pytest.raises(ImproperlyConfigured):
         envreader.database_config("mysql://x@y/z")
+
+
+def _import_wsgi(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in FULL and k != "PYTEST_VERSION"}
+    env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "-c", "import codex.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("name", ["staging", "production"])
+def test_the_web_refuses_to_start_without_the_static_manifest(name, tmp_path):
+    environ = {**FULL, "CODEX_ENV": name, "CODEX_STATIC_ROOT": str(tmp_path)}
+    refused = _import_wsgi(environ)
+    assert refused.returncode != 0
+    assert "collectstatic" in refused.stderr
+    (tmp_path / "staticfiles.json").write_text('{"paths": {}, "version": "1.1"}')
+    started = _import_wsgi(environ)
+    assert started.returncode == 0, started.stderr
+
+
+def test_beat_keeps_its_schedule_under_the_data_directory(settings):
+    assert Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent == Path(settings.DATA_DIR)
+    assert not Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).is_relative_to(ROOT / "codex")

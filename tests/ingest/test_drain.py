@@ -164,3 +164,15 @@ def test_drain_claims_only_its_tenants_rows(transactional_db, tenant_factory):
     assert services.events_drain(tenant_id=a.id).claimed == 1
     assert _enriched_ids(b) == []
     connection.close()
+
+
+@pytest.mark.django_db
+def test_an_absurd_amount_is_accepted_and_enriches_with_a_null_amount(post_signed, signed):
+    tenant = signed[0]
+    response = post_signed(make_event(payload={"amount": "1e999999", "currency": "EUR"}))
+    assert response.status_code == 202  # the payload is the sender's: stored as sent
+    outcome = services.events_drain(tenant_id=tenant.id)
+    assert outcome.enriched == [response.json()["id"]]
+    assert not outcome.failed
+    with tenant_scope(tenant.id):
+        assert EnrichedEvent.objects.get(tenant=tenant).amount_minor is None

@@ -1,0 +1,174 @@
+"""Least privilege in the admin: every write action needs its own permission; view-only staff
+change nothing and see no secret; the right permission is enough; actions are all-or-nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+
+from ingest import services as ingest_services
+from ingest.models import DeadLetter, Event
+from tenants.models import AuditLog, Device, SigningKey, Tenant
+from tenants.scope import system_scope, tenant_scope
+from tenants.services import tenant_provision
+
+SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
+VIEW_ONLY = [
+    "tenants.view_tenant",
+    "tenants.view_device",
+    "tenants.view_signingkey",
+    "ingest.view_deadletter",
+]
+
+
+def _staff(*perms: str) -> Client:
+    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def acme(db):
+    result = tenant_provision(slug="acme", devices=["front"], actor="test")
+    with system_scope("test"):
+        return Tenant.objects.get(id=result.tenant_id)
+
+
+def _state():
+    """Everything an action could change, in a comparable form."""
+    with system_scope("test"):
+        return (
+            sorted(Tenant.objects.values_list("slug", "status")),
+            sorted(Device.objects.values_list("name", "revoked_at")),
+            sorted(SigningKey.objects.values_list("key_id", "status", "not_after")),
+            sorted(DeadLetter.objects.values_list("id", "resolved_at", "attempts")),
+            AuditLog.objects.count(),
+        )
+
+
+def _post_action(client, app_model: str, action: str, ids):
+    return client.post(
+        reverse(f"admin:{app_model}_changelist"),
+        {"action": action, "_selected_action": [str(i) for i in ids]},
+        follow=True,
+    )
+
+
+def _targets(acme):
+    with system_scope("test"):
+        keys = list(SigningKey.objects.filter(tenant=acme).values_list("id", flat=True))
+        devices = list(Device.objects.filter(tenant=acme).values_list("id", flat=True))
+    return keys, devices
+
+
+def _dead_letter(acme) -> int:
+    with tenant_scope(acme.id):
+        event = Event.objects.create(
+            tenant=acme,
+            idempotency_key="dlq",
+            type="sale.completed",
+            occurred_at="2026-12-01T00:00:00Z",
+            fingerprint="0" * 64,
+        )
+    ingest_services.deadletter_record(
+        tenant_id=acme.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
+    )
+    with tenant_scope(acme.id):
+        return DeadLetter.objects.get(tenant=acme).id
+
+
+CASES = [
+    ("tenants_signingkey", "rotate_keys", "tenants.rotate_signingkey", "keys"),
+    ("tenants_signingkey", "revoke_keys", "tenants.revoke_signingkey", "keys"),
+    ("tenants_device", "revoke_devices", "tenants.revoke_device", "devices"),
+    ("tenants_tenant", "suspend_tenants", "tenants.suspend_tenant", "tenant"),
+    ("ingest_deadletter", "replay", "ingest.replay_deadletter", "dlq"),
+]
+
+
+def _ids(kind, acme):
+    keys, devices = _targets(acme)
+    return {"keys": keys, "devices": devices, "tenant": [acme.id], "dlq": [_dead_letter(acme)]}[
+        kind
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("app_model", "action", "perm", "kind"), CASES)
+def test_view_only_staff_cannot_run_the_action(acme, app_model, action, perm, kind):
+    ids = _ids(kind, acme)
+    before = _state()
+    client = _staff(*VIEW_ONLY)
+    page = client.get(reverse(f"admin:{app_model}_changelist"))
+    assert page.status_code == 200
+    assert f'value="{action}"' not in page.content.decode()  # not offered
+    response = _post_action(client, app_model, action, ids)
+    assert response.status_code == 200
+    assert not SECRET_RE.search(response.content.decode())
+    assert _state() == before  # nothing changed, nothing audited
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("app_model", "action", "perm", "kind"), CASES)
+def test_the_actions_own_permission_is_enough(acme, app_model, action, perm, kind):
+    ids = _ids(kind, acme)
+    before = _state()
+    client = _staff(*VIEW_ONLY, perm)
+    response = _post_action(client, app_model, action, ids)
+    assert response.status_code == 200
+    assert _state() != before
+    shows_secret = bool(SECRET_RE.search(response.content.decode()))
+    assert shows_secret == (action == "rotate_keys")
+
+
+@pytest.mark.django_db
+def test_provisioning_in_the_admin_needs_the_secret_permission(db):
+    plain = _staff("tenants.view_tenant", "tenants.add_tenant")
+    assert plain.get(reverse("admin:tenants_tenant_add")).status_code == 403
+    response = plain.post(reverse("admin:tenants_tenant_add"), {"slug": "newco", "name": "N"})
+    assert response.status_code == 403
+    with system_scope("test"):
+        assert not Tenant.objects.filter(slug="newco").exists()
+    allowed = _staff("tenants.view_tenant", "tenants.add_tenant", "tenants.rotate_signingkey")
+    response = allowed.post(
+        reverse("admin:tenants_tenant_add"), {"slug": "newco", "name": "N"}, follow=True
+    )
+    assert SECRET_RE.search(response.content.decode())
+
+
+@pytest.mark.django_db
+def test_a_rotation_that_fails_half_way_changes_nothing(acme, monkeypatch):
+    from tenants import admin as tenants_admin
+    from tenants.services import TenantError
+
+    other = tenant_provision(slug="other", actor="test")
+    with system_scope("test"):
+        ids = list(SigningKey.objects.values_list("id", flat=True))
+    real = tenants_admin.signing_key_rotate
+    calls = []
+
+    def rotate_then_fail(**kwargs):
+        calls.append(kwargs["tenant"].slug)
+        if len(calls) == 2:
+            raise TenantError("refused half way")
+        return real(**kwargs)
+
+    monkeypatch.setattr(tenants_admin, "signing_key_rotate", rotate_then_fail)
+    before = _state()
+    client = _staff(*VIEW_ONLY, "tenants.rotate_signingkey")
+    response = _post_action(client, "tenants_signingkey", "rotate_keys", ids)
+    assert len(calls) == 2
+    assert "Nothing rotated" in response.content.decode()
+    assert not SECRET_RE.search(response.content.decode())
+    assert _state() == before
+    assert other.created
