@@ -61,6 +61,8 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
         web_concurrency = int(environ.get("WEB_CONCURRENCY") or 2)
     except ValueError as exc:
         raise ImproperlyConfigured("WEB_CONCURRENCY must be an integer") from exc
+    if environ.get("CODEX_SECRETS_KEY", "").strip():
+        fernet_keys(environ["CODEX_SECRETS_KEY"])  # a malformed key refuses to start
     hosts = [h.strip() for h in environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
     return Env(
         name=name,
@@ -72,6 +74,28 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
         web_concurrency=max(1, web_concurrency),
         public_base_url=(environ.get("CODEX_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
     )
+
+
+def fernet_keys(material: str | None) -> list:
+    """CODEX_SECRETS_KEY as Fernet keys (first encrypts); ImproperlyConfigured naming the entry.
+
+    The message gives the entry's position, never its value.
+    """
+    from cryptography.fernet import Fernet
+
+    entries = [k.strip() for k in (material or "").split(",") if k.strip()]
+    if not entries:
+        raise ImproperlyConfigured("CODEX_SECRETS_KEY has no key")
+    keys = []
+    for position, entry in enumerate(entries, start=1):
+        try:
+            keys.append(Fernet(entry.encode()))
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"CODEX_SECRETS_KEY entry {position} of {len(entries)} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            ) from exc
+    return keys
 
 
 def database_config(url: str) -> dict:

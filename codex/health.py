@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -22,9 +24,44 @@ def healthz(request):
     return JsonResponse({"status": "ok", "version": settings.VERSION})
 
 
-def _check_postgres() -> None:
-    db = database_config(settings.DATABASE_URL)
-    with psycopg.connect(
+class _Probe:
+    """One long-lived connection per process, re-opened after a failure.
+
+    /readyz is public: a connection per call would let anyone exhaust PostgreSQL's connection
+    slots (and pay a backend start each time). Calls are serialised on one connection and
+    coalesced (READY_CACHE_S), so a flood costs at most one check a second per process.
+    """
+
+    def __init__(self, setting: str, connect, check):
+        self._setting, self._connect, self._check = setting, connect, check
+        self._conn = None
+        self._url: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            url = getattr(settings, self._setting)
+            if url != self._url:  # settings changed (tests): never probe the old server
+                self.reset()
+                self._url = url
+            try:
+                if self._conn is None:
+                    self._conn = self._connect(url)
+                self._check(self._conn)
+            except Exception:
+                self.reset()
+                raise
+
+    def reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _pg_connect(url: str):
+    db = database_config(url)
+    return psycopg.connect(
         dbname=db["NAME"],
         user=db["USER"] or None,
         password=db["PASSWORD"] or None,
@@ -33,24 +70,26 @@ def _check_postgres() -> None:
         connect_timeout=1,
         options="-c statement_timeout=1000",
         autocommit=True,
-    ) as conn:
-        conn.execute("SELECT 1")
+    )
 
 
-def _check_redis() -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.ping()
-    finally:
-        client.close()
+def _redis_connect(url: str):
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
+_check_postgres = _Probe("DATABASE_URL", _pg_connect, lambda conn: conn.execute("SELECT 1"))
+_check_redis = _Probe("REDIS_URL", _redis_connect, lambda client: client.ping())
 
 
 CHECKS = {"postgres": _check_postgres, "redis": _check_redis}
 
 
-def readyz(request):
-    """Readiness: PostgreSQL and Redis both answer, checked in parallel with short timeouts."""
-    started = time.monotonic()
+READY_CACHE_S = 1.0
+_last: tuple[float, tuple[str, str], dict[str, str]] | None = None
+_last_lock = threading.Lock()
+
+
+def _run_checks() -> dict[str, str]:
     futures = {name: _pool.submit(check) for name, check in CHECKS.items()}
     wait(futures.values(), timeout=CHECK_TIMEOUT_S)
     results: dict[str, str] = {}
@@ -62,6 +101,18 @@ def readyz(request):
             results[name] = f"error: {type(exc).__name__}"
         else:
             results[name] = "ok"
+    return results
+
+
+def readyz(request):
+    """Readiness: PostgreSQL and Redis both answer, checked in parallel with short timeouts."""
+    global _last
+    started = time.monotonic()
+    target = (settings.DATABASE_URL, settings.REDIS_URL)
+    with _last_lock:  # concurrent callers share one check
+        if _last is None or _last[1] != target or started - _last[0] >= READY_CACHE_S:
+            _last = (time.monotonic(), target, _run_checks())
+        results = _last[2]
     failing = [name for name, state in results.items() if state != "ok"]
     body = {
         "status": "ok" if not failing else "unavailable",

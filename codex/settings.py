@@ -49,6 +49,12 @@ if not DATABASE_URL or not REDIS_URL:
 CODEX_DB_APP_ROLE = os.environ.get("CODEX_DB_APP_ROLE", "codex_app")
 DATABASES = {"default": envreader.database_config(DATABASE_URL)}
 DATABASES["default"]["APP_ROLE"] = CODEX_DB_APP_ROLE
+# Per statement and per lock wait, for the app role (docs/reliability.md): well under gunicorn's
+# 30 s timeout and the 10 s the contract promises for a 503; 0 turns one off.
+DATABASES["default"]["TIME_LIMITS_MS"] = {
+    "statement_timeout": int(os.environ.get("CODEX_DB_STATEMENT_TIMEOUT_MS") or 5000),
+    "lock_timeout": int(os.environ.get("CODEX_DB_LOCK_TIMEOUT_MS") or 3000),
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -151,6 +157,10 @@ REST_FRAMEWORK = {
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+# Every task has time limits (soft: SoftTimeLimitExceeded to clean up; hard: the child is
+# killed); tasks set tighter ones where they know their budget (ingest.tasks).
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 330
 CELERY_TASK_ACKS_LATE = True  # tasks are idempotent: a crash mid-task means a redelivery
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

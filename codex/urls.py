@@ -3,12 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from codex import health, metrics_view
+from codex import admin_throttle, health, metrics_view
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics_view.metrics, name="metrics"),
+    path("admin/login/", admin_throttle.throttled_login, name="admin_login_throttled"),
     path("admin/", admin.site.urls),
     path("", include("ingest.urls")),
     path("", include("flags.urls")),

@@ -47,6 +47,7 @@ from rest_framework.permissions import BasePermission
 from codex import context
 from codex.errors import ApiError
 from ingest import metrics
+from tenants.crypto import SecretUndecryptable
 from tenants.selectors import signing_key_resolve_cached
 from tenants.services import ResolvedKey, signing_key_touch
 
@@ -161,6 +162,13 @@ def authenticate(request: HttpRequest) -> ResolvedKey:
     except (OperationalError, InterfaceError) as exc:
         logger.warning("key lookup failed: database unavailable", exc_info=exc)
         raise db_unavailable() from exc
+    except SecretUndecryptable as exc:  # logged with the key id by the resolver
+        raise ApiError(
+            "unavailable",
+            "The signing key store is unavailable; retry later.",
+            status_code=503,
+            headers={"Retry-After": "30"},
+        ) from exc
     if key is None:
         raise _fail("unknown_key", "No such signing key.")
     if key.revoked or not key.usable_at(datetime.now(UTC)):

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from codex.errors import ApiError, error_response
+from codex.http import discard_body
 from flags.metrics import record_sync_response
 from ingest import metrics, ratelimit, services
 from ingest.auth import authenticate, db_unavailable
@@ -58,13 +59,20 @@ def events(request: HttpRequest) -> HttpResponse:
     key: ResolvedKey | None = None
     outcome: str | None = None
     try:
-        # Refuse an oversized body before reading it or spending a key lookup on it.
+        # Refuse an oversized body before reading it or spending a key lookup on it, and keep
+        # the keep-alive connection usable (codex.http.discard_body).
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > MAX_BODY_BYTES:
+            discard_body(request, length)
             raise _too_large()
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            discard_body(request, None)
+            raise ApiError(
+                "length_required", "Send the body with a Content-Length.", status_code=411
+            )
         key = authenticate(request)  # before the method: an unsigned GET is a 401, as ever
         if request.method != "POST":
             raise ApiError(

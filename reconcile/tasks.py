@@ -10,7 +10,10 @@ from django.utils import timezone
 from reconcile import services
 
 
-@shared_task(name="reconcile.tasks.reconcile_nightly")
+# Every tenant in turn: far longer than the default limits, bounded all the same.
+@shared_task(
+    name="reconcile.tasks.reconcile_nightly", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60
+)
 def reconcile_nightly(days: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Beat, nightly: reconcile every tenant for yesterday and today so far (UTC), one pass.
 

@@ -9,16 +9,26 @@ import secrets
 import uuid
 from functools import lru_cache
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+from codex.env import fernet_keys
 
 SECRET_PREFIX = "whsec_"
 
 
+class SecretUndecryptable(RuntimeError):
+    """A stored secret no key of CODEX_SECRETS_KEY decrypts (a key was dropped too early)."""
+
+
+def secrets_keys(key_material: str) -> list[Fernet]:
+    """The Fernet keys of CODEX_SECRETS_KEY, the first one encrypting (codex.env validates)."""
+    return fernet_keys(key_material)
+
+
 @lru_cache(maxsize=4)
 def _fernet(key_material: str) -> MultiFernet:
-    keys = [k.strip() for k in key_material.split(",") if k.strip()]
-    return MultiFernet([Fernet(k.encode()) for k in keys])
+    return MultiFernet(secrets_keys(key_material))
 
 
 def encrypt(plaintext: str) -> str:
@@ -27,8 +37,25 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
-    """Decrypt with any CODEX_SECRETS_KEY key."""
-    return _fernet(settings.CODEX_SECRETS_KEY).decrypt(token.encode()).decode()
+    """Decrypt with any CODEX_SECRETS_KEY key; SecretUndecryptable when none can."""
+    try:
+        return _fernet(settings.CODEX_SECRETS_KEY).decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUndecryptable("no CODEX_SECRETS_KEY key decrypts this secret") from exc
+
+
+def reencrypt(token: str) -> str | None:
+    """The token encrypted with the first key, or None when it already is (idempotent)."""
+    keys = secrets_keys(settings.CODEX_SECRETS_KEY)
+    try:
+        keys[0].decrypt(token.encode())
+        return None
+    except InvalidToken:
+        pass
+    try:
+        return _fernet(settings.CODEX_SECRETS_KEY).rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretUndecryptable("no CODEX_SECRETS_KEY key decrypts this secret") from exc
 
 
 def new_signing_secret() -> str:

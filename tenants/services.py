@@ -137,13 +137,22 @@ def signing_key_resolve(key_id: str) -> ResolvedKey | None:
         if key is None:
             return None
         usable = _usable(key, now)
+        try:
+            secret = crypto.secret_bytes(crypto.decrypt(key.secret_encrypted)) if usable else None
+        except crypto.SecretUndecryptable:
+            logger.error(
+                "signing secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it "
+                "(run rotate_secrets_key before removing a key)",
+                extra={"key_id": key.key_id},
+            )
+            raise
         return ResolvedKey(
             key_id=key.key_id,
             tenant_id=key.tenant_id,
             tenant_slug=key.tenant.slug,
             tenant_active=key.tenant.status == Tenant.Status.ACTIVE,
             device=key.device.name if key.device_id else None,
-            secrets=(crypto.secret_bytes(crypto.decrypt(key.secret_encrypted)),) if usable else (),
+            secrets=(secret,) if secret is not None else (),
             revoked=not usable,
             usable_until=key.not_after if usable else None,
         )
@@ -512,3 +521,54 @@ def duration_parse(text: str) -> timedelta:
         raise TenantError(f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m")
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
     return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class SecretsKeyRotation:
+    """What secrets_key_rotate did."""
+
+    total: int
+    reencrypted: int
+
+
+def secrets_key_rotate(*, actor: str, batch: int = 500) -> SecretsKeyRotation:
+    """Re-encrypt every stored signing secret with CODEX_SECRETS_KEY's first key (idempotent).
+
+    Afterwards the other keys may be removed from CODEX_SECRETS_KEY. Audited with counts only.
+    Raises crypto.SecretUndecryptable (naming nothing secret) when a secret decrypts with none.
+    """
+    total = reencrypted = 0
+    last_id = 0
+    while True:
+        with transaction.atomic(), system_scope("secrets-key-rotate"):
+            rows = list(
+                SigningKey.objects.select_for_update()
+                .filter(id__gt=last_id)
+                .order_by("id")
+                .values_list("tenant_id", "id", "key_id", "secret_encrypted")[:batch]
+            )
+            for tenant_id, row_id, key_id, token in rows:
+                try:
+                    new = crypto.reencrypt(token)
+                except crypto.SecretUndecryptable:
+                    logger.error("secret undecryptable during rotation", extra={"key_id": key_id})
+                    raise
+                if new is not None:
+                    SigningKey.objects.filter(tenant_id=tenant_id, id=row_id).update(
+                        secret_encrypted=new
+                    )
+                    reencrypted += 1
+        total += len(rows)
+        if len(rows) < batch:
+            break
+        last_id = rows[-1][1]
+    audit_record(
+        actor=actor,
+        action="secrets_key.rotate",
+        tenant_id=None,
+        target="signing secrets",
+        old={},
+        new={"total": total, "reencrypted": reencrypted},
+    )
+    logger.info("secrets key rotated", extra={"total": total, "reencrypted": reencrypted})
+    return SecretsKeyRotation(total=total, reencrypted=reencrypted)

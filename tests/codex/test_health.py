@@ -71,3 +71,20 @@ def test_readyz_names_postgres_when_postgres_is_unreachable(client, hung_port, k
     assert "postgres" in body["error"]["message"]
     assert body["error"]["rid"] == response["X-Request-ID"]
     assert elapsed < 2
+
+
+@pytest.mark.django_db
+def test_readyz_reuses_one_connection_however_often_it_is_called(client):
+    from tests.dbutil import owner_connect
+
+    def backends() -> int:
+        with owner_connect(autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()[0]
+
+    assert client.get("/readyz").status_code == 200
+    before = backends()
+    for _ in range(40):
+        assert client.get("/readyz").status_code == 200
+    time.sleep(1.1)  # past the 1 s coalescing window: a real second check, same connection
+    assert client.get("/readyz").status_code == 200
+    assert backends() <= before

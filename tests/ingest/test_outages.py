@@ -85,3 +85,23 @@ def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_w
             return EnrichedEvent.objects.filter(tenant=tenant, event_id=event_id).exists()
 
     wait_for(enriched, what="the recovered event to be enriched")
+
+
+def test_a_held_table_lock_gives_503_within_10_s_and_the_service_recovers(transactional_db, signed):
+    from tests.dbutil import owner_connect
+
+    tenant, key, _ = signed
+    with _gunicorn(DATABASE_URL=database_url()) as url:
+        assert _post(url, key.key_id, key.secret, make_event())[0].status_code == 202
+        with owner_connect() as owner:
+            owner.execute("LOCK TABLE ingest_event IN ACCESS EXCLUSIVE MODE")
+            response, elapsed = _post(url, key.key_id, key.secret, make_event("while-locked"))
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "unavailable"
+            assert response.headers["Retry-After"]
+            assert elapsed < 10
+            owner.rollback()  # the lock goes
+        response, _ = _post(url, key.key_id, key.secret, make_event("while-locked"))
+        assert response.status_code == 202  # recovered by itself; nothing was half-written
+    with tenant_scope(tenant.id):
+        assert Event.objects.filter(tenant=tenant, idempotency_key="while-locked").count() == 1
