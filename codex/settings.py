@@ -211,3 +211,6 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
 CODEX_INGEST_RATE_PER_SEC = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC", "50"))
 CODEX_RETRY_CAP = 3
+# Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
+# suspension reaches every process within it. The contract promises 5 s, so it is capped there.
+CODEX_KEY_CACHE_TTL_S = min(5.0, float(os.environ.get("CODEX_KEY_CACHE_TTL_S") or 3.0))
