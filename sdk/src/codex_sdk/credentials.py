@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ class CredentialsError(Exception):
 class Credentials:
     base_url: str
     key_id: str
-    secret: str
+    secret: str = field(repr=False)  # never in a repr, a log line or a traceback
     tenant_id: str | None = None
     slug: str | None = None
     device: str | None = None

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+# A row may be claimed when its lease ran out, or when the lease ends further ahead than any lease
+# is long (the wall clock stepped back after it was taken): a clock step never strands rows.
+_CLAIMABLE = "(lease_until <= ? OR lease_until > ?)"
+
+
 @dataclass(frozen=True)
 class QueuedEvent:
     seq: int
@@ -64,6 +69,10 @@ class Store:
     Every public method is one short transaction, so several processes can share the file:
     claiming rows uses BEGIN IMMEDIATE plus a lease, which is what prevents double sends.
     """
+
+    # The longest lease this process hands out (claim() raises it): a lease further in the future
+    # than that can only come from a wall clock that stepped back, and is taken as lapsed.
+    max_lease_sec: float = 300.0
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -151,13 +160,19 @@ class Store:
         stops after max_events matches, so claiming stays cheap on a long queue.
         """
         now = time.time()
+        self.max_lease_sec = max(self.max_lease_sec, lease_sec)
         picked: list[QueuedEvent] = []
         total = 0
         with self._tx() as db:
             rows = db.execute(
-                "SELECT seq, idempotency_key, body FROM events "
-                "WHERE lease_until <= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (now, max_seq if max_seq is not None else 2**63 - 1, max_events),
+                "SELECT seq, idempotency_key, body FROM events "  # noqa: S608 - _CLAIMABLE is a constant
+                f"WHERE {_CLAIMABLE} AND seq <= ? ORDER BY seq LIMIT ?",
+                (
+                    now,
+                    now + self.max_lease_sec,
+                    max_seq if max_seq is not None else 2**63 - 1,
+                    max_events,
+                ),
             ).fetchall()
             for seq, key, body in rows:
                 size = len(body) + 1
@@ -240,15 +255,19 @@ class Store:
 
     def in_flight(self) -> int:
         with self._lock:
+            now = time.time()
             row = self._db.execute(
-                "SELECT COUNT(*) FROM events WHERE lease_until > ?", (time.time(),)
+                f"SELECT COUNT(*) FROM events WHERE NOT ({_CLAIMABLE})",  # noqa: S608 - _CLAIMABLE is a constant
+                (now, now + self.max_lease_sec),
             ).fetchone()
             return int(row[0])
 
     def has_claimable(self) -> bool:
         with self._lock:
+            now = time.time()
             row = self._db.execute(
-                "SELECT 1 FROM events WHERE lease_until <= ? LIMIT 1", (time.time(),)
+                f"SELECT 1 FROM events WHERE {_CLAIMABLE} LIMIT 1",  # noqa: S608 - a constant
+                (now, now + self.max_lease_sec),
             ).fetchone()
             return row is not None
 
@@ -311,8 +330,9 @@ class Store:
                     "VALUES (?, ?, ?)",
                     (key, body, time.time()),
                 )
-                db.execute("DELETE FROM dead_letters WHERE seq = ?", (seq,))
-                moved += cur.rowcount
+                if cur.rowcount:  # delete only what was moved: a key already queued keeps it
+                    db.execute("DELETE FROM dead_letters WHERE seq = ?", (seq,))
+                    moved += 1
         return moved
 
     # -- persisted state ---------------------------------------------------------------

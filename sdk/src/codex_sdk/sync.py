@@ -23,8 +23,11 @@ MAX_BATCH_EVENTS = 500
 MAX_BODY_BYTES = 1024 * 1024
 DELIVERED = frozenset({"accepted", "duplicate"})
 DEAD = frozenset({"conflict", "rejected"})
-# Request-level answers that blame the batch's content: bisect to isolate the bad event.
+# Request-level answers that blame the batch's content: bisect to isolate the bad event. Only our
+# own error codes count: a proxy's 400/413 or a host-header rejection says nothing about the
+# events, and bisecting on it would dead-letter every one of them.
 _CONTENT_ERRORS = frozenset({400, 413})
+_CONTENT_CODES = frozenset({"malformed_json", "invalid_request", "payload_too_large"})
 _MIN_REQUEST_TIMEOUT = 0.2
 
 
@@ -199,7 +202,7 @@ class Syncer:
                 log.warning("send failed (attempt %d/%d): %s", attempt + 1, retries + 1, error)
             except ServerError as exc:
                 error = str(exc)
-                if exc.status in _CONTENT_ERRORS:
+                if exc.status in _CONTENT_ERRORS and exc.code in _CONTENT_CODES:
                     self._bisect_or_bury(pending, exc, tally, retries, deadline, stop)
                     return
                 if not exc.retryable:
