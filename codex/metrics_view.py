@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import glob
+import hmac
 import os
 
+from django.conf import settings
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from codex.errors import error_response
 
 
 class _MergedDirsCollector:
@@ -44,6 +48,20 @@ def render() -> bytes:
     return generate_latest(registry)
 
 
+def _authorized(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True  # development and tests; deployed environments refuse to start without one
+    scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
 def metrics(request):
-    """Prometheus scrape endpoint."""
+    """Prometheus scrape endpoint (bearer token when METRICS_TOKEN is set)."""
+    if not _authorized(request):
+        response = error_response(
+            "unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.", 401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,9 @@ else:
     CODEX_SECRETS_KEY = ENV.secrets_key or dev_secret("codex-secrets-key", fernet=True)
 
 ALLOWED_HOSTS = ENV.allowed_hosts
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set (required when deployed:
+# it lists every tenant's slug and the traffic of each).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
 CODEX_PUBLIC_URL = ENV.public_base_url
 
 # --- services ------------------------------------------------------------------------------

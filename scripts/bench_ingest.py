@@ -372,6 +372,7 @@ def service_env(db_url: str, redis_url: str, tmp: Path, queue: str) -> dict:
         REDIS_URL=redis_url,
         SECRET_KEY=uuid.uuid4().hex + uuid.uuid4().hex,
         CODEX_SECRETS_KEY=Fernet.generate_key().decode(),
+        METRICS_TOKEN=uuid.uuid4().hex,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         CODEX_SSL_REDIRECT="0",
         CODEX_CELERY_QUEUE=queue,

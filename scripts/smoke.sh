@@ -14,7 +14,8 @@
 # idempotency key) for the key's tenant: use a dedicated smoke tenant in production.
 #
 # Environment: CODEX_KEY_ID, CODEX_SECRET (required); SMOKE_TIMEOUT (seconds per request,
-# default 10); SMOKE_EXPECT_VERSION (optional); SMOKE_METRICS_OUT (optional: keep the /metrics
+# default 10); METRICS_TOKEN (the deployment's, for GET /metrics; required in staging/production);
+# SMOKE_EXPECT_VERSION (optional); SMOKE_METRICS_OUT (optional: keep the /metrics
 # body there, e.g. for a CI artifact).
 # Exit status: 0 all passed; 1 a check failed (the message names it); 2 usage error.
 set -euo pipefail
@@ -125,7 +126,11 @@ body_has '"status": *"ok"' || fail readyz 'GET /readyz body has no "status": "ok
 pass readyz "200 status ok"
 
 # 3. metrics
-request metrics GET /metrics
+if [[ -n "${METRICS_TOKEN:-}" ]]; then
+    request metrics GET /metrics -H "Authorization: Bearer $METRICS_TOKEN"
+else
+    request metrics GET /metrics
+fi
 [[ "$STATUS" == 200 ]] || fail metrics "GET /metrics answered $STATUS, expected 200"
 samples="$(grep -Ec '^codex_[a-z0-9_]+(\{| )' "$BODY_FILE" || true)"
 ((samples > 0)) || fail metrics "GET /metrics has no codex_* sample"

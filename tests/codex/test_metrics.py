@@ -41,3 +41,15 @@ def test_metrics_endpoint_serves_prometheus_text(client):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
+
+
+def test_metrics_needs_the_bearer_token_when_one_is_set(client, settings):
+    settings.METRICS_TOKEN = "t" * 40
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert b"codex_" not in refused.content
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer " + "t" * 40)
+    assert ok.status_code == 200
+    assert b"codex_" in ok.content

@@ -20,6 +20,7 @@ FULL = {
     "REDIS_URL": "redis://redis.internal:6379/0",
     "ALLOWED_HOSTS": "ingest.example.com",
     "CODEX_SECRETS_KEY": Fernet.generate_key().decode(),
+    "METRICS_TOKEN": "m" * 40,
 }
 
 

@@ -91,8 +91,20 @@ def test_promtool_check_rules():
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_check_config():
-    result = _run(_tool("promtool"), "check", "config", str(PROM_CONFIG))
+TOKEN_FILE = "/etc/prometheus/secrets/codex-metrics-token"
+
+
+def test_promtool_check_config(tmp_path):
+    """The shipped config is valid once its token file is mounted (here: a temporary one)."""
+    text = PROM_CONFIG.read_text()
+    assert TOKEN_FILE in text  # /metrics is scraped with the bearer token
+    (tmp_path / "token").write_text("t" * 40)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(text.replace(TOKEN_FILE, str(tmp_path / "token")))
+    for rule_file in PROM.glob("rules/*.yml"):
+        (tmp_path / "rules").mkdir(exist_ok=True)
+        (tmp_path / "rules" / rule_file.name).write_text(rule_file.read_text())
+    result = _run(_tool("promtool"), "check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 rule files found" in result.stdout  # rule_files resolved relative to the config
 
