@@ -19,14 +19,16 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m codex.devserver
 
-## test: lint the Dockerfile, make sure headless Chromium and promtool are there, run the suite.
+## test: lint the Dockerfile, bandit (medium+), make sure Chromium and promtool are there, run the suite.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/bandit -q -c pyproject.toml -r codex tenants ingest flags reconcile sdk/src -ll
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_promtool.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)
+	$(VENV)/bin/bandit -q -c pyproject.toml -r codex tenants ingest flags reconcile sdk/src -ll
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile

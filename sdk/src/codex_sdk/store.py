@@ -165,7 +165,7 @@ class Store:
         total = 0
         with self._tx() as db:
             rows = db.execute(
-                "SELECT seq, idempotency_key, body FROM events "  # noqa: S608 - _CLAIMABLE is a constant
+                "SELECT seq, idempotency_key, body FROM events "  # noqa: S608 - a constant
                 f"WHERE {_CLAIMABLE} AND seq <= ? ORDER BY seq LIMIT ?",
                 (
                     now,
@@ -257,7 +257,7 @@ class Store:
         with self._lock:
             now = time.time()
             row = self._db.execute(
-                f"SELECT COUNT(*) FROM events WHERE NOT ({_CLAIMABLE})",  # noqa: S608 - _CLAIMABLE is a constant
+                f"SELECT COUNT(*) FROM events WHERE NOT ({_CLAIMABLE})",  # noqa: S608 - a constant
                 (now, now + self.max_lease_sec),
             ).fetchone()
             return int(row[0])
