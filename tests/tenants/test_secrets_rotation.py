@@ -100,6 +100,7 @@ def test_a_malformed_secrets_key_refuses_to_start_and_does_not_echo_it():
                 "DATABASE_URL": "postgresql://u@h/db",
                 "REDIS_URL": "redis://h:6379/0",
                 "ALLOWED_HOSTS": "x.example",
+                "METRICS_TOKEN": "m" * 40,
                 "CODEX_SECRETS_KEY": f"{K1},{bad}",
             }
         )
