@@ -25,8 +25,8 @@ logconfig_dict["loggers"].update(
         for name in ("gunicorn.error", "gunicorn.access")
     }
 )
-max_requests = 100000
-max_requests_jitter = 10000
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 100000)
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER") or 10000)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -41,11 +41,14 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    """Mark a dead worker so its live gauges leave /metrics (its counters stay summed)."""
+    """A dead worker: its live gauges leave /metrics, its counters fold into the archive files."""
     if _metrics_dir:
         from prometheus_client import multiprocess
 
+        from codex.metrics_files import archive_dead_process
+
         multiprocess.mark_process_dead(worker.pid)
+        archive_dead_process(worker.pid, _metrics_dir)
 
 
 def worker_exit(server, worker):

@@ -117,4 +117,7 @@ def _mark_metrics_dead(pid=None, **_):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
+        from codex.metrics_files import archive_dead_process
+
         multiprocess.mark_process_dead(pid or os.getpid())
+        archive_dead_process(pid or os.getpid())

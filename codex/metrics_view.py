@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hmac
 import os
@@ -12,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from codex.errors import error_response
+from codex.metrics_files import directory_lock
 
 
 class _MergedDirsCollector:
@@ -21,10 +23,13 @@ class _MergedDirsCollector:
         self.dirs = dirs
 
     def collect(self):
-        files: list[str] = []
-        for d in self.dirs:
-            files.extend(glob.glob(os.path.join(d, "*.db")))
-        return MultiProcessCollector.merge(files, accumulate=True)
+        with contextlib.ExitStack() as stack:
+            files: list[str] = []
+            for d in self.dirs:
+                # Shared: a dead process's files are not folded into the archive mid-read.
+                stack.enter_context(directory_lock(d, exclusive=False))
+                files.extend(glob.glob(os.path.join(d, "*.db")))
+            return MultiProcessCollector.merge(files, accumulate=True)
 
 
 def metric_dirs() -> list[str]:

@@ -12,25 +12,72 @@ from __future__ import annotations
 import threading
 
 from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import RedisError
 
-# `source` is client text: cap the distinct label values per tenant (per process) so one
-# tenant cannot blow up the number of series Prometheus has to hold.
+# `source` is client text: cap the distinct label values per tenant so one tenant cannot blow up
+# the number of series Prometheus holds. The cap is shared by every process and survives restarts:
+# the first MAX_SOURCES_PER_TENANT sources a tenant uses are registered in a Redis set (kept while
+# the tenant keeps adding, SOURCES_TTL_S), and every other source is counted as "other". Each
+# process remembers its answers, so a request pays Redis only for a (tenant, source) it has not
+# seen yet. Redis unreachable: a per-process cap, as before.
 MAX_SOURCES_PER_TENANT = 20
 OTHER_SOURCE = "other"
-_sources: dict[str, set[str]] = {}
+SOURCES_TTL_S = 30 * 24 * 3600
+_SOURCES_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+_labels: dict[tuple[str, str], str] = {}
+_fallback: dict[str, set[str]] = {}
 _sources_lock = threading.Lock()
+_scripts: dict[int, object] = {}
+
+
+def _registered(tenant: str, source: str) -> bool:
+    from django.core.cache import cache
+
+    from codex.cache import redis_client
+
+    key = cache.make_and_validate_key(f"metrics:sources:{tenant}")
+    client = redis_client(cache, key)
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_SOURCES_LUA)
+    return bool(script(keys=[key], args=[source, MAX_SOURCES_PER_TENANT, SOURCES_TTL_S]))
 
 
 def source_label(tenant: str, source: str) -> str:
-    """The `source` label value for a tenant's event: itself, or "other" past the cap."""
+    """The `source` label value for a tenant's event: itself, or "other" past the shared cap."""
+    label = _labels.get((tenant, source))
+    if label is not None:
+        return label
+    try:
+        allowed = _registered(tenant, source)
+    except (RedisError, OSError):
+        with _sources_lock:  # this process's own cap until Redis answers again
+            seen = _fallback.setdefault(tenant, set())
+            if source in seen or len(seen) < MAX_SOURCES_PER_TENANT:
+                seen.add(source)
+                return source
+        return OTHER_SOURCE
+    label = source if allowed else OTHER_SOURCE
     with _sources_lock:
-        seen = _sources.setdefault(tenant, set())
-        if source in seen:
-            return source
-        if len(seen) < MAX_SOURCES_PER_TENANT:
-            seen.add(source)
-            return source
-    return OTHER_SOURCE
+        if len(_labels) > 50_000:
+            _labels.clear()  # bound; the Redis set keeps the answers
+        _labels[(tenant, source)] = label
+    return label
+
+
+def source_labels_forget() -> None:
+    """Forget this process's remembered answers (a restart, in tests)."""
+    with _sources_lock:
+        _labels.clear()
+        _fallback.clear()
 
 
 REQUESTS = Counter(

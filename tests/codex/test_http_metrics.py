@@ -134,3 +134,28 @@ def test_counts_are_summed_across_gunicorn_workers(tmp_path):
         assert codes == [404] * 60
         counts = _scrape(base)
     assert counts == {"2xx": 0.0, "3xx": 0.0, "4xx": 60.0, "5xx": 0.0}
+
+
+@pytest.mark.slow
+def test_recycled_workers_fold_into_archives_and_totals_stay_exact(tmp_path):
+    metrics_dir = tmp_path / "prom"
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "GUNICORN_THREADS": "1",
+        "GUNICORN_MAX_REQUESTS": "15",  # a worker restarts every 15 requests
+        "GUNICORN_MAX_REQUESTS_JITTER": "1",
+        "DATABASE_URL": settings.DATABASE_URL,
+    }
+    with gunicorn_server(env, workers=2, unset=("CODEX_METRICS_DIRS",)) as (base, _proc):
+        for i in range(150):  # ~10 recycles
+            assert httpx.get(f"{base}/no/such/{i}", timeout=10).status_code == 404
+        counts = _scrape(base)
+        files = sorted(p.name for p in metrics_dir.glob("*.db"))
+    assert counts["4xx"] == 150.0  # nothing lost or counted twice across the recycles
+    assert "counter_archive.db" in files
+    # Bounded: per type, the live workers' files plus one archive, however many recycles.
+    per_type = {}
+    for name in files:
+        kind = name.rsplit("_", 1)[0]
+        per_type[kind] = per_type.get(kind, 0) + 1
+    assert all(n <= 2 + 1 + 1 for n in per_type.values()), files  # 2 workers (+1 restarting)

@@ -94,3 +94,21 @@ def test_a_bug_escaping_the_view_is_still_counted_and_answers_json_500(
     assert response.json()["error"]["rid"] == response["X-Request-ID"]
     assert metrics.REQUESTS.labels(outcome="error")._value.get() == errors + 1
     assert sum(b.get() for b in metrics.REQUEST_DURATION._buckets) == observed + 1
+
+
+def test_the_source_cap_is_shared_by_processes_and_survives_a_restart():
+    import uuid
+
+    from ingest.metrics import (
+        MAX_SOURCES_PER_TENANT,
+        OTHER_SOURCE,
+        source_label,
+        source_labels_forget,
+    )
+
+    tenant = f"shared-{uuid.uuid4().hex[:8]}"
+    for n in range(MAX_SOURCES_PER_TENANT):  # "process A" uses the tenant's first 20 sources
+        assert source_label(tenant, f"a-{n}") == f"a-{n}"
+    source_labels_forget()  # "process B", or A after a restart: nothing remembered locally
+    assert source_label(tenant, "b-new") == OTHER_SOURCE  # the cap is global, not per process
+    assert source_label(tenant, "a-3") == "a-3"  # a registered source keeps its label
