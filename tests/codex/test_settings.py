@@ -105,3 +105,27 @@ def test_the_web_refuses_to_start_without_the_static_manifest(name, tmp_path):
 def test_beat_keeps_its_schedule_under_the_data_directory(settings):
     assert Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).parent == Path(settings.DATA_DIR)
     assert not Path(settings.CELERY_BEAT_SCHEDULE_FILENAME).is_relative_to(ROOT / "codex")
+
+
+def test_every_task_has_time_limits_and_they_fit_under_each_other(settings):
+    from codex.celery import app
+
+    app.loader.import_default_modules()
+    ours = [
+        t
+        for name, t in app.tasks.items()
+        if name.split(".")[0] in {"codex", "ingest", "flags", "reconcile", "tenants"}
+    ]
+    assert ours
+    for task in ours:
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        hard = task.time_limit or app.conf.task_time_limit
+        assert soft, task.name
+        assert hard, task.name
+        assert soft < hard, task.name
+    limits = settings.DATABASES["default"]["TIME_LIMITS_MS"]
+    assert 0 < limits["lock_timeout"] <= limits["statement_timeout"] < 10_000  # 503 within 10 s
+    import runpy
+
+    gunicorn = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert gunicorn["timeout"] * 1000 > limits["statement_timeout"]
