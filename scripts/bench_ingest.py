@@ -220,16 +220,16 @@ def pg(url: str):
     return conn
 
 
-def fresh_database(owner_url: str) -> str:
-    """Drop and create the benchmark database; return its URL."""
+def fresh_database(owner_url: str, name: str = DB_NAME) -> str:
+    """Drop and create database `name` on the owner's server; return its URL."""
     with pg(with_db(owner_url, "postgres")) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            [DB_NAME],
+            [name],
         )
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return with_db(owner_url, DB_NAME)
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return with_db(owner_url, name)
 
 
 def unenriched(conn) -> int:
@@ -385,6 +385,39 @@ def service_env(db_url: str, redis_url: str, tmp: Path, queue: str) -> dict:
     return env
 
 
+def prepare_service(tmp: Path, queue: str, db_name: str) -> tuple[str, dict, dict]:
+    """A fresh, migrated database with the `bench` tenant: (its URL, the service env, a key).
+
+    Uses DATABASE_URL/REDIS_URL when set, else the embedded servers. Shared with
+    scripts/reliability_drill.py.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
+    owner_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    if not owner_url or not redis_url:
+        from codex import embedded
+
+        owner_url = owner_url or embedded.postgres_url()
+        redis_url = redis_url or embedded.redis_url()
+    db_url = fresh_database(owner_url, db_name)
+    env = service_env(db_url, redis_url, tmp, queue)
+    for command in (
+        ["migrate", "--no-input", "-v", "0"],
+        ["collectstatic", "--no-input", "-v", "0"],
+    ):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True)
+    setup = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--setup"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if setup.returncode:
+        raise SystemExit(f"benchmark tenant set-up failed:\n{setup.stderr[-3000:]}")
+    return db_url, env, json.loads(setup.stdout.strip().splitlines()[-1])
+
+
 def start_worker(env: dict, tmp: Path) -> subprocess.Popen:
     """One Celery worker (concurrency 2), as the Procfile runs it."""
     wenv = dict(env, PROMETHEUS_MULTIPROC_DIR=env["CODEX_METRICS_DIRS"])
@@ -454,37 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         setup_tenant()
         return 0
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
     wrk_bin = ensure_wrk()
-    owner_url = os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("REDIS_URL")
-    if not owner_url or not redis_url:
-        from codex import embedded
-
-        owner_url = owner_url or embedded.postgres_url()
-        redis_url = redis_url or embedded.redis_url()
     tmp = Path(tempfile.mkdtemp(prefix="codex-bench-"))
-    queue = f"bench-{os.getpid()}"
-    db_url = fresh_database(owner_url)
-    env = service_env(db_url, redis_url, tmp, queue)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    setup = subprocess.run(
-        [sys.executable, __file__, "--setup"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if setup.returncode:
-        raise SystemExit(f"benchmark tenant set-up failed:\n{setup.stderr[-3000:]}")
-    key = json.loads(setup.stdout.strip().splitlines()[-1])
+    db_url, env, key = prepare_service(tmp, f"bench-{os.getpid()}", DB_NAME)
     worker_class, workers, threads = gunicorn_shape()
     shape = ["--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads)]
     base_env = dict(

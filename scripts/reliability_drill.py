@@ -79,7 +79,9 @@ async def _load(urls: list[str], key: dict, seconds: float, results: list, keys=
         await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)))
 
 
-def _report(name: str, results: list, conn, fault: tuple[float, float] | None) -> dict:
+def _report(
+    name: str, results: list, conn, fault: tuple[float, float] | None, *, show: bool = True
+) -> dict:
     ok = [r for r in results if 200 <= r[2] < 300]
     keys = [r[3] for r in ok]
     stored = 0
@@ -106,7 +108,8 @@ def _report(name: str, results: list, conn, fault: tuple[float, float] | None) -
         "worst_latency_s": round(worst, 2) if worst is not None else None,
         "recovery_s": round(recovery, 2) if recovery is not None else None,
     }
-    print(json.dumps(row), flush=True)
+    if show:
+        print(json.dumps(row), flush=True)
     return row
 
 
@@ -154,31 +157,10 @@ def main() -> int:
     parser.add_argument("--only", default="lock,redis,postgres,sigterm,two")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
-    owner_url = os.environ.get("DATABASE_URL")
-    redis_url = os.environ.get("REDIS_URL")
-    if not owner_url or not redis_url:
-        from codex import embedded
-
-        owner_url = owner_url or embedded.postgres_url()
-        redis_url = redis_url or embedded.redis_url()
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="codex-drill-"))
-    bench.DB_NAME = "codex_drill"
-    db_url = bench.fresh_database(owner_url)
-    env = bench.service_env(db_url, redis_url, tmp, f"drill-{os.getpid()}")
-    for cmd in (["migrate", "--no-input", "-v", "0"], ["collectstatic", "--no-input", "-v", "0"]):
-        subprocess.run([sys.executable, "manage.py", *cmd], cwd=bench.ROOT, env=env, check=True)
-    setup = subprocess.run(
-        [sys.executable, str(bench.ROOT / "scripts" / "bench_ingest.py"), "--setup"],
-        cwd=bench.ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = json.loads(setup.stdout.strip().splitlines()[-1])
+    db_url, env, key = bench.prepare_service(tmp, f"drill-{os.getpid()}", "codex_drill")
     conn = bench.pg(db_url)
     rows = []
 
@@ -332,7 +314,7 @@ def main() -> int:
                 return None
 
             results, _ = run([a.url, b.url], 1, 1, nothing, nothing, keys)
-            row = _report("two instances, one database and Redis", results, conn, None)
+            row = _report("two instances, one database and Redis", results, conn, None, show=False)
             after = conn.execute("SELECT count(*) FROM ingest_event").fetchone()[0]
             accepted = sum(1 for r in results if r[2] == 202)
             row.update(
