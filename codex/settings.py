@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files served from here: no CDN
     "django_prometheus",
     "tenants",
     "ingest",
@@ -156,6 +158,32 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI (ingest/openapi.py; checked in as docs/openapi.yaml) ---------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Codex Ingest API",
+    "DESCRIPTION": (
+        "Signed event ingest for store devices and systems. Every request is signed "
+        "(Standard Webhooks + X-Codex-Key-Id); every error is "
+        '{"error": {"code", "message", "rid"}}. Guide: docs/api.md.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["ingest.openapi.add_events_endpoint"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ingest.openapi.close_objects",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ItemErrorCodeEnum": ["invalid_event", "idempotency_key_reused"],
+        "EventStatusEnum": "ingest.lookup.STATUSES",
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------

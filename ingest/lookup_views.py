@@ -1,0 +1,67 @@
+"""GET /v1/events/<idempotency_key>: what happened to one of the caller's events."""
+
+from __future__ import annotations
+
+from django.db import InterfaceError, OperationalError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from codex.errors import ApiError
+from ingest.auth import SignedRequestMixin, db_unavailable
+from ingest.lookup import event_status_get
+from ingest.openapi import (
+    AUTH_ERRORS,
+    LOOKUP_PARAMETERS,
+    ErrorSerializer,
+    EventStatusSerializer,
+    error_doc,
+)
+
+
+def _storable_key(key: str) -> bool:
+    # A key the ledger could never hold (NUL, lone surrogates, too long) is simply not found:
+    # sending it to PostgreSQL would be an error, not an answer.
+    if not 1 <= len(key) <= 255 or "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class EventLookupView(SignedRequestMixin, APIView):
+    """The signing key's tenant's event with this idempotency key and its status."""
+
+    @extend_schema(
+        operation_id="events_lookup",
+        summary="What happened to one event",
+        description=(
+            "The status is `accepted` (stored, enrichment due), `enriched`, `dead_lettered` "
+            "(with the stage and error class that gave up; an operator replay can still enrich "
+            "it) or `erased`. Another tenant's keys are never found."
+        ),
+        parameters=LOOKUP_PARAMETERS,
+        responses={
+            200: EventStatusSerializer,
+            **AUTH_ERRORS,
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="Your tenant has no event with this key. Codes: `not_found`.",
+            ),
+            405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+        },
+        tags=["events"],
+    )
+    def get(self, request, idempotency_key: str):
+        key = request.auth
+        status = None
+        if _storable_key(idempotency_key):
+            try:
+                status = event_status_get(tenant_id=key.tenant_id, idempotency_key=idempotency_key)
+            except (OperationalError, InterfaceError) as exc:
+                raise db_unavailable() from exc
+        if status is None:
+            raise ApiError("not_found", "No event with this idempotency_key.", status_code=404)
+        return Response(EventStatusSerializer(status).data)

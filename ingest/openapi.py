@@ -1,0 +1,334 @@
+"""The OpenAPI 3 description of the public API (drf-spectacular): components, hooks, docs view.
+
+`POST /v1/events` is a plain Django view (the hot path skips DRF, docs/performance.md), so the
+generator cannot see it: `add_events_endpoint` (a preprocessing hook) adds `EventsDocView`, a
+DRF view that exists only to carry the operation's description and is never routed. The real
+view answers; tests/ingest/test_openapi.py and the schemathesis run check that they agree.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiViewExtension
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from ingest.auth import SignatureAuthentication
+from ingest.lookup import STATUSES
+from ingest.validation import MAX_BATCH, MAX_PAYLOAD_BYTES
+
+SCHEMA_PATHS = ("/v1/events", "/v1/events/{idempotency_key}", "/config")
+
+# --- components ----------------------------------------------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable error code.")
+    message = serializers.CharField(help_text="For people; wording may change.")
+    rid = serializers.CharField(allow_null=True, help_text="The request id (X-Request-ID).")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class EventSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(
+        min_length=1,
+        max_length=255,
+        help_text="Unique per tenant, forever. No NUL characters.",
+    )
+    type = serializers.RegexField(r"^[a-z0-9_.:-]{1,100}$", max_length=100)
+    occurred_at = serializers.DateTimeField(
+        help_text="RFC 3339 date-time with an offset (Z or +hh:mm)."
+    )
+    source = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=64,
+        default="sdk",
+        help_text="Printable, 1-64 characters.",
+    )
+    payload = serializers.DictField(
+        required=False,
+        help_text=(
+            f"A JSON object, at most {MAX_PAYLOAD_BYTES} bytes serialized and 64 levels deep."
+        ),
+    )
+
+
+class BatchSerializer(serializers.Serializer):
+    events = EventSerializer(
+        many=True,
+        min_length=1,
+        max_length=MAX_BATCH,
+        help_text=(
+            "Invalid events are rejected one by one (their result says why); the valid ones "
+            "are stored."
+        ),
+    )
+
+
+class SingleResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["accepted", "duplicate"])
+    id = serializers.IntegerField(help_text="The ledger id of the event.")
+
+
+class ItemErrorSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["invalid_event", "idempotency_key_reused"])
+    message = serializers.CharField()
+
+
+class BatchItemResultSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "conflict", "rejected"])
+    id = serializers.IntegerField(allow_null=True)
+    error = ItemErrorSerializer(allow_null=True)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(min_value=0)
+    duplicates = serializers.IntegerField(min_value=0)
+    conflicts = serializers.IntegerField(min_value=0)
+    rejected = serializers.IntegerField(min_value=0)
+    results = BatchItemResultSerializer(many=True, help_text="In request order.")
+
+
+class DeadLetterInfoSerializer(serializers.Serializer):
+    stage = serializers.CharField(help_text="The stage that gave up, e.g. enrich.")
+    error_class = serializers.CharField()
+    attempts = serializers.IntegerField(min_value=0)
+    failed_at = serializers.DateTimeField(help_text="Its last failure.")
+
+
+class EventStatusSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    idempotency_key = serializers.CharField()
+    type = serializers.CharField()
+    source = serializers.CharField()
+    status = serializers.ChoiceField(choices=list(STATUSES))
+    received_at = serializers.DateTimeField()
+    enriched_at = serializers.DateTimeField(allow_null=True)
+    dead_letter = DeadLetterInfoSerializer(
+        allow_null=True, help_text="Set while the status is dead_lettered."
+    )
+
+
+class ConfigSerializer(serializers.Serializer):
+    syncEnabled = serializers.BooleanField()
+    minIntervalSec = serializers.IntegerField(min_value=5, max_value=86400)
+    retryCap = serializers.IntegerField(min_value=0, max_value=10)
+
+
+# --- the signing headers as a security scheme ----------------------------------------------
+
+SIGNING_HEADERS = {
+    "codexKeyId": ("X-Codex-Key-Id", "Your key id, ck_<tenant hex>_<random>."),
+    "webhookId": ("webhook-id", "A unique message id, e.g. msg_<uuid hex>."),
+    "webhookTimestamp": ("webhook-timestamp", "Unix seconds, within 300 s of the server."),
+    "webhookSignature": (
+        "webhook-signature",
+        "Space-separated v1,<base64 HMAC-SHA256 of '{webhook-id}.{webhook-timestamp}.{body}'> "
+        "keyed with the base64 after whsec_ (Standard Webhooks).",
+    ),
+}
+
+
+class SignatureScheme(OpenApiAuthenticationExtension):
+    """Standard Webhooks signing plus X-Codex-Key-Id: four headers, all required together."""
+
+    target_class = SignatureAuthentication
+    name = list(SIGNING_HEADERS)
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "apiKey", "in": "header", "name": header, "description": text}
+            for header, text in SIGNING_HEADERS.values()
+        ]
+
+
+# --- operations ----------------------------------------------------------------------------
+
+_RATE_HEADERS = {
+    "RateLimit-Policy": 'The tenant\'s policy, e.g. `"tenant";q=50;w=1`.',
+    "RateLimit": 'Remaining in this window, e.g. `"tenant";r=12;t=1`.',
+}
+
+
+def error_doc(description: str, *codes: str) -> OpenApiResponse:
+    listed = ", ".join(f"`{code}`" for code in codes)
+    return OpenApiResponse(ErrorSerializer, description=f"{description} Codes: {listed}.")
+
+
+AUTH_ERRORS = {
+    401: error_doc(
+        "Not signed, or the signature does not verify (no quota spent).",
+        "missing_signature",
+        "invalid_signature",
+        "timestamp_out_of_tolerance",
+        "unknown_key",
+        "revoked_key",
+    ),
+    403: error_doc("Correctly signed, but the tenant is suspended.", "tenant_suspended"),
+    503: error_doc(
+        "PostgreSQL (or the key store) is unreachable; retry after Retry-After.", "unavailable"
+    ),
+}
+
+EVENTS_RESPONSES = {
+    202: OpenApiResponse(
+        SingleResultSerializer,
+        description="One event, new: stored in the ledger before this answer, enrichment due.",
+        examples=[OpenApiExample("accepted", {"status": "accepted", "id": 123})],
+    ),
+    200: OpenApiResponse(
+        PolymorphicProxySerializer(
+            component_name="EventsOk",
+            serializers=[SingleResultSerializer, BatchResultSerializer],
+            resource_type_field_name=None,
+        ),
+        description=(
+            "One event whose key exists with the same content (`duplicate`, the original id), "
+            "or a batch: per-position results in request order."
+        ),
+    ),
+    400: error_doc(
+        "The body is not strict JSON, or has the wrong shape, or the single event is invalid "
+        "(the message names the field).",
+        "malformed_json",
+        "invalid_request",
+    ),
+    **AUTH_ERRORS,
+    405: error_doc("Only POST (after authentication).", "method_not_allowed"),
+    411: error_doc("A chunked body without Content-Length.", "length_required"),
+    413: error_doc("The body is larger than 1 MiB.", "payload_too_large"),
+    415: error_doc("Content-Type is not application/json.", "unsupported_media_type"),
+    422: error_doc(
+        "The single event's key exists with different content.", "idempotency_key_reused"
+    ),
+    429: error_doc(
+        "More requests per second than the tenant's ingestRatePerSec; wait Retry-After.",
+        "rate_limited",
+    ),
+}
+
+
+class EventsDocView(APIView):
+    """Documentation only: describes ingest.views.events (never routed, never answers)."""
+
+    authentication_classes = [SignatureAuthentication]
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Send one event or a batch of up to 500",
+        description=(
+            "Signed (Standard Webhooks + X-Codex-Key-Id). Idempotent per tenant and key: "
+            "a retry answers `duplicate` with the original id. Every answer carries "
+            "X-Request-ID and the RateLimit headers (docs/api.md)."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="EventsRequest",
+            serializers=[EventSerializer, BatchSerializer],
+            resource_type_field_name=None,
+        ),
+        responses=EVENTS_RESPONSES,
+        tags=["events"],
+    )
+    def post(self, request):  # pragma: no cover - never routed
+        raise NotImplementedError
+
+
+def add_events_endpoint(endpoints):
+    """Preprocessing hook: only the public API, plus the schema-only POST /v1/events."""
+    kept = [e for e in endpoints if e[0] in SCHEMA_PATHS]
+    kept.append(("/v1/events", r"^v1/events$", "POST", EventsDocView.as_view()))
+    return kept
+
+
+def close_objects(result, generator, request, public):
+    """Postprocessing hook: request objects admit no unknown keys (the server refuses them)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in ("Event", "Batch"):
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+    if "Batch" in schemas:
+        schemas["Batch"]["properties"]["events"].update(minItems=1, maxItems=MAX_BATCH)
+    lookup = result["paths"].get("/v1/events/{idempotency_key}", {}).get("get")
+    if lookup:
+        for parameter in lookup["parameters"]:
+            if parameter["name"] == "idempotency_key":
+                parameter["schema"].update(minLength=1, maxLength=255)
+    if "Event" in schemas:
+        # No NUL (PostgreSQL cannot store it); the server's own rules are in the descriptions.
+        schemas["Event"]["properties"]["idempotency_key"]["pattern"] = "^[^\\x00]+$"
+        schemas["Event"]["properties"]["source"]["pattern"] = "^[ -~]+$"
+    return result
+
+
+LOOKUP_PARAMETERS = [
+    OpenApiParameter(
+        "idempotency_key",
+        str,
+        OpenApiParameter.PATH,
+        description="The key the event was sent with (URL-encoded).",
+    )
+]
+
+
+class ConfigViewSchema(OpenApiViewExtension):
+    """GET /config (flags.views.ConfigView), described here with the rest of the public API."""
+
+    target_class = "flags.views.ConfigView"
+
+    def view_replacement(self):
+        class Described(self.target_class):
+            @extend_schema(
+                operation_id="config_read",
+                summary="The runtime flags in force for your tenant",
+                description=(
+                    "Signed like every request (sign the empty body). Answers a strong ETag; "
+                    "send it back in If-None-Match and get 304 while nothing changed."
+                ),
+                parameters=[
+                    OpenApiParameter(
+                        "If-None-Match",
+                        str,
+                        OpenApiParameter.HEADER,
+                        required=False,
+                        description="An ETag from an earlier answer (or a list of them, or *).",
+                    ),
+                    OpenApiParameter(
+                        "ETag",
+                        str,
+                        OpenApiParameter.HEADER,
+                        response=[200, 304],
+                        description="Strong tag of the document (same values, same tag).",
+                    ),
+                ],
+                responses={
+                    200: OpenApiResponse(
+                        ConfigSerializer,
+                        description="The flags, with ETag and Cache-Control.",
+                        examples=[
+                            OpenApiExample(
+                                "defaults",
+                                {"syncEnabled": True, "minIntervalSec": 900, "retryCap": 3},
+                            )
+                        ],
+                    ),
+                    304: OpenApiResponse(description="Not modified: your ETag still holds."),
+                    **AUTH_ERRORS,
+                    405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+                },
+                tags=["config"],
+            )
+            def get(self, request):
+                return super().get(request)
+
+        return Described

@@ -1,0 +1,95 @@
+"""GET /v1/events/<key>: the tenant's event and its fate; other tenants' keys are not found."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from ingest import services
+from ingest.models import DeadLetter
+from tests.ingest.conftest import make_event
+from tests.signing import django_headers, sign_headers
+
+pytestmark = pytest.mark.django_db
+
+
+def _get(client, key, idem: str, *, signed: bool = True):
+    headers = django_headers(sign_headers(key.key_id, key.secret, b"")) if signed else {}
+    return client.get("/v1/events/" + quote(idem, safe=""), **headers)
+
+
+def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, signed, post_signed):
+    _tenant, key, _sign = signed
+    posted = post_signed(make_event("order-1"))
+    assert posted.status_code == 202
+    response = _get(client, key, "order-1")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["id"] == posted.json()["id"]
+    assert body["status"] == "accepted"
+    assert body["idempotency_key"] == "order-1"
+    assert body["received_at"]
+    assert body["enriched_at"] is None
+    assert body["dead_letter"] is None
+
+
+def test_lookup_after_enrichment_says_enriched_with_enriched_at(client, signed, post_signed):
+    tenant, key, _sign = signed
+    post_signed(make_event("order-2"))
+    services.events_drain(tenant_id=tenant.id)
+    body = _get(client, key, "order-2").json()
+    assert body["status"] == "enriched"
+    assert body["enriched_at"] >= body["received_at"]
+
+
+def test_lookup_of_a_dead_lettered_event_names_stage_and_error_class(client, signed, post_signed):
+    tenant, key, _sign = signed
+    event_id = post_signed(make_event("order-3")).json()["id"]
+    services.deadletter_record(
+        tenant_id=tenant.id,
+        failures={event_id: ZeroDivisionError("boom")},
+        attempts=4,
+        first_failed_at=None,
+    )
+    body = _get(client, key, "order-3").json()
+    assert body["status"] == "dead_lettered"
+    assert body["dead_letter"]["stage"] == DeadLetter.Stage.ENRICH
+    assert body["dead_letter"]["error_class"] == "builtins.ZeroDivisionError"
+    assert body["dead_letter"]["attempts"] == 4
+
+
+def test_a_key_with_slashes_and_unicode_is_found(client, signed, post_signed):
+    _tenant, key, _sign = signed
+    post_signed(make_event("store/7/ordre-é 1"))
+    assert _get(client, key, "store/7/ordre-é 1").json()["status"] == "accepted"
+
+
+def test_another_tenants_key_is_404_like_a_missing_one(
+    client, signed, post_signed, tenant_factory, key_factory
+):
+    post_signed(make_event("mine-only"))
+    other_key = key_factory(tenant_factory())
+    for idem in ("mine-only", "never-sent"):
+        response = _get(client, other_key, idem)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+        assert response.json()["error"]["rid"]
+
+
+@pytest.mark.parametrize("idem", ["nul\x00key", "x" * 256])
+def test_keys_the_ledger_cannot_hold_are_404_not_500(client, signed, idem):
+    _tenant, key, _sign = signed
+    assert _get(client, key, idem).status_code == 404
+
+
+def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
+    _tenant, key, _sign = signed
+    post_signed(make_event("order-4"))
+    response = _get(client, key, "order-4", signed=False)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_signature"
+    headers = django_headers(sign_headers(key.key_id, key.secret, b""))
+    response = client.generic("POST", "/v1/events/order-4", b"", **headers)
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
