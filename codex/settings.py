@@ -241,6 +241,7 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
 CODEX_INGEST_RATE_PER_SEC = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC", "50"))
+CODEX_SOURCE_RATE_PER_SEC = int(os.environ.get("CODEX_SOURCE_RATE_PER_SEC", "25"))
 CODEX_RETRY_CAP = 3
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.

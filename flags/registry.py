@@ -103,6 +103,16 @@ def specs() -> dict[str, FlagSpec]:
             public=False,
             help="Requests per second a tenant may send to POST /v1/events.",
         ),
+        "sourceRatePerSec": FlagSpec(
+            "sourceRatePerSec",
+            int,
+            settings.CODEX_SOURCE_RATE_PER_SEC,
+            1,
+            100000,
+            public=False,
+            help="Deliveries per second each of the tenant's webhook sources may make "
+            "(within ingestRatePerSec).",
+        ),
     }
 
 

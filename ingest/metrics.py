@@ -139,3 +139,25 @@ AMOUNT_UNUSABLE = Counter(
     "Events enriched with a null amount_minor because their amount could not be an amount "
     "(not a number, not finite, an absurd exponent, beyond 64 bits).",
 )
+
+# Webhook sources (ingest.webhooks): one series per source an operator created, so the labels stay
+# bounded; deliveries to ids that are no source count under source="unknown".
+SOURCE_DELIVERIES = Counter(
+    "codex_ingest_source_deliveries_total",
+    "POST /v1/sources/<id>/webhooks deliveries by tenant, kind, source and outcome (accepted, "
+    "duplicate, rejected, unauthorized, not_found, gone, suspended, rate_limited, too_large, "
+    "unavailable, error).",
+    ["tenant", "kind", "source", "outcome"],
+)
+SOURCE_SIGNATURE_FAILURES = Counter(
+    "codex_ingest_source_signature_failures_total",
+    "Source deliveries refused for their signature, by tenant, kind, source and code "
+    "(missing_signature, invalid_signature, timestamp_out_of_tolerance).",
+    ["tenant", "kind", "source", "code"],
+)
+SOURCE_DELIVERY_DURATION = Histogram(
+    "codex_ingest_source_delivery_duration_seconds",
+    "Wall time of a webhook source delivery, request to answer, by kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+)

@@ -23,6 +23,7 @@ from ingest.enrichment import Source, enriched_values
 from ingest.models import DeadLetter
 from ingest.validation import Item
 from ingest.wake import drain_wake
+from ingest.webhooks.shapes import ENRICH_AMOUNT, ENRICH_AMOUNT_MINOR, ENRICH_CURRENCY
 from tenants.audit import audit_record
 from tenants.scope import system_scope, tenant_scope
 
@@ -189,11 +190,12 @@ DRAIN_BATCH = 500
 # After failure n an event waits base * 2**(n-1) s (settings.CODEX_ENRICH_RETRY_BASE_S).
 DEFAULT_RETRY_BASE_S = 2.0
 
-_CLAIM_COLUMNS = """
+# The amount fields of /v1/events payloads, or where a webhook source's envelope holds them.
+_CLAIM_COLUMNS = f"""
     id, type, source, occurred_at, received_at,
-    jsonb_typeof(payload->'amount'), payload->>'amount',
-    jsonb_typeof(payload->'amount_minor'), payload->>'amount_minor',
-    payload->>'currency', enrich_attempts, enrich_failed_at
+    jsonb_typeof({ENRICH_AMOUNT}), ({ENRICH_AMOUNT})#>>'{{}}',
+    jsonb_typeof({ENRICH_AMOUNT_MINOR}), ({ENRICH_AMOUNT_MINOR})#>>'{{}}',
+    {ENRICH_CURRENCY}, enrich_attempts, enrich_failed_at
 """
 # Due, unenriched events of one tenant, oldest first. SKIP LOCKED: concurrent drains (several
 # worker processes, a replay) take disjoint rows, so no event is enriched twice or waited for.

@@ -162,8 +162,11 @@ def parse_occurred_at(value: Any) -> datetime:
         raise EventInvalid("occurred_at: not a valid date-time") from exc
 
 
-def validate_event(raw: Any) -> ValidEvent:
-    """Validate one event object; raise EventInvalid naming the first bad field."""
+def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> ValidEvent:
+    """Validate one event object; raise EventInvalid naming the first bad field.
+
+    `max_payload_bytes`: webhook sources store whole platform documents (up to the 1 MiB body).
+    """
     if not isinstance(raw, dict):
         raise EventInvalid("event: must be a JSON object")
     unknown = sorted(set(raw) - _FIELDS)
@@ -190,8 +193,8 @@ def validate_event(raw: Any) -> ValidEvent:
         payload_json = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
     else:
         payload_json = canonical_json(payload)
-    if len(payload_json.encode("utf-8")) > MAX_PAYLOAD_BYTES:
-        raise EventInvalid(f"payload: at most {MAX_PAYLOAD_BYTES} bytes serialized")
+    if len(payload_json.encode("utf-8")) > max_payload_bytes:
+        raise EventInvalid(f"payload: at most {max_payload_bytes} bytes serialized")
     # canonical_json({"type", "occurred_at", "source", "payload"}) spelled out in sorted key order,
     # so the payload is serialized once, not twice (byte-identical: the stored fingerprints hold).
     content = (

@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
 from codex.admin import ReadOnlyModelAdmin
+from tenants.admin_sources import WebhookSourceInline
 from tenants.audit import actor_of
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.services import (
@@ -113,7 +114,7 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("slug", "name")
     actions = ("suspend_tenants", "resume_tenants")
-    inlines = (DeviceInline, SigningKeyInline)
+    inlines = (DeviceInline, SigningKeyInline, WebhookSourceInline)
 
     def get_queryset(self, request):
         return (

@@ -119,3 +119,51 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class WebhookSource(TenantOwned):
+    """A store platform (Shopify, Stripe, a Standard Webhooks sender) that delivers into a tenant.
+
+    Its public id (in the delivery URL) names the tenant, as key ids do. The signing secret is
+    Fernet-encrypted like signing keys; during a rotation the previous one still verifies until
+    `previous_valid_until`. The counters and last_received_at are kept by the delivery path.
+    """
+
+    class Kind(models.TextChoices):
+        SHOPIFY = "shopify"
+        STRIPE = "stripe"
+        STANDARD = "standard"
+
+    source_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    # standard: the JSON field of the body that names the event type.
+    type_field = models.CharField(max_length=64, default="type")
+    # stripe: the account's API key (restricted, read events) for reconcile; encrypted.
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    accepted_count = models.BigIntegerField(default=0)
+    duplicate_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "source_id"], name="webhooksource_id_per_tenant"
+            )
+        ]
+        ordering = ["tenant_id", "created_at"]
+        verbose_name = "webhook source"
+        permissions = [
+            ("disable_webhooksource", "Can disable and enable webhook sources"),
+            (
+                "rotate_webhooksource_secret",
+                "Can rotate webhook source secrets and set their API keys",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_id}"

@@ -199,6 +199,7 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "minIntervalSec": 900,
         "retryCap": 3,
         "ingestRatePerSec": 50,
+        "sourceRatePerSec": 25,
     }
 
 

@@ -1,0 +1,1 @@
+"""Store webhook sources: Shopify, Stripe and Standard Webhooks deliveries into the ledger."""

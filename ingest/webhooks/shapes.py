@@ -1,0 +1,158 @@
+"""What a delivery of each platform becomes in the ledger: key, type, time, payload envelope.
+
+Pure functions, no database. The stored payload is an envelope, {"source_id", "kind", ...the
+platform's delivery facts..., "body": <the platform's JSON>}, so nothing of the platform's document
+is renamed or lost and the facts that come in headers (Shopify's shop domain and topic) stay with
+the event. Enrichment reads amounts out of it with ENRICH_* below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.validation import MAX_BODY_BYTES as MAX_DELIVERY_BYTES
+from ingest.validation import EventInvalid, Item, parse_occurred_at, validate_event
+
+_TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
+_MAX_ID_LEN = 200
+
+
+class DeliveryInvalid(ValueError):
+    """A correctly signed delivery we cannot store (the message names what is wrong)."""
+
+
+def _event(
+    *, key: str, etype: str, occurred_at: datetime, kind: str, payload: dict[str, Any]
+) -> Item:
+    try:
+        event = validate_event(
+            {
+                "idempotency_key": key,
+                "type": etype,
+                "occurred_at": occurred_at.isoformat(),
+                "source": kind,
+                "payload": payload,
+            },
+            max_payload_bytes=2 * MAX_DELIVERY_BYTES,  # the body itself is at most 1 MiB
+        )
+    except EventInvalid as exc:
+        raise DeliveryInvalid(str(exc)) from exc
+    return Item(idempotency_key=key, event=event, error=None)
+
+
+def _id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID_LEN or not value.isprintable():
+        raise DeliveryInvalid(f"{what}: required, 1 to {_MAX_ID_LEN} printable characters")
+    return value
+
+
+def _type(value: str, what: str) -> str:
+    if not _TYPE_RE.fullmatch(value):
+        raise DeliveryInvalid(f"{what}: 1 to 100 characters of [a-z0-9_.:-], not {value[:100]!r}")
+    return value
+
+
+def shopify_event(
+    *, source_id: str, doc: Any, headers: Mapping[str, str], received_at: datetime
+) -> Item:
+    """X-Shopify-Event-Id (or -Webhook-Id) -> key; X-Shopify-Topic -> shopify.<topic with .>."""
+    if not isinstance(doc, dict):
+        raise DeliveryInvalid("the body must be a JSON object")
+    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
+    topic = headers.get("x-shopify-topic", "")
+    if not topic:
+        raise DeliveryInvalid("X-Shopify-Topic is required")
+    etype = _type("shopify." + topic.strip().lower().replace("/", "."), "X-Shopify-Topic")
+    triggered = headers.get("x-shopify-triggered-at", "")
+    try:
+        occurred_at = parse_occurred_at(triggered) if triggered else received_at
+    except EventInvalid:
+        occurred_at = received_at  # documented fallback: the time we received it
+    payload = {
+        "source_id": source_id,
+        "kind": "shopify",
+        "shop_domain": headers.get("x-shopify-shop-domain") or None,
+        "topic": topic,
+        "api_version": headers.get("x-shopify-api-version") or None,
+        "body": doc,
+    }
+    return _event(
+        key="shopify:" + _id(event_id, "X-Shopify-Event-Id"),
+        etype=etype,
+        occurred_at=occurred_at,
+        kind="shopify",
+        payload=payload,
+    )
+
+
+def stripe_event(*, source_id: str, doc: Any, received_at: datetime | None = None) -> Item:
+    """A Stripe event object: id -> key, stripe.<type>, occurred_at from created."""
+    if not isinstance(doc, dict):
+        raise DeliveryInvalid("the body must be a Stripe event object")
+    event_id = _id(doc.get("id"), "id")
+    etype = doc.get("type")
+    if not isinstance(etype, str):
+        raise DeliveryInvalid("type: required")
+    created = doc.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 < created < 2**34:
+        raise DeliveryInvalid("created: required, unix seconds")
+    payload = {
+        "source_id": source_id,
+        "kind": "stripe",
+        "account": doc.get("account") if isinstance(doc.get("account"), str) else None,
+        "livemode": doc.get("livemode") if isinstance(doc.get("livemode"), bool) else None,
+        "body": doc,
+    }
+    return _event(
+        key="stripe:" + event_id,
+        etype=_type("stripe." + etype, "type"),
+        occurred_at=datetime.fromtimestamp(created, UTC),
+        kind="stripe",
+        payload=payload,
+    )
+
+
+def standard_event(
+    *, source_id: str, doc: Any, headers: Mapping[str, str], type_field: str
+) -> Item:
+    """webhook-id -> key; the type from the body's `type_field`; occurred_at = webhook-timestamp."""
+    if not isinstance(doc, dict):
+        raise DeliveryInvalid("the body must be a JSON object")
+    etype = doc.get(type_field)
+    if not isinstance(etype, str):
+        raise DeliveryInvalid(f"{type_field}: required, the event type")
+    payload = {"source_id": source_id, "kind": "standard", "body": doc}
+    return _event(
+        key="standard:" + _id(headers.get("webhook-id"), "webhook-id"),
+        etype=_type(etype, type_field),
+        occurred_at=datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC),
+        kind="standard",
+        payload=payload,
+    )
+
+
+# --- enrichment: where the amount and currency sit in each kind's envelope -------------------
+# Only events a source wrote (key_id src_..., set by the server, never by a client) are read as
+# envelopes; everything else keeps the /v1/events fields payload.amount / amount_minor / currency.
+_FROM_SOURCE = "left(key_id, 4) = 'src_'"
+ENRICH_AMOUNT = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>'{{body,total_price}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN NULL"
+    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount}}'"
+    " ELSE payload->'amount' END"
+)
+ENRICH_AMOUNT_MINOR = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>'{{body,data,object,amount}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'shopify' THEN NULL"
+    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount_minor}}'"
+    " ELSE payload->'amount_minor' END"
+)
+ENRICH_CURRENCY = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>>'{{body,currency}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>>'{{body,data,object,currency}}'"
+    f" WHEN {_FROM_SOURCE} THEN payload#>>'{{body,currency}}'"
+    " ELSE payload->>'currency' END"
+)

@@ -1,0 +1,133 @@
+"""POST /v1/sources/<source_id>/webhooks: a store platform's signed delivery (docs/sources.md).
+
+Answers: 200 accepted or duplicate (a platform retries anything else), 401 bad or missing
+signature or a stale timestamp, 404 unknown source, 410 disabled, 413 over 1 MiB, 429 with
+Retry-After, 503 when PostgreSQL is unavailable; every error in the one JSON format with the rid.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from codex import context
+from codex.errors import ApiError, error_response
+from codex.http import discard_body
+from ingest import metrics
+from ingest.webhooks import services
+from ingest.webhooks.shapes import MAX_DELIVERY_BYTES
+from tenants.sources import ResolvedSource
+
+_OUTCOME_BY_STATUS = {
+    400: "rejected",
+    401: "unauthorized",
+    403: "suspended",
+    404: "not_found",
+    405: "rejected",
+    410: "gone",
+    411: "rejected",
+    413: "too_large",
+    429: "rate_limited",
+    503: "unavailable",
+}
+# Headers the shapes and verifiers read, lower-cased (WSGI gives HTTP_X_SHOPIFY_TOPIC etc.).
+_HEADERS = (
+    "x-shopify-hmac-sha256",
+    "x-shopify-event-id",
+    "x-shopify-webhook-id",
+    "x-shopify-topic",
+    "x-shopify-triggered-at",
+    "x-shopify-shop-domain",
+    "x-shopify-api-version",
+    "stripe-signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+
+
+def _headers(request: HttpRequest) -> dict[str, str]:
+    meta = request.META
+    out = {}
+    for name in _HEADERS:
+        value = meta.get("HTTP_" + name.upper().replace("-", "_"))
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _too_large() -> ApiError:
+    return ApiError(
+        "payload_too_large",
+        f"A delivery may be at most {MAX_DELIVERY_BYTES} bytes.",
+        status_code=413,
+    )
+
+
+@csrf_exempt
+def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
+    """Verify a delivery with its platform's scheme and store it as one event of the tenant."""
+    started = time.perf_counter()
+    source: ResolvedSource | None = None
+    outcome = "error"
+    try:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_DELIVERY_BYTES:
+            discard_body(request, length)
+            raise _too_large()
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            discard_body(request, None)
+            raise ApiError(
+                "length_required", "Send the body with a Content-Length.", status_code=411
+            )
+        if request.method != "POST":
+            raise ApiError(
+                "method_not_allowed",
+                f'Method "{request.method}" not allowed.',
+                status_code=405,
+                headers={"Allow": "POST"},
+            )
+        source = services.source_for_delivery(source_id)
+        context.bind_tenant(source.tenant_id)
+        body = request.body
+        if len(body) > MAX_DELIVERY_BYTES:
+            raise _too_large()
+        headers = _headers(request)
+        try:
+            services.delivery_verify(source=source, body=body, headers=headers)
+        except ApiError as exc:
+            metrics.SOURCE_SIGNATURE_FAILURES.labels(
+                tenant=source.tenant_slug,
+                kind=source.kind,
+                source=source.source_id,
+                code=exc.error_code,
+            ).inc()
+            raise
+        services.delivery_rate_limit(source=source)
+        item = services.delivery_event(source=source, body=body, headers=headers)
+        delivery = services.delivery_store(source=source, item=item)
+        outcome = delivery.status
+        response = HttpResponse(
+            orjson.dumps({"status": delivery.status, "id": delivery.event_id}),
+            content_type="application/json",
+            status=200,
+        )
+    except ApiError as exc:
+        outcome = _OUTCOME_BY_STATUS.get(exc.status_code, "error")
+        response = error_response(exc.error_code, str(exc.detail), exc.status_code, exc.headers)
+    finally:
+        kind = source.kind if source else "unknown"
+        metrics.SOURCE_DELIVERIES.labels(
+            tenant=source.tenant_slug if source else "",
+            kind=kind,
+            source=source.source_id if source else "unknown",
+            outcome=outcome,
+        ).inc()
+        metrics.SOURCE_DELIVERY_DURATION.labels(kind=kind).observe(time.perf_counter() - started)
+    return response

@@ -1,0 +1,254 @@
+"""Operator admin for webhook sources: add, disable/enable, rotate the secret, set the API key.
+
+Each write has its own permission (add_webhooksource, disable_webhooksource,
+rotate_webhooksource_secret), goes through tenants.sources and is audited with the operator's
+user. No secret is ever rendered: the encrypted columns are never part of a form or a page.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from tenants.audit import actor_of
+from tenants.models import Tenant, WebhookSource
+from tenants.services import TenantError, duration_parse
+from tenants.sources import (
+    SourceError,
+    source_create,
+    source_path,
+    source_rotate_secret,
+    source_set_api_key,
+    source_set_enabled,
+)
+
+SOURCE_FIELDS = (
+    "source_id",
+    "tenant",
+    "kind",
+    "type_field",
+    "enabled",
+    "previous_valid_until",
+    "created_at",
+    "last_received_at",
+    "accepted_count",
+    "duplicate_count",
+)
+SECRET_COLUMNS = ("secret_encrypted", "previous_secret_encrypted", "api_key_encrypted")
+
+
+class WebhookSourceInline(admin.TabularInline):
+    """The tenant's sources on its admin page: last delivery and counts, read-only."""
+
+    model = WebhookSource
+    fields = (
+        "source_id",
+        "kind",
+        "enabled",
+        "last_received_at",
+        "accepted_count",
+        "duplicate_count",
+    )
+    readonly_fields = fields
+    exclude = SECRET_COLUMNS
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SourceAddForm(forms.ModelForm):
+    """A new source: the platform's secret is typed in once and never shown again."""
+
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The platform's signing secret (Shopify app secret, Stripe whsec_...).",
+    )
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="stripe only: an API key that may read events (for reconcile).",
+    )
+
+    class Meta:
+        model = WebhookSource
+        fields = ("kind", "type_field")
+
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"))
+    field_order = ("tenant", "kind", "secret", "type_field", "api_key")
+
+
+class RotateForm(forms.Form):
+    """A new secret (old one verifies for the overlap) and/or a new Stripe API key."""
+
+    secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    overlap = forms.CharField(initial="24h", help_text="e.g. 30m, 24h, 7d, 0s")
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="stripe only: replaces the stored API key.",
+    )
+
+
+@admin.register(WebhookSource)
+class WebhookSourceAdmin(admin.ModelAdmin):
+    """Webhook sources: listed without secrets; add, disable/enable, rotate behind permissions."""
+
+    list_display = (
+        "source_id",
+        "tenant",
+        "kind",
+        "enabled",
+        "last_received_at",
+        "accepted_count",
+        "duplicate_count",
+    )
+    list_filter = ("kind", "enabled")
+    list_select_related = ("tenant",)
+    search_fields = ("source_id", "tenant__slug")
+    fields = SOURCE_FIELDS
+    readonly_fields = SOURCE_FIELDS
+    exclude = SECRET_COLUMNS
+    actions = ("disable_sources", "enable_sources")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = SourceAddForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("tenant", "kind", "secret", "type_field", "api_key")
+        return (*SOURCE_FIELDS, "delivery_url", "rotate")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else (*SOURCE_FIELDS, "delivery_url", "rotate")
+
+    @admin.display(description="delivery URL")
+    def delivery_url(self, obj) -> str:
+        return settings.CODEX_PUBLIC_URL.rstrip("/") + source_path(obj.source_id)
+
+    @admin.display(description="secret / API key")
+    def rotate(self, obj):
+        url = reverse("admin:tenants_webhooksource_rotate", args=[obj.pk])
+        return format_html('<a href="{}">Rotate the secret or set the API key</a>', url)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # disable instead: the row stays for the audit trail and the counts
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing on the change page is editable
+        try:
+            info = source_create(
+                tenant=form.cleaned_data["tenant"],
+                kind=form.cleaned_data["kind"],
+                secret=form.cleaned_data["secret"],
+                type_field=form.cleaned_data.get("type_field") or "type",
+                api_key=form.cleaned_data.get("api_key") or "",
+                actor=actor_of(request.user, "admin"),
+                user=request.user,
+            )
+        except SourceError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        saved = WebhookSource.objects.get(source_id=info.source_id)
+        obj.pk, obj.tenant_id, obj.source_id = saved.pk, saved.tenant_id, saved.source_id
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+        self.message_user(request, f"Source created; paste this URL in the platform: {info.url}")
+
+    def has_disable_permission(self, request) -> bool:
+        return request.user.has_perm("tenants.disable_webhooksource")
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> list[str]:
+        actor = actor_of(request.user, "admin")
+        with transaction.atomic():  # all or nothing
+            return [
+                s.source_id
+                for s in queryset
+                if source_set_enabled(
+                    source_id=s.source_id, enabled=enabled, actor=actor, user=request.user
+                )
+            ]
+
+    @admin.action(
+        description="Disable selected sources (deliveries get 410)", permissions=["disable"]
+    )
+    def disable_sources(self, request, queryset):
+        done = self._set_enabled(request, queryset, False)
+        self.message_user(request, f"Disabled {len(done)} source(s).")
+
+    @admin.action(description="Enable selected sources", permissions=["disable"])
+    def enable_sources(self, request, queryset):
+        done = self._set_enabled(request, queryset, True)
+        self.message_user(request, f"Enabled {len(done)} source(s).")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/rotate/",
+                self.admin_site.admin_view(self.rotate_view),
+                name="tenants_webhooksource_rotate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def rotate_view(self, request, object_id):
+        """Rotate the signing secret and/or set the Stripe API key (own permission)."""
+        if not request.user.has_perm("tenants.rotate_webhooksource_secret"):
+            raise PermissionDenied
+        source = get_object_or_404(WebhookSource, pk=object_id)
+        form = RotateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            actor = actor_of(request.user, "admin")
+            secret, api_key = form.cleaned_data["secret"], form.cleaned_data["api_key"]
+            try:
+                if not secret and not api_key:
+                    raise SourceError("give a new secret, an API key, or both")
+                with transaction.atomic():
+                    if secret:
+                        until = source_rotate_secret(
+                            source_id=source.source_id,
+                            secret=secret,
+                            overlap=duration_parse(form.cleaned_data["overlap"]),
+                            actor=actor,
+                            user=request.user,
+                        )
+                        self.message_user(
+                            request, f"Secret rotated; the previous one verifies until {until}."
+                        )
+                    if api_key:
+                        source_set_api_key(
+                            source_id=source.source_id,
+                            api_key=api_key,
+                            actor=actor,
+                            user=request.user,
+                        )
+                        self.message_user(request, "API key stored.")
+            except (SourceError, TenantError) as exc:
+                self.message_user(request, f"Nothing changed: {exc}", messages.ERROR)
+            else:
+                return redirect(reverse("admin:tenants_webhooksource_change", args=[source.pk]))
+        response = TemplateResponse(
+            request,
+            "admin/tenants/webhooksource_rotate.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Rotate {source.source_id}",
+                "source": source,
+                "form": form,
+                "opts": self.model._meta,
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response

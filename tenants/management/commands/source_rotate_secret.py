@@ -1,0 +1,40 @@
+"""`source_rotate_secret SOURCE_ID --secret NEW [--overlap 24h]`: the old one verifies a while."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants.cli import cli_actor, logs_to_stderr
+from tenants.management.commands.source_add import read_secret
+from tenants.services import TenantError, duration_parse
+from tenants.sources import SourceError, source_rotate_secret
+
+
+class Command(BaseCommand):
+    """Thin edge over tenants.sources.source_rotate_secret."""
+
+    help = (
+        "Make NEW the source's signing secret; the current one keeps verifying for --overlap "
+        "(default 24h), while the platform switches over. Audited; no secret is printed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("source_id")
+        parser.add_argument("--secret", required=True, help="the new secret ('-': stdin)")
+        parser.add_argument("--overlap", default="24h", help="e.g. 30m, 24h, 7d, 0s")
+
+    def handle(self, *args, **options):
+        with logs_to_stderr():
+            try:
+                until = source_rotate_secret(
+                    source_id=options["source_id"],
+                    secret=read_secret(options["secret"]),
+                    overlap=duration_parse(options["overlap"]),
+                    actor=cli_actor(),
+                )
+            except (TenantError, SourceError) as exc:
+                raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Source {options['source_id']}: new secret in force; the previous one verifies "
+            f"until {until:%Y-%m-%d %H:%M:%S} UTC."
+        )

@@ -1,0 +1,368 @@
+"""Webhook sources: create, disable/enable, rotate the secret, resolve them for deliveries.
+
+A source's secret is the one its platform signs with (Shopify's app secret, Stripe's endpoint
+`whsec_...`, a Standard Webhooks `whsec_...`): operators paste it in, it is stored Fernet-encrypted
+(tenants.crypto, CODEX_SECRETS_KEY) and never shown again. A rotation keeps the previous secret
+verifying for an overlap, so deliveries signed before the platform switched still pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tenants import crypto, keycache
+from tenants.audit import audit_record
+from tenants.models import Tenant, WebhookSource
+from tenants.scope import system_scope, tenant_scope
+
+logger = logging.getLogger(__name__)
+
+MAX_SECRET_LEN = 512
+_TYPE_FIELD_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+# src_<tenant hex>_<24 hex>: names its tenant (the lookup opens that tenant's scope, as key ids
+# do) and carries 96 random bits, so a source's URL cannot be guessed.
+_SOURCE_ID_RE = re.compile(r"src_([0-9a-f]{32})_[0-9a-f]{24}", re.ASCII)
+CACHE_PREFIX = "source:"
+
+
+class SourceError(Exception):
+    """An operator request about a source that cannot be carried out (safe to show)."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A source as operators see it (no secret)."""
+
+    source_id: str
+    tenant_slug: str
+    kind: str
+    enabled: bool
+    path: str
+    url: str
+
+    def as_json(self) -> dict:
+        """The `source_add --json` document."""
+        return {"source_id": self.source_id, "path": self.path, "url": self.url, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """What the delivery path needs: tenant, kind, state and the secrets that verify now."""
+
+    source_id: str
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_active: bool
+    kind: str
+    enabled: bool
+    type_field: str
+    secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
+    previous_valid_until: datetime | None = None
+
+    def secrets_at(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that verify at `now`: the previous one only inside its overlap."""
+        if len(self.secrets) > 1 and (
+            self.previous_valid_until is None or now >= self.previous_valid_until
+        ):
+            return self.secrets[:1]
+        return self.secrets
+
+
+def source_path(source_id: str) -> str:
+    """The delivery path of a source."""
+    return f"/v1/sources/{source_id}/webhooks"
+
+
+def tenant_of_source_id(source_id: str) -> uuid.UUID | None:
+    """The tenant a source id names, or None when it is not of our form."""
+    match = _SOURCE_ID_RE.fullmatch(source_id)
+    return uuid.UUID(hex=match.group(1)) if match else None
+
+
+def _info(source: WebhookSource, slug: str) -> SourceInfo:
+    path = source_path(source.source_id)
+    return SourceInfo(
+        source_id=source.source_id,
+        tenant_slug=slug,
+        kind=source.kind,
+        enabled=source.enabled,
+        path=path,
+        url=settings.CODEX_PUBLIC_URL.rstrip("/") + path,
+    )
+
+
+def _check_secret(secret: str) -> str:
+    secret = secret.strip()
+    if not secret or len(secret) > MAX_SECRET_LEN or not secret.isprintable():
+        raise SourceError(f"the secret must be 1 to {MAX_SECRET_LEN} printable characters")
+    return secret
+
+
+def _changed() -> None:
+    keycache.clear()
+    keycache.clear_on_commit()
+
+
+def source_create(
+    *,
+    tenant: Tenant,
+    kind: str,
+    secret: str,
+    actor: str,
+    user=None,
+    type_field: str = "type",
+    api_key: str = "",
+) -> SourceInfo:
+    """Create an enabled source for the tenant; audited (never with the secret)."""
+    if kind not in WebhookSource.Kind.values:
+        raise SourceError(f"kind must be one of {', '.join(WebhookSource.Kind.values)}")
+    secret = _check_secret(secret)
+    if kind == WebhookSource.Kind.STANDARD:
+        try:
+            crypto.secret_bytes(secret)
+        except ValueError as exc:
+            raise SourceError("a Standard Webhooks secret is whsec_ + base64") from exc
+    if not _TYPE_FIELD_RE.fullmatch(type_field):
+        raise SourceError("type field: 1-64 letters, digits, '_', '.' or '-'")
+    if api_key and kind != WebhookSource.Kind.STRIPE:
+        raise SourceError("only a stripe source has an API key")
+    with transaction.atomic():
+        with tenant_scope(tenant.id):
+            source = WebhookSource.objects.create(
+                tenant=tenant,
+                source_id=f"src_{tenant.id.hex}_{secrets.token_hex(12)}",
+                kind=kind,
+                secret_encrypted=crypto.encrypt(secret),
+                type_field=type_field,
+                api_key_encrypted=crypto.encrypt(_check_secret(api_key)) if api_key else "",
+            )
+        audit_record(
+            actor=actor,
+            user=user,
+            action="source.create",
+            tenant_id=tenant.id,
+            target=source.source_id,
+            new={"kind": kind, "type_field": type_field, "api_key": bool(api_key)},
+        )
+    logger.info(
+        "webhook source created",
+        extra={"tenant_slug": tenant.slug, "source_id": source.source_id, "kind": kind},
+    )
+    return _info(source, tenant.slug)
+
+
+def source_get(*, source_id: str) -> WebhookSource:
+    """The source with this id (with its tenant); SourceError when there is none."""
+    tenant_id = tenant_of_source_id(source_id)
+    source = None
+    if tenant_id is not None:
+        with tenant_scope(tenant_id):
+            source = (
+                WebhookSource.objects.select_related("tenant")
+                .filter(tenant_id=tenant_id, source_id=source_id)
+                .first()
+            )
+    if source is None:
+        raise SourceError(f"no source {source_id!r}")
+    return source
+
+
+def source_set_enabled(*, source_id: str, enabled: bool, actor: str, user=None) -> bool:
+    """Disable (deliveries get 410) or enable a source; False when it already was. Audited."""
+    source = source_get(source_id=source_id)
+    with transaction.atomic(), tenant_scope(source.tenant_id):
+        changed = (
+            WebhookSource.objects.filter(tenant_id=source.tenant_id, source_id=source_id)
+            .exclude(enabled=enabled)
+            .update(enabled=enabled)
+        )
+        if changed:
+            _changed()
+            audit_record(
+                actor=actor,
+                user=user,
+                action="source.enable" if enabled else "source.disable",
+                tenant_id=source.tenant_id,
+                target=source_id,
+                old={"enabled": not enabled},
+                new={"enabled": enabled},
+            )
+    return bool(changed)
+
+
+def source_rotate_secret(
+    *, source_id: str, secret: str, overlap: timedelta, actor: str, user=None
+) -> datetime:
+    """Make `secret` current; the current one keeps verifying until now + overlap. Audited.
+
+    Returns the end of the overlap. A previous secret still inside an earlier overlap is dropped:
+    two secrets at most verify at any time.
+    """
+    if overlap < timedelta(0):
+        raise SourceError("overlap must not be negative")
+    secret = _check_secret(secret)
+    source = source_get(source_id=source_id)
+    if source.kind == WebhookSource.Kind.STANDARD:
+        try:
+            crypto.secret_bytes(secret)
+        except ValueError as exc:
+            raise SourceError("a Standard Webhooks secret is whsec_ + base64") from exc
+    until = timezone.now() + overlap
+    with transaction.atomic(), tenant_scope(source.tenant_id):
+        row = WebhookSource.objects.select_for_update().get(
+            tenant_id=source.tenant_id, source_id=source_id
+        )
+        WebhookSource.objects.filter(tenant_id=source.tenant_id, id=row.id).update(
+            previous_secret_encrypted=row.secret_encrypted,
+            previous_valid_until=until,
+            secret_encrypted=crypto.encrypt(secret),
+        )
+        _changed()
+        audit_record(
+            actor=actor,
+            user=user,
+            action="source.rotate_secret",
+            tenant_id=source.tenant_id,
+            target=source_id,
+            old={"previous_valid_until": None},
+            new={
+                "previous_valid_until": until.isoformat(),
+                "overlap_seconds": int(overlap.total_seconds()),
+            },
+        )
+    return until
+
+
+def source_set_api_key(*, source_id: str, api_key: str, actor: str, user=None) -> None:
+    """Store (encrypted) the Stripe API key reconcile lists the account's events with. Audited."""
+    source = source_get(source_id=source_id)
+    if source.kind != WebhookSource.Kind.STRIPE:
+        raise SourceError("only a stripe source has an API key")
+    token = crypto.encrypt(_check_secret(api_key))
+    with transaction.atomic(), tenant_scope(source.tenant_id):
+        WebhookSource.objects.filter(tenant_id=source.tenant_id, source_id=source_id).update(
+            api_key_encrypted=token
+        )
+        audit_record(
+            actor=actor,
+            user=user,
+            action="source.set_api_key",
+            tenant_id=source.tenant_id,
+            target=source_id,
+            old={"api_key": bool(source.api_key_encrypted)},
+            new={"api_key": True},
+        )
+
+
+def source_api_key(*, source: WebhookSource) -> str | None:
+    """The clear Stripe API key of a source, or None when none is stored."""
+    return crypto.decrypt(source.api_key_encrypted) if source.api_key_encrypted else None
+
+
+def source_resolve(source_id: str) -> ResolvedSource | None:
+    """Look a source up for a delivery (its tenant's scope); None when no such source exists."""
+    tenant_id = tenant_of_source_id(source_id)
+    if tenant_id is None:
+        return None
+    with tenant_scope(tenant_id):
+        source = (
+            WebhookSource.objects.select_related("tenant")
+            .filter(tenant_id=tenant_id, source_id=source_id)
+            .first()
+        )
+        if source is None:
+            return None
+        try:
+            current = crypto.decrypt(source.secret_encrypted)
+            previous = (
+                crypto.decrypt(source.previous_secret_encrypted)
+                if source.previous_secret_encrypted
+                and source.previous_valid_until
+                and source.previous_valid_until > timezone.now()
+                else None
+            )
+        except crypto.SecretUndecryptable:
+            logger.error(
+                "source secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it",
+                extra={"source_id": source_id},
+            )
+            raise
+    return ResolvedSource(
+        source_id=source.source_id,
+        tenant_id=source.tenant_id,
+        tenant_slug=source.tenant.slug,
+        tenant_active=source.tenant.status == Tenant.Status.ACTIVE,
+        kind=source.kind,
+        enabled=source.enabled,
+        type_field=source.type_field,
+        secrets=(current, previous) if previous else (current,),
+        previous_valid_until=source.previous_valid_until if previous else None,
+    )
+
+
+def source_resolve_cached(source_id: str) -> ResolvedSource | None:
+    """source_resolve through the in-process key cache (same TTL and invalidation as keys)."""
+    cache_key = CACHE_PREFIX + source_id
+    hit = keycache.get(cache_key)
+    if hit is not keycache.MISSING:
+        return hit
+    resolved = source_resolve(source_id)
+    keycache.put(cache_key, resolved)
+    return resolved
+
+
+def source_touch(*, tenant_id: uuid.UUID, source_id: str, accepted: int, duplicate: int) -> None:
+    """Count a delivery and record its time (one UPDATE in the tenant's scope)."""
+    with tenant_scope(tenant_id):
+        WebhookSource.objects.filter(tenant_id=tenant_id, source_id=source_id).update(
+            last_received_at=timezone.now(),
+            accepted_count=F("accepted_count") + accepted,
+            duplicate_count=F("duplicate_count") + duplicate,
+        )
+
+
+def source_secrets_reencrypt() -> tuple[int, int]:
+    """Re-encrypt every source secret and API key with the first CODEX_SECRETS_KEY key.
+
+    Returns (secrets seen, secrets re-encrypted); part of secrets_key_rotate.
+    """
+    total = changed = 0
+    columns = ("secret_encrypted", "previous_secret_encrypted", "api_key_encrypted")
+    with transaction.atomic(), system_scope("secrets-key-rotate"):
+        for row in WebhookSource.objects.select_for_update().order_by("id"):
+            updates = {}
+            for column in columns:
+                token = getattr(row, column)
+                if not token:
+                    continue
+                total += 1
+                try:
+                    new = crypto.reencrypt(token)
+                except crypto.SecretUndecryptable:
+                    logger.error(
+                        "source secret undecryptable during rotation",
+                        extra={"source_id": row.source_id, "column": column},
+                    )
+                    raise
+                if new is not None:
+                    updates[column] = new
+            if updates:
+                WebhookSource.objects.filter(tenant_id=row.tenant_id, id=row.id).update(**updates)
+                changed += len(updates)
+    return total, changed
+
+
+def sources_of_tenant(*, tenant_id: uuid.UUID) -> list[WebhookSource]:
+    """A tenant's sources, oldest first (selector for commands and the admin)."""
+    with tenant_scope(tenant_id):
+        return list(WebhookSource.objects.filter(tenant_id=tenant_id).order_by("created_at", "id"))

@@ -1,0 +1,219 @@
+"""Operators: the source_* commands and the admin, each write audited behind its own permission."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from tenants import crypto
+from tenants.models import AuditLog, WebhookSource
+from tenants.scope import system_scope
+from tenants.services import secrets_key_rotate
+from tenants.sources import source_create
+from tests.sources.conftest import SHOPIFY_SECRET
+
+
+def _run(name: str, *args: str) -> str:
+    out = io.StringIO()
+    call_command(name, *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def _source(source_id: str) -> WebhookSource:
+    with system_scope("test"):
+        return WebhookSource.objects.get(source_id=source_id)
+
+
+def _audit(action: str) -> list[AuditLog]:
+    with system_scope("test"):
+        return list(AuditLog.objects.filter(action=action).order_by("at"))
+
+
+def test_source_add_json_prints_exactly_id_path_url_kind(tenant_factory, settings):
+    settings.CODEX_PUBLIC_URL = "https://ingest.example.com"
+    tenant = tenant_factory("acme")
+    doc = json.loads(
+        _run("source_add", "acme", "--kind", "shopify", "--secret", SHOPIFY_SECRET, "--json")
+    )
+    assert set(doc) == {"source_id", "path", "url", "kind"}
+    assert re.fullmatch(rf"src_{tenant.id.hex}_[0-9a-f]{{24}}", doc["source_id"])
+    assert doc["path"] == f"/v1/sources/{doc['source_id']}/webhooks"
+    assert doc["url"] == "https://ingest.example.com" + doc["path"]
+    assert doc["kind"] == "shopify"
+    row = _source(doc["source_id"])
+    assert SHOPIFY_SECRET not in row.secret_encrypted
+    assert crypto.decrypt(row.secret_encrypted) == SHOPIFY_SECRET
+    [audit] = _audit("source.create")
+    assert audit.target == doc["source_id"]
+    assert SHOPIFY_SECRET not in json.dumps([audit.old, audit.new])
+
+
+def test_source_add_text_output_and_refusals(tenant_factory):
+    tenant_factory("acme")
+    out = _run("source_add", "acme", "--kind", "stripe", "--secret", "whsec_abc")
+    assert "source_id:" in out
+    assert "/v1/sources/" in out
+    assert "kind:      stripe" in out
+    assert "whsec_abc" not in out
+    with pytest.raises(CommandError, match="no tenant"):
+        _run("source_add", "nope", "--kind", "stripe", "--secret", "x")
+    with pytest.raises(CommandError, match="Standard Webhooks secret"):
+        _run("source_add", "acme", "--kind", "standard", "--secret", "not base64!")
+    with pytest.raises(CommandError, match="only a stripe source"):
+        _run("source_add", "acme", "--kind", "shopify", "--secret", "x", "--api-key", "rk_test_1")
+
+
+def test_disable_enable_and_rotate_commands_are_audited(tenant_factory):
+    tenant = tenant_factory("acme")
+    info = source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+    assert "disabled" in _run("source_disable", info.source_id)
+    assert not _source(info.source_id).enabled
+    assert "already disabled" in _run("source_disable", info.source_id)
+    assert "enabled" in _run("source_enable", info.source_id)
+    assert _source(info.source_id).enabled
+    out = _run("source_rotate_secret", info.source_id, "--secret", "new-secret", "--overlap", "2h")
+    assert "previous one verifies until" in out
+    assert "new-secret" not in out
+    row = _source(info.source_id)
+    assert crypto.decrypt(row.secret_encrypted) == "new-secret"
+    assert crypto.decrypt(row.previous_secret_encrypted) == SHOPIFY_SECRET
+    assert [a.new for a in _audit("source.disable")] == [{"enabled": False}]
+    assert [a.new for a in _audit("source.enable")] == [{"enabled": True}]
+    [rotation] = _audit("source.rotate_secret")
+    assert rotation.new["overlap_seconds"] == 7200
+    assert rotation.actor.startswith("cli:")
+    with pytest.raises(CommandError, match="no source"):
+        _run("source_disable", "src_nope")
+
+
+def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(tenant_factory, settings):
+    from cryptography.fernet import Fernet
+
+    tenant = tenant_factory("acme")
+    info = source_create(
+        tenant=tenant, kind="stripe", secret="whsec_x", api_key="rk_test_key", actor="t"
+    )
+    old_token = _source(info.source_id).secret_encrypted
+    settings.CODEX_SECRETS_KEY = f"{Fernet.generate_key().decode()},{settings.CODEX_SECRETS_KEY}"
+    result = secrets_key_rotate(actor="t")
+    assert result.reencrypted >= 2
+    row = _source(info.source_id)
+    assert row.secret_encrypted != old_token
+    settings.CODEX_SECRETS_KEY = settings.CODEX_SECRETS_KEY.split(",")[0]  # only the new key
+    assert crypto.decrypt(row.secret_encrypted) == "whsec_x"
+    assert crypto.decrypt(row.api_key_encrypted) == "rk_test_key"
+
+
+# --- admin --------------------------------------------------------------------------------
+
+
+def _staff(*perms: str) -> Client:
+    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def shop(tenant_factory):
+    tenant = tenant_factory("acme")
+    return tenant, source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+
+
+def _changelist_action(client, action: str, source_id: str):
+    row = _source(source_id)
+    return client.post(
+        reverse("admin:tenants_webhooksource_changelist"),
+        {"action": action, "_selected_action": [row.pk]},
+    )
+
+
+def test_admin_staff_without_permissions_cannot_add_disable_or_rotate(shop):
+    _tenant, info = shop
+    client = _staff("tenants.view_webhooksource", "tenants.view_tenant")
+    listing = client.get(reverse("admin:tenants_webhooksource_changelist"))
+    assert listing.status_code == 200
+    assert info.source_id.encode() in listing.content
+    assert b"disable_sources" not in listing.content
+    assert client.get(reverse("admin:tenants_webhooksource_add")).status_code == 403
+    _changelist_action(client, "disable_sources", info.source_id)
+    assert _source(info.source_id).enabled
+    pk = _source(info.source_id).pk
+    rotate = reverse("admin:tenants_webhooksource_rotate", args=[pk])
+    assert client.get(rotate).status_code == 403
+    assert client.post(rotate, {"secret": "evil", "overlap": "0s"}).status_code == 403
+    assert crypto.decrypt(_source(info.source_id).secret_encrypted) == SHOPIFY_SECRET
+    assert _audit("source.disable") == []
+    assert _audit("source.rotate_secret") == []
+
+
+def test_admin_disable_permission_is_enough_to_disable_and_enable(shop):
+    _, info = shop
+    client = _staff("tenants.view_webhooksource", "tenants.disable_webhooksource")
+    _changelist_action(client, "disable_sources", info.source_id)
+    assert not _source(info.source_id).enabled
+    _changelist_action(client, "enable_sources", info.source_id)
+    assert _source(info.source_id).enabled
+    [audit] = _audit("source.disable")
+    assert audit.actor_user is not None
+
+
+def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
+    _, info = shop
+    client = _staff("tenants.view_webhooksource", "tenants.rotate_webhooksource_secret")
+    pk = _source(info.source_id).pk
+    rotate = reverse("admin:tenants_webhooksource_rotate", args=[pk])
+    page = client.get(rotate)
+    assert page.status_code == 200
+    assert SHOPIFY_SECRET.encode() not in page.content
+    response = client.post(rotate, {"secret": "rotated-secret", "overlap": "1h"}, follow=True)
+    assert response.status_code == 200
+    assert b"rotated-secret" not in response.content
+    assert SHOPIFY_SECRET.encode() not in response.content
+    assert crypto.decrypt(_source(info.source_id).secret_encrypted) == "rotated-secret"
+    assert len(_audit("source.rotate_secret")) == 1
+    change = client.get(reverse("admin:tenants_webhooksource_change", args=[pk]))
+    assert change.status_code == 200
+    assert b"rotated-secret" not in change.content
+
+
+def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
+    tenant, _ = shop
+    client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
+    response = client.post(
+        reverse("admin:tenants_webhooksource_add"),
+        {"tenant": tenant.pk, "kind": "stripe", "secret": "whsec_added", "type_field": "type"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert b"/v1/sources/src_" in response.content
+    assert b"whsec_added" not in response.content
+    with system_scope("test"):
+        assert WebhookSource.objects.filter(kind="stripe").count() == 1
+    assert len(_audit("source.create")) == 2
+
+
+def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop, django_user_model):
+    tenant, info = shop
+    user = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert info.source_id in content
+    assert "last received at" in content.lower()
+    assert "accepted count" in content.lower()
+    assert SHOPIFY_SECRET not in content
