@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from codex import env as envreader
+from codex.db.pooling import database_settings
 from codex.logconfig import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,8 +51,17 @@ if not DATABASE_URL or not REDIS_URL:
     raise ImproperlyConfigured("DATABASE_URL and REDIS_URL are required")
 
 CODEX_DB_APP_ROLE = os.environ.get("CODEX_DB_APP_ROLE", "codex_app")
-DATABASES = {"default": envreader.database_config(DATABASE_URL)}
-DATABASES["default"]["APP_ROLE"] = CODEX_DB_APP_ROLE
+# Behind a transaction-pooling PgBouncer: CODEX_DB_POOL_MODE=transaction, DATABASE_URL logs in as
+# the app role, DATABASE_OWNER_URL is the owner for migrations (codex/db/pooling.py).
+_OWNER_URL = os.environ.get("DATABASE_OWNER_URL") or None
+DATABASES = {
+    "default": database_settings(
+        envreader.database_config(DATABASE_URL),
+        app_role=CODEX_DB_APP_ROLE,
+        pool_mode=os.environ.get("CODEX_DB_POOL_MODE") or "session",
+        owner=envreader.database_config(_OWNER_URL) if _OWNER_URL else None,
+    )
+}
 # Per statement and per lock wait, for the app role (docs/reliability.md): well under gunicorn's
 # 30 s timeout and the 10 s the contract promises for a 503; 0 turns one off.
 DATABASES["default"]["TIME_LIMITS_MS"] = {

@@ -34,8 +34,21 @@ def django_db_setup(django_db_setup, django_db_blocker):
     yield
     with django_db_blocker.unblock():
         roles.enter_owner_mode()  # dropping the test database needs the owner again
+        if connections["default"].settings_dict.get("POOL_MODE") == "transaction":
+            _close_pooled_server_connections()
     for conn in connections.all(initialized_only=True):
         conn.close()
+
+
+def _close_pooled_server_connections() -> None:
+    """PgBouncer keeps server connections to the test database open: end them so it can drop."""
+    from tests.dbutil import owner_connect
+
+    with owner_connect(autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture

@@ -24,11 +24,12 @@ def owner_connect(*, autocommit: bool = False):
     import psycopg
 
     s = connection.settings_dict
+    login = s.get("OWNER") or s  # behind PgBouncer the service logs in as the app role
     return psycopg.connect(
         dbname=s["NAME"],
-        user=s["USER"] or None,
-        password=s["PASSWORD"] or None,
-        host=s["HOST"] or None,
-        port=s["PORT"] or None,
+        user=login["USER"] or None,
+        password=login["PASSWORD"] or None,
+        host=login["HOST"] or None,
+        port=login["PORT"] or None,
         autocommit=autocommit,
     )

@@ -100,3 +100,36 @@ def grant_app_role(using: str = "default") -> None:
         cursor.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [app_role()])
         if not cursor.fetchone()[0]:
             cursor.execute(sql.SQL("GRANT {} TO current_user").format(sql.Identifier(app_role())))
+    role_time_limits_set(using=using)
+
+
+def role_time_limits_set(*, using: str = "default") -> None:
+    """Write the time limits as the app role's defaults (they apply where it logs in itself).
+
+    A login as the app role (behind PgBouncer) gets no session SETs from the service (a pooler
+    would leave them on one server connection), so the limits must hold from login. Needs
+    CREATEROLE (or superuser); without it, say so and leave them to the administrator.
+    """
+    role = sql.Identifier(app_role())
+    limits = connections[using].settings_dict.get("TIME_LIMITS_MS") or {}
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        )
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            logger.warning(
+                "may not ALTER ROLE: set the app role's time limits as an administrator",
+                extra={"role": app_role()},
+            )
+            return
+        for name in ("statement_timeout", "lock_timeout"):
+            value = int(limits.get(name) or 0)
+            if value:
+                cursor.execute(
+                    sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                        role, sql.Identifier(name), sql.Literal(value)
+                    )
+                )
+            else:
+                cursor.execute(sql.SQL("ALTER ROLE {} RESET {}").format(role, sql.Identifier(name)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,11 @@ import pytest
 from django.db import connection
 
 from tests.dbutil import owner_connect
+
+# test_pooling.py needs PgBouncer in front (CODEX_DB_POOL_MODE=transaction): `make test` runs it
+# in its pooled pass (scripts/pgbouncer_run.py), never in the direct one.
+if os.environ.get("CODEX_DB_POOL_MODE") != "transaction":
+    collect_ignore = ["test_pooling.py"]
 
 # Tables RLS protects: every public table with a tenant_id column, plus tenants_tenant (by id).
 CATALOGUE_SQL = """
