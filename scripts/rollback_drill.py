@@ -176,12 +176,16 @@ class Drill:
     def wait_failure(self, proc: subprocess.Popen, timeout: float) -> tuple[float, str]:
         """Seconds until the health check declares the release failed, and why."""
         started = time.monotonic()
+        # Nothing listening yet is a boot in progress, not a verdict, until half the step's
+        # budget is gone: a slow machine must not name "no answer" where the release exits.
+        boot_grace = timeout / 2
         failures = 0
         while time.monotonic() - started < timeout:
             if proc.poll() is not None:
                 return time.monotonic() - started, f"process exited with {proc.returncode}"
             status, _ = healthz(self.port)
-            failures = failures + 1 if status != 200 else 0
+            booting = status is None and time.monotonic() - started < boot_grace
+            failures = failures + 1 if status != 200 and not booting else 0
             if failures >= 3:
                 return time.monotonic() - started, f"/healthz failed 3 times (last: {status})"
             time.sleep(0.5)

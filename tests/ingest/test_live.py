@@ -129,10 +129,12 @@ def test_loadtest_scripts_pass_the_gate_against_a_live_server(wide_live_server, 
     assert result["throughput_rps"] > 0
     assert len(_rows(tenant)) == 20
     assert {r.source for r in _rows(tenant)} == {"demo"}
-    check = _run("scripts/check_loadtest_result.py", str(out), "100", "0.2")
+    # The gate's counting is what this proves live; its p95 rule is checked on fixed input below
+    # (a shared 2-core CI machine's latency is not the deployment's).
+    check = _run("scripts/check_loadtest_result.py", str(out), "100", "0.2", "--p95-ms", "60000")
     assert check.returncode == 0, check.stdout
     assert check.stdout.startswith("PASS")
-    wrong = _run("scripts/check_loadtest_result.py", str(out), "100", "0.3")
+    wrong = _run("scripts/check_loadtest_result.py", str(out), "100", "0.3", "--p95-ms", "60000")
     assert wrong.returncode == 1
     assert "accepted 20, expected 30" in wrong.stdout
 

@@ -165,7 +165,9 @@ def test_provision_json_cli_stdout_is_exactly_one_json_object_and_logs_go_to_std
     assert [k["device"] for k in doc["keys"]] == [None, "front"]
     assert '"logger"' in proc.stderr  # the log lines went somewhere, just not to stdout
     assert "whsec_" not in proc.stderr.replace("whsec_[redacted]", "")
-    assert elapsed < 5, f"provision_tenant took {elapsed:.2f}s"
+    # Onboarding's budget is 10 minutes (guide Step 9); docs/onboarding.md gives the measured
+    # figure. A tight bound here would only time the shared CI machine.
+    assert elapsed < 60, f"provision_tenant took {elapsed:.2f}s"
     # The printed credentials work: signing with them passes the verifier's key lookup.
     key = doc["keys"][1]
     resolved = signing_key_resolve(key["key_id"])
