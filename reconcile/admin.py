@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from codex.admin import ReadOnlyModelAdmin
-from reconcile.models import ReconcileRun
+from reconcile.models import ReconcileRun, SourceReconcileRun
 
 
 @admin.register(ReconcileRun)
@@ -29,3 +29,23 @@ class ReconcileRunAdmin(ReadOnlyModelAdmin):
     @admin.display(description="drift", ordering="drift")
     def drift_percent(self, obj: ReconcileRun) -> str:
         return f"{obj.drift:.3%}"
+
+
+@admin.register(SourceReconcileRun)
+class SourceReconcileRunAdmin(ReadOnlyModelAdmin):
+    """What the source system had that the ledger lacked (reconcile --source), per source day."""
+
+    list_display = (
+        "day",
+        "tenant",
+        "kind",
+        "source_id",
+        "at_source",
+        "missing_at_ingest",
+        "repaired",
+        "run_at",
+    )
+    list_filter = ("kind", "tenant")
+    list_select_related = ("tenant",)
+    date_hierarchy = "day"
+    ordering = ("-day", "tenant__slug")

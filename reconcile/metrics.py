@@ -27,3 +27,10 @@ RUNS = Counter(
     "Tenant-day reconciliations by outcome (ok, error).",
     ["outcome"],
 )
+SOURCE_MISSING = Gauge(
+    "codex_reconcile_source_missing_events",
+    "Per webhook source, events its platform has for the last reconciled day that the ledger "
+    "still lacks (missing_at_ingest minus repaired).",
+    ["source"],
+    multiprocess_mode="mostrecent",
+)

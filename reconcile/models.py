@@ -41,3 +41,35 @@ class ReconcileRun(TenantOwned):
     def pending(self) -> int:
         """Accepted, not enriched and not dead-lettered: still in flight, or lost."""
         return self.accepted - self.enriched - self.dead_lettered
+
+
+class SourceReconcileRun(TenantOwned):
+    """One tenant source's UTC day compared with the source system itself (reconcile --source).
+
+    `at_source` events the platform lists for the day (by its own creation time); of those,
+    `missing_at_ingest` were not in the ledger when the run looked, and `repaired` were ingested
+    by --repair through the same write path.
+    """
+
+    source_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)
+    day = models.DateField(help_text="UTC day of the events' creation at the source")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    at_source = models.BigIntegerField()
+    missing_at_ingest = models.BigIntegerField()
+    repaired = models.BigIntegerField(default=0)
+    run_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "reconcile_source_run"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "source_id", "day"], name="reconcile_source_run_per_day"
+            )
+        ]
+        ordering = ["tenant_id", "-day"]
+        verbose_name = "source reconcile run"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.day}: {self.missing_at_ingest} missing at ingest"

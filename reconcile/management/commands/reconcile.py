@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from reconcile import selectors, services
+from reconcile.management.source_reconcile import reconcile_source
 from tenants.models import Tenant
 from tenants.scope import system_scope
 
@@ -24,9 +25,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--date", dest="day", help="UTC day: YYYY-MM-DD, today or yesterday")
         parser.add_argument("--tenant", help="only this tenant (slug)")
+        parser.add_argument(
+            "--source",
+            choices=["stripe"],
+            help="also compare the day with the source system itself (needs --tenant)",
+        )
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="with --source: ingest what the source has and the ledger lacks (audited)",
+        )
+        parser.add_argument(
+            "--types", default="", help="with --source stripe: only these event types (a,b)"
+        )
 
-    def handle(self, *args, day=None, tenant=None, **options):
+    def handle(self, *args, day=None, tenant=None, source=None, **options):
         target = self._day(day)
+        if (source or options["repair"]) and not (source and tenant):
+            raise CommandError("--source needs --tenant, and --repair needs --source")
         tenant_id = None
         if tenant:
             with system_scope("reconcile"):
@@ -61,6 +77,14 @@ class Command(BaseCommand):
             self.stdout.write("no tenants to reconcile")
         health = selectors.reconcile_health()
         self.stdout.write(f"health: {health.grade.value} ({'; '.join(health.reasons)})")
+        if source:
+            reconcile_source(
+                self,
+                tenant_id=tenant_id,
+                day=target,
+                repair=options["repair"],
+                types=options["types"],
+            )
         if outcome.failed:
             for slug, error in outcome.failed.items():
                 self.stderr.write(f"{slug}: {error}")
