@@ -9,9 +9,12 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 FROM python:3.11-slim-bookworm AS runtime
-# The release version /healthz reports (cd.yml passes the tag or commit).
+# The release /healthz and codex_build_info{version,commit} report (codex/build.py reads both;
+# cd.yml passes the tag or main-<sha>, and the full commit).
 ARG CODEX_VERSION=dev
+ARG CODEX_COMMIT=unknown
 ENV CODEX_VERSION=$CODEX_VERSION \
+    CODEX_COMMIT=$CODEX_COMMIT \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

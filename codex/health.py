@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.http import JsonResponse
 
+from codex.build import BUILD
 from codex.env import database_config
 
 # Each check gets this long; both run in parallel, so /readyz answers in about this much.
@@ -21,7 +22,7 @@ _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="readyz")
 
 def healthz(request):
     """Liveness: the process answers; touches no dependency."""
-    return JsonResponse({"status": "ok", "version": settings.VERSION})
+    return JsonResponse({"status": "ok", "version": BUILD.version, "commit": BUILD.commit})
 
 
 class _Probe:

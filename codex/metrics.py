@@ -8,11 +8,16 @@ traffic and are left out: /metrics, /healthz, /readyz, /admin/ and /static/.
 
 The four children are created at import, so each class is exported (at 0) before its first
 response and ratios such as 5xx / all evaluate to 0 instead of to nothing.
+
+`codex_build_info{version,commit}` is 1 for the running release (codex/build.py, the same values
+/healthz reports); every process sets it at start (CodexConfig.ready), web and worker alike.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
+
+from codex.build import BUILD
 
 EXCLUDED_PREFIXES = ("/metrics", "/healthz", "/readyz", "/admin/", "/static/")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
@@ -23,6 +28,13 @@ HTTP_RESPONSES = Counter(
     "/admin/ and /static/.",
     ["status_class"],
 )
+BUILD_INFO = Gauge(
+    "codex_build_info",
+    "The running release: always 1, labelled with the version and the commit (codex/build.py).",
+    ["version", "commit"],
+    multiprocess_mode="max",  # one series per release, not one per process
+)
+BUILD_INFO.labels(version=BUILD.version, commit=BUILD.commit).set(1)
 _BY_CLASS = {cls: HTTP_RESPONSES.labels(status_class=cls) for cls in STATUS_CLASSES}
 _CLASS_OF = {hundreds: STATUS_CLASSES[min(max(hundreds, 2), 5) - 2] for hundreds in range(10)}
 

@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from codex import env as envreader
+from codex.build import BUILD
 from codex.db.pooling import database_settings
 from codex.logconfig import logging_config
 
@@ -16,7 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = envreader.read()
 CODEX_ENV = ENV.name
 DEBUG = CODEX_ENV == "development" and os.environ.get("DJANGO_DEBUG", "") == "1"
-VERSION = os.environ.get("CODEX_VERSION") or "0.1.0"
+VERSION = BUILD.version  # codex/build.py: the one place /healthz and codex_build_info read
 
 # --- secrets -------------------------------------------------------------------------------
 if ENV.deployed:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure promtool and the prometheus server binary are installed for the observability tests
-# (tests/infra/test_observability.py: `promtool check/test rules`, a real Prometheus scrape).
+# Make sure promtool, the prometheus server and Alertmanager are installed for the observability
+# tests (tests/infra/: `promtool check/test rules`, a real Prometheus scrape, and an alert routed
+# by a real Alertmanager to a webhook receiver).
 # Installs Debian's `prometheus` package (ships promtool) and `prometheus-alertmanager` (ships
 # amtool) with apt-get when missing and we are root; otherwise says loudly what is missing (the
 # promtool-based tests then skip with that reason). Never starts a Prometheus service.
@@ -8,8 +9,10 @@ set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-if have promtool && have prometheus && have amtool; then
-    echo "ensure_promtool: promtool, prometheus and amtool present ($(promtool --version 2>&1 | head -n 1))"
+all_present() { have promtool && have prometheus && have amtool && have prometheus-alertmanager; }
+
+if all_present; then
+    echo "ensure_promtool: promtool, prometheus, amtool and prometheus-alertmanager present ($(promtool --version 2>&1 | head -n 1))"
     exit 0
 fi
 
@@ -26,25 +29,25 @@ install_with() {
 if [[ "$(id -u)" == "0" ]] && have apt-get; then
     echo "ensure_promtool: installing ${packages[*]} with apt-get"
     if install_with command; then
-        have promtool && exit 0
+        all_present && exit 0
     fi
     echo "ensure_promtool: apt-get could not install ${packages[*]}" >&2
 elif have apt-get && have sudo && sudo -n true 2>/dev/null; then
     echo "ensure_promtool: installing ${packages[*]} with sudo apt-get"
     if install_with sudo -n; then
-        have promtool && exit 0
+        all_present && exit 0
     fi
     echo "ensure_promtool: sudo apt-get could not install ${packages[*]}" >&2
 fi
 
-have promtool && exit 0
+all_present && exit 0
 
 cat >&2 <<'MSG'
 ########################################################################################
-# ensure_promtool: promtool is MISSING and could not be installed here (needs root or   #
-# passwordless sudo with a working apt-get). The alert-rule tests in                     #
-# tests/infra/test_observability.py (promtool check/test rules, real Prometheus) will    #
-# SKIP. Install it with:                                                                 #
+# ensure_promtool: promtool, prometheus, amtool or prometheus-alertmanager is MISSING   #
+# and could not be installed here (needs root or passwordless sudo with apt-get). The    #
+# alert tests in tests/infra/ (promtool, real Prometheus and Alertmanager) will SKIP.    #
+# Install them with:                                                                     #
 #     sudo apt-get install -y prometheus prometheus-alertmanager                         #
 ########################################################################################
 MSG
