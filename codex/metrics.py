@@ -32,7 +32,8 @@ BUILD_INFO = Gauge(
     "codex_build_info",
     "The running release: always 1, labelled with the version and the commit (codex/build.py).",
     ["version", "commit"],
-    multiprocess_mode="max",  # one series per release, not one per process
+    # One series per release, not one per process; a dead process's file is removed with it.
+    multiprocess_mode="livemax",
 )
 BUILD_INFO.labels(version=BUILD.version, commit=BUILD.commit).set(1)
 _BY_CLASS = {cls: HTTP_RESPONSES.labels(status_class=cls) for cls in STATUS_CLASSES}
