@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,13 +132,55 @@ def delivery_store(*, source: ResolvedSource, item) -> Delivery:
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable() from exc
     accepted = result.status == "accepted"
-    try:
-        source_touch(
-            tenant_id=source.tenant_id,
-            source_id=source.source_id,
-            accepted=int(accepted),
-            duplicate=int(not accepted),
-        )
-    except DatabaseError as exc:  # the event is stored; the counters are informational
-        logger.warning("source touch failed", exc_info=exc, extra={"source_id": source.source_id})
+    _counts.note(source, accepted=accepted)
     return Delivery("accepted" if accepted else "duplicate", event_id, key)
+
+
+class _Counts:
+    """A source's delivery counts and last-received time, written at most once a second.
+
+    One UPDATE of the source row per delivery made a flood queue on that row's lock (every
+    delivery of a source updates the same row). Counts are noted here and written by the first
+    delivery at least TOUCH_EVERY_S after the last write, so a lone delivery is counted at once
+    and a burst costs one UPDATE a second per process; what a burst's last second noted waits
+    for the source's next delivery (or `flush`). They are informational: the ledger is the
+    record, and codex_ingest_source_deliveries_total counts every delivery.
+    """
+
+    TOUCH_EVERY_S = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, list] = {}  # source id -> [tenant id, accepted, duplicate]
+        self._written: dict[str, float] = {}
+
+    def note(self, source: ResolvedSource, *, accepted: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._pending.setdefault(source.source_id, [source.tenant_id, 0, 0])
+            entry[1 if accepted else 2] += 1
+            if now - self._written.get(source.source_id, -1e9) < self.TOUCH_EVERY_S:
+                return
+            self._written[source.source_id] = now
+            del self._pending[source.source_id]
+        self._write(source.source_id, entry)
+
+    def flush(self) -> None:
+        """Write every pending count now."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for source_id, entry in pending.items():
+            self._write(source_id, entry)
+
+    def _write(self, source_id: str, entry: list) -> None:
+        tenant_id, accepted, duplicate = entry
+        try:
+            source_touch(
+                tenant_id=tenant_id, source_id=source_id, accepted=accepted, duplicate=duplicate
+            )
+        except DatabaseError as exc:  # the event is stored; the counters are informational
+            logger.warning("source touch failed", exc_info=exc, extra={"source_id": source_id})
+
+
+_counts = _Counts()
+source_counts_flush = _counts.flush

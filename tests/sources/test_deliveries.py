@@ -10,6 +10,7 @@ from django.db import connection
 
 from ingest.models import EnrichedEvent, Event
 from ingest.services import events_drain
+from ingest.webhooks.services import source_counts_flush
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
 from tenants.sources import source_create, source_rotate_secret, source_set_enabled
@@ -37,6 +38,7 @@ def _enriched(tenant) -> list[EnrichedEvent]:
 
 
 def _source_row(info) -> WebhookSource:
+    source_counts_flush()  # a burst's counts are written at most once a second
     tenant_id = info.source_id.split("_")[1]
     with tenant_scope(tenant_id):
         return WebhookSource.objects.get(source_id=info.source_id)
