@@ -248,6 +248,18 @@ def add_events_endpoint(endpoints):
     """Preprocessing hook: only the public API, plus the schema-only POST /v1/events."""
     kept = [e for e in endpoints if e[0] in SCHEMA_PATHS]
     kept.append(("/v1/events", r"^v1/events$", "POST", EventsDocView.as_view()))
+    # The webhook sources' endpoint (ingest.webhooks), also a plain Django view. Imported here:
+    # that module builds on this one's components.
+    from ingest.webhooks.openapi import SOURCE_PATH, SourceWebhooksDocView
+
+    kept.append(
+        (
+            SOURCE_PATH,
+            r"^v1/sources/(?P<source_id>[^/]+)/webhooks$",
+            "POST",
+            SourceWebhooksDocView.as_view(),
+        )
+    )
     return kept
 
 

@@ -27,7 +27,17 @@ def test_served_schema_is_valid_openapi_3_and_matches_docs_openapi_yaml(client):
 
 def test_schema_describes_exactly_the_public_api_with_its_answers(client):
     schema = _served(client)
-    assert set(schema["paths"]) == {"/v1/events", "/v1/events/{idempotency_key}", "/config"}
+    assert set(schema["paths"]) == {
+        "/v1/events",
+        "/v1/events/{idempotency_key}",
+        "/config",
+        "/v1/sources/{source_id}/webhooks",
+    }
+    sources = schema["paths"]["/v1/sources/{source_id}/webhooks"]["post"]
+    assert set(sources["responses"]) == {
+        "200", "400", "401", "403", "404", "405", "410", "411", "413", "429", "503"
+    }  # fmt: skip
+    assert sources.get("security", [{}]) == [{}]  # signed with the platform's scheme instead
     events = schema["paths"]["/v1/events"]["post"]
     assert set(events["responses"]) == {
         "200", "202", "400", "401", "403", "405", "411", "413", "415", "422", "429", "503"
@@ -53,7 +63,16 @@ def test_schema_describes_exactly_the_public_api_with_its_answers(client):
 
 def test_every_error_code_the_ingest_code_raises_is_documented(client):
     documented = yaml.safe_dump(_served(client))
-    sources = [ROOT / p for p in ("ingest/views.py", "ingest/auth.py", "ingest/validation.py")]
+    sources = [
+        ROOT / p
+        for p in (
+            "ingest/views.py",
+            "ingest/auth.py",
+            "ingest/validation.py",
+            "ingest/webhooks/views.py",
+            "ingest/webhooks/services.py",
+        )
+    ]
     raised = set()
     for path in sources:
         raised |= set(re.findall(r'(?:ApiError|_fail)\(\s*"([a-z_]+)"', path.read_text()))
