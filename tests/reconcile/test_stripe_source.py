@@ -32,7 +32,12 @@ def _run(*args: str) -> str:
 @pytest.fixture
 def acme(tenant_factory):
     tenant = tenant_factory("acme")
-    flag_update(tenant_id=tenant.id, values={"sourceRatePerSec": 10_000}, actor="t", via="cli")
+    flag_update(
+        tenant_id=tenant.id,
+        values={"sourceRatePerSec": 10_000, "ingestRatePerSec": 10_000},
+        actor="t",
+        via="cli",
+    )
     info = source_create(tenant=tenant, kind="stripe", secret=SECRET, api_key=API_KEY, actor="t")
     return tenant, info
 
