@@ -167,6 +167,7 @@ def error_doc(description: str, *codes: str) -> OpenApiResponse:
 
 
 AUTH_ERRORS = {
+    400: error_doc("The HTTP request could not be understood (a bad Host, say).", "bad_request"),
     401: error_doc(
         "Not signed, or the signature does not verify (no quota spent).",
         "missing_signature",
@@ -198,13 +199,14 @@ EVENTS_RESPONSES = {
             "or a batch: per-position results in request order."
         ),
     ),
+    **AUTH_ERRORS,
     400: error_doc(
         "The body is not strict JSON, or has the wrong shape, or the single event is invalid "
-        "(the message names the field).",
+        "(the message names the field); or the HTTP request could not be understood.",
         "malformed_json",
         "invalid_request",
+        "bad_request",
     ),
-    **AUTH_ERRORS,
     405: error_doc("Only POST (after authentication).", "method_not_allowed"),
     411: error_doc("A chunked body without Content-Length.", "length_required"),
     413: error_doc("The body is larger than 1 MiB.", "payload_too_large"),

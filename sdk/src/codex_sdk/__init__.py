@@ -5,6 +5,7 @@ import logging
 from ._version import __version__
 from .client import Client, Status
 from .errors import CodexError, ServerError, TransportError
+from .lookup import EventFate
 from .remote_config import RemoteConfig
 from .store import DeadLetter
 from .sync import SyncResult
@@ -16,6 +17,7 @@ __all__ = [
     "Client",
     "CodexError",
     "DeadLetter",
+    "EventFate",
     "RemoteConfig",
     "ServerError",
     "Status",

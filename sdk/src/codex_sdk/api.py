@@ -7,10 +7,12 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from . import signing
 from ._version import __version__
 from .errors import ServerError
+from .lookup import EventFate
 from .remote_config import RemoteConfig
 from .retry import parse_http_date, parse_max_age, parse_retry_after
 from .transport import Response, Transport
@@ -127,3 +129,17 @@ class Api:
             # Events may or may not have been stored; resending is safe (idempotency keys).
             raise ServerError(502, "bad_response", f"unparseable events answer: {exc}") from exc
         return results
+
+    def lookup_event(self, idempotency_key: str, *, timeout: float) -> EventFate | None:
+        """The server's record of this tenant's event, or None when it has none."""
+        path = "/v1/events/" + quote(idempotency_key, safe="")
+        try:
+            resp = self._send("GET", path, b"", {}, timeout)
+        except ServerError as exc:
+            if exc.status == 404 and exc.code == "not_found":
+                return None
+            raise
+        try:
+            return EventFate.from_wire(json.loads(resp.body))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ServerError(502, "bad_response", f"unparseable lookup answer: {exc}") from exc

@@ -17,6 +17,7 @@ from . import credentials
 from ._version import __version__
 from .client import Client
 from .credentials import Credentials, CredentialsError
+from .errors import ServerError, TransportError
 
 log = logging.getLogger("codex_sdk.cli")
 
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="queue, last sync and server config")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--event", metavar="KEY", help="instead: what happened on the server to this event"
+    )
 
     p = sub.add_parser("send", parents=[common], help="track one event and flush it")
     p.add_argument("type", help="event type, e.g. door.opened")
@@ -120,9 +124,26 @@ def cmd_login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _event_status(args: argparse.Namespace, client: Client) -> int:
+    try:
+        fate = client.lookup(args.event)
+    except (ServerError, TransportError) as exc:
+        return _fail(f"lookup failed: {exc}")
+    finally:
+        client.close(flush=False)
+    if fate is None:
+        if args.json:
+            print(json.dumps({"idempotency_key": args.event, "status": "not_found"}))
+        return _fail(f"the server has no event {args.event!r} for this key's tenant")
+    print(json.dumps(fate.as_dict()) if args.json else fate.describe())
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     creds = credentials.load(_creds_path(args))
     client = _client(args, creds)
+    if args.event is not None:
+        return _event_status(args, client)
     try:
         client.refresh_config(force=True)
         st = client.status()

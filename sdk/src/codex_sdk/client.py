@@ -20,6 +20,7 @@ from typing import Any
 from .api import Api
 from .errors import ServerError, TransportError
 from .events import build_event, encode_event
+from .lookup import EventFate
 from .remote_config import DEFAULT_CONFIG, RemoteConfig
 from .store import DeadLetter, Store
 from .sync import MAX_BATCH_EVENTS, MAX_BODY_BYTES, Syncer, SyncResult
@@ -483,6 +484,16 @@ class Client:
             config_requests=self._config_requests,
             sync_passes=totals["passes"],
         )
+
+    def lookup(self, idempotency_key: str, *, timeout: float | None = None) -> EventFate | None:
+        """Ask the server what happened to one event: None when the tenant has no such key.
+
+        Raises ServerError / TransportError like any request (a 401 for a revoked key, say).
+        """
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise ValueError("idempotency_key must be a non-empty string")
+        limit = self._timeout if timeout is None else min(timeout, self._timeout)
+        return self._api.lookup_event(idempotency_key, timeout=limit)
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Most recent dead-lettered events (conflict/rejected), newest first."""

@@ -1,0 +1,158 @@
+"""schemathesis fuzzes the live server (gunicorn) against its own OpenAPI description.
+
+Two passes over every operation of /api/schema/, positive and negative generation: one whose
+requests are all signed with a valid key (a requests auth hook signs the exact bytes sent, so the
+Standard Webhooks HMAC covers the generated body), and one with the signing headers taken off.
+Every response must be a non-5xx that the schema allows (status code, content type, body,
+headers). The seed and the counts are printed (`pytest -s` shows them; CI logs keep them).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from flags.services import flag_update
+from tests.dbutil import database_url
+from tests.procs import gunicorn_server
+from tests.signing import sign_headers
+
+pytestmark = pytest.mark.slow
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+SIGNING_HEADERS = ("X-Codex-Key-Id", "webhook-id", "webhook-timestamp", "webhook-signature")
+# 3 operations x 2 generation modes x this many examples x 2 passes (signed, unsigned).
+EXAMPLES_PER_OPERATION_AND_MODE = 90
+MIN_REQUESTS = 1000
+
+
+class Sign(requests.auth.AuthBase):
+    """Sign the prepared request (its final body bytes) with the tenant's key, or strip it."""
+
+    def __init__(self, key=None):
+        self.key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        for name in SIGNING_HEADERS:
+            request.headers.pop(name, None)  # whatever the generator put there
+        if self.key is not None:
+            body = request.body or b""
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            request.headers.update(sign_headers(self.key.key_id, self.key.secret, body))
+        return request
+
+
+def _run_operation(operation, mode, *, url, session, auths, run_seed, examples, tally):
+    strategy = operation.as_strategy(generation_mode=mode)
+
+    @seed(run_seed)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def fuzz(case):
+        # Each generated request goes out once per pass: signed, then with no signature.
+        for name, auth in auths.items():
+            response = case.call(base_url=url, session=session, auth=auth, timeout=10)
+            tally["requests"] += 1
+            tally["passes"][name][response.status_code] += 1
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except FailureGroup as exc:
+                for failure in exc.exceptions:
+                    tally["violations"].append(
+                        f"{operation.label} [{mode.value}, {name}] {response.status_code}: "
+                        f"{failure.title} {response.text[:200]!r} <- {case.as_curl_command()[:400]}"
+                    )
+
+    fuzz()
+
+
+def test_schemathesis_signed_and_unsigned_passes_find_no_5xx_and_no_schema_violation(
+    transactional_db, tenant_factory, key_factory
+):
+    tenant = tenant_factory()
+    key = key_factory(tenant)
+    # 429 is documented, but a throttled fuzzer tests little: keep the limit out of reach.
+    flag_update(
+        tenant_id=tenant.id,
+        values={"ingestRatePerSec": 100_000},
+        actor="test-schemathesis",
+        via="cli",
+        reason="fuzzing must not be throttled",
+    )
+    run_seed = int(os.environ.get("SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2**32))
+    tally = {
+        "requests": 0,
+        "passes": {"signed": Counter(), "unsigned": Counter()},
+        "violations": [],
+    }
+    started = time.monotonic()
+    with gunicorn_server({"DATABASE_URL": database_url()}, workers=2) as (url, _proc):
+        schema = schemathesis.openapi.from_url(f"{url}/api/schema/")
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert {op.label for op in operations} == {
+            "POST /v1/events",
+            "GET /v1/events/{idempotency_key}",
+            "GET /config",
+        }
+        with requests.Session() as session:
+            for operation in operations:
+                for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                    _run_operation(
+                        operation,
+                        mode,
+                        url=url,
+                        session=session,
+                        auths={"signed": Sign(key), "unsigned": Sign(None)},
+                        run_seed=run_seed,
+                        examples=EXAMPLES_PER_OPERATION_AND_MODE,
+                        tally=tally,
+                    )
+    took = time.monotonic() - started
+    passes = tally["passes"]
+    histogram = dict(sorted((passes["signed"] + passes["unsigned"]).items()))
+    print(
+        f"\nschemathesis seed={run_seed} requests={tally['requests']} in {took:.1f} s; "
+        f"status histogram {histogram}; "
+        + "; ".join(f"{name}: {dict(sorted(c.items()))}" for name, c in passes.items())
+        + f"; 5xx={sum(n for s, n in histogram.items() if s >= 500)}"
+        f"; schema violations={len(tally['violations'])}"
+        f" (rerun with SCHEMATHESIS_SEED={run_seed})"
+    )
+    assert not tally["violations"], "\n".join(tally["violations"][:20])
+    assert not [s for s in histogram if s >= 500]
+    assert tally["requests"] >= MIN_REQUESTS
+    # The signed pass reached the server's logic (not only its door), the unsigned one never did.
+    assert passes["signed"][202] > 0
+    assert passes["signed"][400] > 0
+    # (404: a key like "." makes a URL that names no endpoint; the router answers before auth.)
+    assert set(passes["unsigned"]) <= {401, 404}
+    assert passes["unsigned"][401] > 0.9 * sum(passes["unsigned"].values())
