@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from flags.services import flag_update
+from tenants.sources import source_create
 from tests.dbutil import database_url
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -43,30 +44,37 @@ CHECKS = [
     response_headers_conformance,
 ]
 SIGNING_HEADERS = ("X-Codex-Key-Id", "webhook-id", "webhook-timestamp", "webhook-signature")
-# 3 operations x 2 generation modes x this many examples x 2 passes (signed, unsigned).
-EXAMPLES_PER_OPERATION_AND_MODE = 90
+# 4 operations x 2 generation modes x this many examples x 2 passes (signed, unsigned).
+EXAMPLES_PER_OPERATION_AND_MODE = 64
+SOURCE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MIN_REQUESTS = 1000
 
 
 class Sign(requests.auth.AuthBase):
-    """Sign the prepared request (its final body bytes) with the tenant's key, or strip it."""
+    """Sign the prepared request (its final body bytes) with a key or source secret, or strip it.
 
-    def __init__(self, key=None):
-        self.key = key
+    key_id None: a webhook source's delivery (Standard Webhooks headers, no X-Codex-Key-Id).
+    """
+
+    def __init__(self, key_id: str | None = None, secret: str | None = None):
+        self.key_id, self.secret = key_id, secret
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         for name in SIGNING_HEADERS:
             request.headers.pop(name, None)  # whatever the generator put there
-        if self.key is not None:
+        if self.secret is not None:
             body = request.body or b""
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            request.headers.update(sign_headers(self.key.key_id, self.key.secret, body))
+            headers = sign_headers(self.key_id or "", self.secret, body)
+            if self.key_id is None:
+                del headers["X-Codex-Key-Id"]
+            request.headers.update(headers)
         return request
 
 
-def _run_operation(operation, mode, *, url, session, auths, run_seed, examples, tally):
-    strategy = operation.as_strategy(generation_mode=mode)
+def _run_operation(operation, mode, *, url, session, auths, run_seed, examples, tally, path=None):
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters=path)
 
     @seed(run_seed)
     @settings(
@@ -103,11 +111,12 @@ def test_schemathesis_signed_and_unsigned_passes_find_no_5xx_and_no_schema_viola
     # 429 is documented, but a throttled fuzzer tests little: keep the limit out of reach.
     flag_update(
         tenant_id=tenant.id,
-        values={"ingestRatePerSec": 100_000},
+        values={"ingestRatePerSec": 100_000, "sourceRatePerSec": 100_000},
         actor="test-schemathesis",
         via="cli",
         reason="fuzzing must not be throttled",
     )
+    source = source_create(tenant=tenant, kind="standard", secret=SOURCE_SECRET, actor="test")
     run_seed = int(os.environ.get("SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2**32))
     tally = {
         "requests": 0,
@@ -122,19 +131,26 @@ def test_schemathesis_signed_and_unsigned_passes_find_no_5xx_and_no_schema_viola
             "POST /v1/events",
             "GET /v1/events/{idempotency_key}",
             "GET /config",
+            "POST /v1/sources/{source_id}/webhooks",
         }
         with requests.Session() as session:
             for operation in operations:
+                if operation.label.startswith("POST /v1/sources/"):
+                    # Deliveries to the tenant's real source, signed with its own secret.
+                    signer, path = Sign(None, SOURCE_SECRET), {"source_id": source.source_id}
+                else:
+                    signer, path = Sign(key.key_id, key.secret), None
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                     _run_operation(
                         operation,
                         mode,
                         url=url,
                         session=session,
-                        auths={"signed": Sign(key), "unsigned": Sign(None)},
+                        auths={"signed": signer, "unsigned": Sign()},
                         run_seed=run_seed,
                         examples=EXAMPLES_PER_OPERATION_AND_MODE,
                         tally=tally,
+                        path=path,
                     )
     took = time.monotonic() - started
     passes = tally["passes"]
