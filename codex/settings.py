@@ -33,6 +33,9 @@ ALLOWED_HOSTS = ENV.allowed_hosts
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set (required when deployed:
 # it lists every tenant's slug and the traffic of each).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+# Prometheus's HTTP API, read by `manage.py slo_report` (docs/observability.md "SLO report").
+PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL") or None
+PROMETHEUS_TIMEOUT_S = float(os.environ.get("PROMETHEUS_TIMEOUT_S") or 10)
 CODEX_PUBLIC_URL = ENV.public_base_url
 
 # --- services ------------------------------------------------------------------------------

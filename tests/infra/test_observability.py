@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.infra.promstack import tool as _tool
 from tests.netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,28 +54,6 @@ REQUIRED_ALERTS = {
     "CodexRateLimitSpike": "warn",
     "CodexMetricsTargetDown": "page",
 }
-_installed: dict[str, bool] = {}
-
-
-def _tool(name: str) -> str:
-    """Path of a Prometheus tool; installs it via scripts/ensure_promtool.sh once if missing."""
-    path = shutil.which(name)
-    if path is None and not _installed:
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "ensure_promtool.sh")],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        _installed["ran"] = result.returncode == 0
-        path = shutil.which(name)
-    if path is None:
-        pytest.skip(
-            f"!!! {name} is NOT INSTALLED and scripts/ensure_promtool.sh could not install it "
-            "(needs root or sudo with apt-get): the alert rules are NOT being tested. "
-            "Run: sudo apt-get install -y prometheus prometheus-alertmanager"
-        )
-    return path
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
