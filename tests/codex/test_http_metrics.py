@@ -148,7 +148,8 @@ def test_recycled_workers_fold_into_archives_and_totals_stay_exact(tmp_path):
     }
     with gunicorn_server(env, workers=2, unset=("CODEX_METRICS_DIRS",)) as (base, _proc):
         for i in range(150):  # ~10 recycles
-            assert httpx.get(f"{base}/no/such/{i}", timeout=10).status_code == 404
+            # A request can wait for a replacement worker's boot (seconds on a busy machine).
+            assert httpx.get(f"{base}/no/such/{i}", timeout=30).status_code == 404
         counts = _scrape(base)
         files = sorted(p.name for p in metrics_dir.glob("*.db"))
     assert counts["4xx"] == 150.0  # nothing lost or counted twice across the recycles
