@@ -261,6 +261,10 @@ def test_every_metric_in_the_dashboard_is_exported():
         "codex_reconcile_drift_ratio",
         "codex_sync_batches_total",
         "codex_config_reads_total",
+        "codex_ingest_source_deliveries_total",
+        "codex_ingest_source_signature_failures_total",
+        "codex_ingest_source_delivery_duration_seconds_bucket",
+        "codex_reconcile_source_missing_events",
     ):
         assert needed in used, f"the dashboard has no panel for {needed}"
 

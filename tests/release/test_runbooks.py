@@ -53,7 +53,14 @@ def test_runbooks_exist_and_reference_the_real_tools():
     assert "scripts/rollback_drill.py" in rollback
     for command in ("syncEnabled=false", "ingestRatePerSec=", "replay_dlq", "reconcile --tenant"):
         assert command in oncall
-    for command in ("rotate_signing_key", "revoke_device"):
+    for command in ("sourceRatePerSec=", "--source stripe"):
+        assert command in oncall
+    for command in (
+        "rotate_signing_key",
+        "revoke_device",
+        "source_disable",
+        "source_rotate_secret",
+    ):
         assert command in oncall
         assert (ROOT / "tenants" / "management" / "commands" / f"{command}.py").exists()
     assert (ROOT / "ingest" / "management" / "commands" / "replay_dlq.py").exists()
