@@ -342,3 +342,57 @@ def test_source_rate_limit_flag_gives_429_with_retry_after(sources, deliver):
             assert response.json()["error"]["code"] == "rate_limited"
             assert int(response["Retry-After"]) >= 1
     assert set(statuses) == {200, 429}, statuses
+
+
+def test_per_source_metrics_count_deliveries_by_outcome_and_signature_failures(sources, deliver):
+    from prometheus_client import REGISTRY
+
+    labels = {
+        "tenant": sources.tenant.slug,
+        "kind": "shopify",
+        "source": sources.shopify.source_id,
+    }
+
+    def value(name: str, **extra) -> float:
+        return REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+
+    body = encode(shopify_order())
+    deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body))
+    deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body))
+    deliver(sources.shopify, body, shopify_headers("wrong", body))
+    deliveries = "codex_ingest_source_deliveries_total"
+    assert value(deliveries, outcome="accepted") == 1
+    assert value(deliveries, outcome="duplicate") == 1
+    assert value(deliveries, outcome="unauthorized") == 1
+    failures = "codex_ingest_source_signature_failures_total"
+    assert value(failures, code="invalid_signature") == 1
+
+
+def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
+    sources, deliver, caplog, tenant_factory
+):
+    import logging
+
+    from codex.logconfig import JsonFormatter
+    from tenants.models import AuditLog
+    from tenants.scope import system_scope
+
+    caplog.set_level(logging.DEBUG)
+    secret = "shpss_never_logged_0123456789"
+    info = source_create(
+        tenant=sources.tenant, kind="stripe", secret=secret, api_key="rk_test_nolog", actor="t"
+    )
+    source_rotate_secret(
+        source_id=info.source_id, secret=secret + "2", overlap=timedelta(0), actor="t"
+    )
+    body = encode(stripe_charge_event())
+    deliver(info, body, {"Stripe-Signature": stripe_header_library(secret + "2", body)})
+    deliver(info, body, {"Stripe-Signature": stripe_header_library(secret, body)})
+    formatter = JsonFormatter()
+    lines = "\n".join(formatter.format(r) for r in caplog.records)
+    with system_scope("test"):
+        audit = "\n".join(str((a.old, a.new)) for a in AuditLog.objects.all())
+    for text in (lines, audit):
+        assert secret not in text
+        assert "rk_test_nolog" not in text
+    assert info.source_id in lines
