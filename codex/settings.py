@@ -235,6 +235,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # Ingestion warnings are kept 7 days (CODEX_INGEST_WARNINGS_KEEP_DAYS): prune hourly.
+    "ingest-warnings-prune": {
+        "task": "ingest.tasks.warnings_prune",
+        "schedule": crontab(minute=7),
+        "options": {"expires": 3000},
+    },
     # Nightly drift check: yesterday's (and today's so far) accepted events vs events_enriched per
     # tenant (reconcile.tasks). Not started within 6 h: dropped (`manage.py reconcile --date`).
     "reconcile-nightly": {
@@ -257,6 +263,13 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 CODEX_INGEST_RATE_PER_SEC = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC", "50"))
 CODEX_SOURCE_RATE_PER_SEC = int(os.environ.get("CODEX_SOURCE_RATE_PER_SEC", "25"))
 CODEX_RETRY_CAP = 3
+# Ingestion warnings (ingest/ingest_warnings.py): rows per tenant and minute before sampling
+# starts, days kept, and warnings per hour that make a tenant's Health line say so.
+CODEX_INGEST_WARNINGS_PER_MINUTE = int(os.environ.get("CODEX_INGEST_WARNINGS_PER_MINUTE", "100"))
+CODEX_INGEST_WARNINGS_KEEP_DAYS = int(os.environ.get("CODEX_INGEST_WARNINGS_KEEP_DAYS", "7"))
+CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = int(
+    os.environ.get("CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR", "50")
+)
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
 CODEX_KEY_CACHE_TTL_S = min(5.0, float(os.environ.get("CODEX_KEY_CACHE_TTL_S") or 3.0))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from codex.admin import ReadOnlyModelAdmin
-from ingest import services
+from ingest import admin_warnings, services
 from ingest.models import DeadLetter, EnrichedEvent, Event
 from tenants.audit import actor_of
+
+__all__ = ["admin_warnings"]  # registers IngestWarningAdmin
 
 
 @admin.register(Event)
@@ -53,6 +55,17 @@ class OpenFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return (("open", "Open"), ("resolved", "Resolved"), ("all", "All"))
+
+    def choices(self, changelist):
+        # Not the base class's extra "All" (no parameter), which showed as selected while the
+        # list held only open entries: one "All", and the default (open) marked as selected.
+        current = self.value() or "open"
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": current == str(lookup),
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
     def queryset(self, request, queryset):
         value = self.value() or "open"

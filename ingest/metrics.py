@@ -161,3 +161,14 @@ SOURCE_DELIVERY_DURATION = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
+WARNINGS = Counter(
+    "codex_ingest_warnings_total",
+    "Ingestion warnings of authenticated tenants (refused batch items and requests), by tenant "
+    "and code; every one counts, sampled or not (ingest/ingest_warnings.py).",
+    ["tenant", "code"],
+)
+WARNING_RECORD_ERRORS = Counter(
+    "codex_ingest_warnings_record_errors_total",
+    "Ingestion warnings not recorded because Redis or PostgreSQL failed (stage).",
+    ["stage"],
+)

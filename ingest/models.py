@@ -128,3 +128,30 @@ class DeadLetter(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.stage} event #{self.event_id}: {self.error_class}"
+
+
+class IngestWarning(TenantOwned):
+    """Input an authenticated tenant sent that was refused: a rejected batch item, a bad request.
+
+    Written by ingest.ingest_warnings (sampled beyond a per-minute budget, pruned after 7 days);
+    what a tenant's integration got wrong, for the operator to show them.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now)
+    code = models.CharField(max_length=64)
+    message = models.TextField(blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    key_id = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    item = models.TextField(blank=True, help_text="the refused item or body, at most 8 KiB")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="ingest_warning_time"),
+            models.Index(fields=["tenant", "code", "created_at"], name="ingest_warning_code"),
+        ]
+        ordering = ["tenant_id", "-created_at"]
+        verbose_name = "ingestion warning"
+
+    def __str__(self) -> str:
+        return f"{self.code} at {self.created_at:%Y-%m-%d %H:%M:%S}"

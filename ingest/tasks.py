@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ingest import metrics, services, wake
+from ingest import ingest_warnings, metrics, services, wake
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +73,9 @@ def sweep_unenriched() -> int:
         logger.info("sweeper woke enrichment", extra={"events": woken, "tenants": len(found)})
     services.deadletter_depth_refresh()
     return woken
+
+
+@shared_task(name="ingest.tasks.warnings_prune", soft_time_limit=240, time_limit=270)
+def warnings_prune() -> int:
+    """Delete ingestion warnings past their retention (beat, hourly)."""
+    return ingest_warnings.ingest_warnings_prune()

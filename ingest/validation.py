@@ -51,6 +51,7 @@ class Item:
     idempotency_key: str | None
     event: ValidEvent | None
     error: str | None
+    raw: Any = None  # the item as sent, kept only when rejected (ingestion warnings)
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def _item(raw: Any) -> Item:
     try:
         return Item(idempotency_key=key, event=validate_event(raw), error=None)
     except EventInvalid as exc:
-        return Item(idempotency_key=key, event=None, error=str(exc))
+        return Item(idempotency_key=key, event=None, error=str(exc), raw=raw)
 
 
 def parse_body(body: bytes) -> Parsed:

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from codex.errors import ApiError, error_response
 from codex.http import discard_body
 from flags.metrics import record_sync_response
-from ingest import metrics, ratelimit, services
+from ingest import ingest_warnings, metrics, ratelimit, services
 from ingest.auth import authenticate, db_unavailable
 from ingest.validation import MAX_BODY_BYTES, parse_body
 from tenants.services import ResolvedKey
@@ -36,6 +36,58 @@ _OUTCOME_BY_STATUS = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+# Refusals of an authenticated tenant's input that become ingestion warnings (429 and 503 are
+# not about the input; before authentication nothing says whose input it was).
+_WARNED_STATUSES = frozenset({400, 405, 411, 413, 415, 422})
+
+
+def _warn_request(request: HttpRequest, key: ResolvedKey, exc: ApiError) -> None:
+    body = getattr(request, "_body", b"")  # only what was read: an oversized body never is
+    ingest_warnings.ingest_warnings_record(
+        tenant_id=key.tenant_id,
+        tenant_slug=key.tenant_slug,
+        key_id=key.key_id,
+        entries=[
+            ingest_warnings.WarningEntry(
+                code=exc.error_code,
+                message=str(exc.detail),
+                item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
+            )
+        ],
+    )
+
+
+def _warn_items(key: ResolvedKey, items, results) -> None:
+    entries = []
+    for item, result in zip(items, results, strict=True):
+        if result.status == "rejected":
+            raw = ingest_warnings.item_text(item.raw)
+        elif result.status == "conflict":
+            raw = ingest_warnings.item_text(
+                {
+                    "idempotency_key": item.idempotency_key,
+                    "type": item.event.type,
+                    "occurred_at": item.event.occurred_at.isoformat(),
+                    "source": item.event.source,
+                    "payload": orjson.Fragment(item.event.payload_json),
+                }
+            )
+        else:
+            continue
+        error = result.error or {}
+        entries.append(
+            ingest_warnings.WarningEntry(
+                code=error.get("code", result.status),
+                message=error.get("message", ""),
+                item=raw,
+                idempotency_key=item.idempotency_key or "",
+            )
+        )
+    ingest_warnings.ingest_warnings_record(
+        tenant_id=key.tenant_id, tenant_slug=key.tenant_slug, key_id=key.key_id, entries=entries
+    )
 
 
 def _json(body: dict, status: int, headers: dict[str, str]) -> HttpResponse:
@@ -84,6 +136,8 @@ def events(request: HttpRequest) -> HttpResponse:
         response, outcome = _ingest(request, key)
     except ApiError as exc:
         response = error_response(exc.error_code, str(exc.detail), exc.status_code, exc.headers)
+        if key is not None and exc.status_code in _WARNED_STATUSES:
+            _warn_request(request, key, exc)
     except Exception:
         # Escaping exceptions become Django's 500: count them here, or they vanish from the
         # latency histogram and the outcome counter.
@@ -135,7 +189,10 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         ).inc(n)
     headers = decision.headers()
     if parsed.batch:
-        return _json(_batch_body(results), 200, headers), "batch"
+        response = _json(_batch_body(results), 200, headers)
+        if counted_refusals(counted):
+            _warn_items(key, parsed.items, results)
+        return response, "batch"
     result = results[0]
     if result.status == "conflict":
         raise ApiError(
@@ -146,6 +203,11 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         )
     status_code = 202 if result.status == "accepted" else 200
     return _json({"status": result.status, "id": result.id}, status_code, headers), result.status
+
+
+def counted_refusals(counted: Counter) -> bool:
+    """True when a batch had rejected or conflicting items (the accepted path skips the rest)."""
+    return any(status in ("rejected", "conflict") for _source, status in counted)
 
 
 def _batch_body(results) -> dict:

@@ -1,0 +1,207 @@
+"""Ingestion warnings: refused input of authenticated tenants is recorded, bounded, pruned,
+counted, shown in the admin, and recording never turns a refusal into an error."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Permission, User
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from ingest import ingest_warnings, metrics
+from ingest.models import IngestWarning
+from tenants.scope import system_scope, tenant_scope
+from tests.ingest.conftest import encode, make_event
+from tests.netutil import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+def _warnings(tenant) -> list[IngestWarning]:
+    with tenant_scope(tenant.id):
+        return list(IngestWarning.objects.filter(tenant=tenant).order_by("id"))
+
+
+def _count(tenant, code) -> float:
+    return metrics.WARNINGS.labels(tenant=tenant.slug, code=code)._value.get()
+
+
+def test_rejected_and_conflicting_batch_items_are_recorded_with_the_request_id(signed, post_signed):
+    tenant, key, _sign = signed
+    post_signed(make_event("taken"))
+    before = _count(tenant, "invalid_event")
+    bad = {"idempotency_key": "k-bad", "type": "BAD TYPE", "occurred_at": "2026-01-01T00:00:00Z"}
+    conflict = make_event("taken", payload={"other": True})
+    response = post_signed({"events": [make_event("fine"), bad, {"nope": 1}, conflict]})
+    assert response.status_code == 200
+    assert response.json()["rejected"] == 2
+    rows = _warnings(tenant)
+    assert [(w.code, w.idempotency_key) for w in rows] == [
+        ("invalid_event", "k-bad"),
+        ("invalid_event", ""),
+        ("idempotency_key_reused", "taken"),
+    ]
+    assert {w.request_id for w in rows} == {response["X-Request-ID"]}
+    assert {w.key_id for w in rows} == {key.key_id}
+    assert rows[0].message.startswith("type:")
+    assert json.loads(rows[0].item) == bad
+    assert json.loads(rows[1].item) == {"nope": 1}
+    assert json.loads(rows[2].item)["payload"] == {"other": True}
+    assert _count(tenant, "invalid_event") == before + 2
+
+
+def test_an_accepted_batch_and_a_single_accepted_event_record_nothing(signed, post_signed):
+    tenant, _key, _sign = signed
+    assert post_signed({"events": [make_event(), make_event()]}).status_code == 200
+    assert post_signed(make_event()).status_code == 202
+    assert _warnings(tenant) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b'{"idempotency_key": "x"}', "application/json", 400, "invalid_request"),
+        (b"{not json", "application/json", 400, "malformed_json"),
+        (b"[]", "application/json", 400, "invalid_request"),
+        (encode(make_event()), "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_requests_of_an_authenticated_tenant_are_recorded_with_the_body(
+    client, signed, body, content_type, status, code
+):
+    from tests.signing import django_headers
+
+    tenant, _key, sign = signed
+    response = client.generic(
+        "POST", "/v1/events", body, content_type=content_type, **django_headers(sign(body))
+    )
+    assert response.status_code == status
+    [warning] = _warnings(tenant)
+    assert warning.code == code
+    assert warning.item == body.decode()
+    assert warning.request_id == response["X-Request-ID"]
+
+
+def test_a_single_event_conflict_is_recorded(signed, post_signed):
+    tenant, _key, _sign = signed
+    post_signed(make_event("dup", payload={"a": 1}))
+    assert post_signed(make_event("dup", payload={"a": 2})).status_code == 422
+    [warning] = _warnings(tenant)
+    assert warning.code == "idempotency_key_reused"
+
+
+def test_unsigned_requests_record_nothing(client, signed):
+    _tenant, _key, _sign = signed
+    response = client.generic("POST", "/v1/events", b"{bad", content_type="application/json")
+    assert response.status_code == 401
+    with system_scope("test"):
+        assert IngestWarning.objects.count() == 0
+
+
+def test_items_are_truncated_to_8_kib_on_a_character_boundary(signed, post_signed):
+    tenant, _key, _sign = signed
+    big = {"idempotency_key": "big", "type": "x", "payload": {"t": "é" * 20_000}}
+    post_signed({"events": [big]})
+    [warning] = _warnings(tenant)
+    assert len(warning.item.encode("utf-8")) <= 8 * 1024
+    assert len(warning.item.encode("utf-8")) > 8 * 1024 - 4
+    assert warning.item.startswith('{"idempotency_key":"big"')
+
+
+@override_settings(CODEX_INGEST_WARNINGS_PER_MINUTE=5)
+def test_beyond_the_per_minute_budget_warnings_are_sampled_but_all_counted(signed, post_signed):
+    tenant, _key, _sign = signed
+    before = _count(tenant, "invalid_event")
+    response = post_signed({"events": [{"n": i} for i in range(300)]})
+    assert response.json()["rejected"] == 300
+    # 5 within the budget, then one in 100 of the other 295 (the 100th and the 200th).
+    assert len(_warnings(tenant)) == 5 + 2
+    assert _count(tenant, "invalid_event") == before + 300
+
+
+def test_warnings_stay_in_their_tenant(signed, post_signed, tenant_factory):
+    tenant, _key, _sign = signed
+    post_signed({"events": [{"n": 1}]})
+    other = tenant_factory()
+    with tenant_scope(other.id):
+        assert IngestWarning.objects.count() == 0  # row-level security, not only the filter
+    assert len(_warnings(tenant)) == 1
+
+
+def test_redis_down_while_recording_keeps_the_answer_and_counts_the_error(signed, post_signed):
+    tenant, _key, _sign = signed
+    dead = {
+        **settings.CACHES["default"],
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    before = metrics.WARNING_RECORD_ERRORS.labels(stage="redis")._value.get()
+    with override_settings(CACHES={"default": dead}):
+        response = post_signed({"events": [make_event(), {"n": 1}]})
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert _warnings(tenant) == []
+    assert metrics.WARNING_RECORD_ERRORS.labels(stage="redis")._value.get() == before + 1
+
+
+def test_a_locked_warnings_table_keeps_the_400_and_counts_the_error(
+    transactional_db, signed, post_signed
+):
+    from tests.dbutil import owner_connect
+
+    _tenant, _key, _sign = signed
+    before = metrics.WARNING_RECORD_ERRORS.labels(stage="database")._value.get()
+    with owner_connect() as owner:
+        owner.execute("LOCK TABLE ingest_ingestwarning IN ACCESS EXCLUSIVE MODE")
+        response = post_signed({"idempotency_key": "x"})
+        owner.rollback()
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert metrics.WARNING_RECORD_ERRORS.labels(stage="database")._value.get() == before + 1
+    assert post_signed(make_event()).status_code == 202  # the connection is fine afterwards
+
+
+def test_prune_deletes_warnings_older_than_7_days_only(signed, post_signed):
+    tenant, _key, _sign = signed
+    post_signed({"events": [{"n": 1}, {"n": 2}]})
+    old, new = _warnings(tenant)
+    with tenant_scope(tenant.id):
+        IngestWarning.objects.filter(id=old.id).update(
+            created_at=timezone.now() - timedelta(days=7, minutes=1)
+        )
+    assert ingest_warnings.ingest_warnings_prune() == 1
+    assert [w.id for w in _warnings(tenant)] == [new.id]
+    entry = settings.CELERY_BEAT_SCHEDULE["ingest-warnings-prune"]
+    assert entry["task"] == "ingest.tasks.warnings_prune"
+    assert entry["options"]["expires"]
+
+
+def _staff(*perms: str) -> Client:
+    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(
+    signed, post_signed, tenant_factory, key_factory
+):
+    tenant, _key, _sign = signed
+    post_signed({"events": [{"marker": "mine"}]})
+    url = "/admin/ingest/ingestwarning/"
+    viewer = _staff("ingest.view_ingestwarning")
+    page = viewer.get(url, {"tenant__id__exact": str(tenant.id), "code": "invalid_event"})
+    assert page.status_code == 200
+    assert "invalid_event" in page.content.decode()
+    assert "By code" in page.content.decode() or "code" in page.content.decode()
+    empty = viewer.get(url, {"tenant__id__exact": str(tenant_factory().id)})
+    assert "0 ingestion warnings" in empty.content.decode()
+    assert _staff("ingest.view_deadletter").get(url).status_code == 403
