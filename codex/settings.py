@@ -265,6 +265,8 @@ CODEX_SOURCE_RATE_PER_SEC = int(os.environ.get("CODEX_SOURCE_RATE_PER_SEC", "25"
 CODEX_RETRY_CAP = 3
 # Ingestion warnings (ingest/ingest_warnings.py): rows per tenant and minute before sampling
 # starts, days kept, and warnings per hour that make a tenant's Health line say so.
+# The nightly reconcile redoes this many days before yesterday too (late enrichment, replays).
+CODEX_RECONCILE_LOOKBACK_DAYS = int(os.environ.get("CODEX_RECONCILE_LOOKBACK_DAYS", "3"))
 CODEX_INGEST_WARNINGS_PER_MINUTE = int(os.environ.get("CODEX_INGEST_WARNINGS_PER_MINUTE", "100"))
 CODEX_INGEST_WARNINGS_KEEP_DAYS = int(os.environ.get("CODEX_INGEST_WARNINGS_KEEP_DAYS", "7"))
 CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = int(

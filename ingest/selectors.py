@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from functools import lru_cache
 
 from django.db.models import Count, Q
@@ -37,11 +38,22 @@ def deadletter_depths(*, tenant_id: uuid.UUID | str | None = None) -> dict[str, 
 
 
 def deadletter_open_ids(
-    *, tenant_slug: str | None = None, ids: list[int] | None = None
+    *,
+    tenant_slug: str | None = None,
+    ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[int]:
-    """Ids of unresolved dead-letter entries, optionally of one tenant and/or among `ids`."""
+    """Ids of unresolved dead-letter entries, optionally narrowed.
+
+    Filters: one tenant, among `ids`, dead-lettered (last failure) in [since, until).
+    """
     with system_scope("dlq-replay"):
         qs = DeadLetter.objects.filter(resolved_at__isnull=True)
+        if since is not None:
+            qs = qs.filter(last_failed_at__gte=since)
+        if until is not None:
+            qs = qs.filter(last_failed_at__lt=until)
         if tenant_slug is not None:
             qs = qs.filter(tenant__slug=tenant_slug)
         if ids:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from django.db import connection
 from django.utils import timezone
 
+from reconcile.tenant_signals import DLQ_INFLOW_CRITICAL, TenantSignals, tenant_signals
 from tenants.scope import system_scope
 
 # Staleness: age of a tenant's last run. Beat runs nightly, so 26 h allows a slow night and
@@ -125,6 +126,8 @@ class Health:
     last_run_at: datetime | None
     worst: list[TenantRun]
     checked_at: datetime
+    # Tenants with open dead letters, DLQ inflow or ingestion warnings in the last hour.
+    signals: list[TenantSignals] = field(default_factory=list)
 
 
 def _hours(age: timedelta) -> str:
@@ -150,8 +153,11 @@ def reconcile_health(
     rows = latest_runs(reason=reason)
     ran = [r for r in rows if r.run_at is not None]
     by_drift = sorted(ran, key=lambda r: (-r.drift, r.slug))
+    signals = tenant_signals(now=now, reason=reason)
+    signal_grades, signal_reasons = _signal_grades(signals)
     if not ran:
-        return Health(Grade.WARNING, ["no run yet"], None, [], now)
+        grade = worst_grade(Grade.WARNING, *signal_grades)
+        return Health(grade, ["no run yet", *signal_reasons], None, [], now, signals)
 
     grades: list[Grade] = []
     reasons: list[str] = []
@@ -181,11 +187,41 @@ def reconcile_health(
             details = [f"{r.slug} {r.drift:.3%} on {r.day}" for r in drifting]
             reasons.append(f"drift over {limit:.1%}: {_named(details)}")
 
+    grades += signal_grades
+    reasons += signal_reasons
     last_run_at = max(r.run_at for r in ran)
     grade = worst_grade(*grades)
     if grade is Grade.OK:
         reasons.append(
             f"last run {_hours(now - last_run_at)} ago; max drift {by_drift[0].drift:.3%} "
-            f"({by_drift[0].slug}, {by_drift[0].day})"
+            f"({by_drift[0].slug}, {by_drift[0].day}); no open dead letters"
         )
-    return Health(grade, reasons, last_run_at, by_drift[:worst], now)
+    return Health(grade, reasons, last_run_at, by_drift[:worst], now, signals)
+
+
+def _signal_grades(signals: list[TenantSignals]) -> tuple[list[Grade], list[str]]:
+    """Grades and reasons from the tenants' dead letters and ingestion warnings.
+
+    CRITICAL for a DLQ inflow of DLQ_INFLOW_CRITICAL+ in an hour; WARNING for open dead letters
+    or spiking ingestion warnings.
+    """
+    grades: list[Grade] = []
+    reasons: list[str] = []
+    flooding = [s for s in signals if s.dlq_inflow_1h >= DLQ_INFLOW_CRITICAL]
+    if flooding:
+        grades.append(Grade.CRITICAL)
+        details = [f"{s.slug} {s.dlq_inflow_1h}" for s in flooding]
+        reasons.append(
+            f"dead-letter inflow of {DLQ_INFLOW_CRITICAL}+ in the last hour: {_named(details)}"
+        )
+    parked = [s for s in signals if s.open_dead_letters]
+    if parked:
+        grades.append(Grade.WARNING)
+        details = [f"{s.slug} {s.open_dead_letters}" for s in parked]
+        reasons.append(f"open dead letters: {_named(details)}")
+    spiking = [s for s in signals if s.warnings_spiking]
+    if spiking:
+        grades.append(Grade.WARNING)
+        details = [f"{s.slug} {s.warnings_1h}" for s in spiking]
+        reasons.append(f"ingestion warnings spiking (last hour): {_named(details)}")
+    return grades, reasons

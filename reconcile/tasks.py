@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from reconcile import services
@@ -15,13 +16,19 @@ from reconcile import services
     name="reconcile.tasks.reconcile_nightly", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60
 )
 def reconcile_nightly(days: list[str] | None = None) -> dict[str, dict[str, int]]:
-    """Beat, nightly: reconcile every tenant for yesterday and today so far (UTC), one pass.
+    """Beat, nightly: reconcile every tenant for today so far, yesterday and the look-back days.
 
+    CODEX_RECONCILE_LOOKBACK_DAYS days before yesterday are reconciled again, oldest first, so
+    what changed them later (late enrichment, a DLQ replay, a repair) shows in their runs.
     `days` (ISO dates) overrides the default, e.g. to catch up a missed night by hand.
     """
     run_at = timezone.now()
     today = services.utc_today(run_at)
-    wanted = [date.fromisoformat(d) for d in days] if days else [today - timedelta(days=1), today]
+    if days:
+        wanted = [date.fromisoformat(d) for d in days]
+    else:
+        back = 1 + max(0, settings.CODEX_RECONCILE_LOOKBACK_DAYS)
+        wanted = [today - timedelta(days=n) for n in range(back, -1, -1)]
     summary: dict[str, dict[str, int]] = {}
     for day in wanted:
         outcome = services.drift_compute(day=day, run_at=run_at)

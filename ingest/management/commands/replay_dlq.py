@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.core.management.base import BaseCommand, CommandError
 
 from ingest import selectors, services
@@ -12,7 +14,10 @@ from tenants.scope import system_scope
 class Command(BaseCommand):
     """Replay open dead-letter entries of one tenant, by id, or all of them (audited)."""
 
-    help = "Replay dead-lettered events: --tenant SLUG, --id N (repeatable) and/or --all."
+    help = (
+        "Replay dead-lettered events: --tenant SLUG, --id N (repeatable), --since/--until "
+        "(dead-lettered in that window, ISO 8601, UTC unless an offset is given) and/or --all."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", help="only this tenant's entries (slug)")
@@ -20,18 +25,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--all", action="store_true", dest="replay_all", help="every open entry, all tenants"
         )
+        parser.add_argument(
+            "--since", type=_when, help="dead-lettered at or after this time (ISO 8601)"
+        )
+        parser.add_argument("--until", type=_when, help="dead-lettered before this time")
         parser.add_argument("--actor", default="cli", help="name recorded in the audit log")
 
     def handle(self, *args, tenant=None, ids=None, replay_all=False, actor="cli", **options):
-        if not (tenant or ids or replay_all):
-            raise CommandError("say what to replay: --tenant SLUG, --id N or --all")
-        if replay_all and (tenant or ids):
-            raise CommandError("--all replays everything; do not combine it with --tenant/--id")
+        since, until = options.get("since"), options.get("until")
+        window = since is not None or until is not None
+        if not (tenant or ids or replay_all or window):
+            raise CommandError(
+                "say what to replay: --tenant SLUG, --id N, --since/--until or --all"
+            )
+        if replay_all and (tenant or ids or window):
+            raise CommandError("--all replays everything; do not combine it with other filters")
+        if since is not None and until is not None and since >= until:
+            raise CommandError("--since must be before --until")
         if tenant:
             with system_scope("dlq-replay"):
                 if not Tenant.objects.filter(slug=tenant).exists():
                     raise CommandError(f"no tenant {tenant!r}")
-        entry_ids = selectors.deadletter_open_ids(tenant_slug=tenant, ids=ids)
+        entry_ids = selectors.deadletter_open_ids(
+            tenant_slug=tenant, ids=ids, since=since, until=until
+        )
         if ids:
             missing = sorted(set(ids) - set(entry_ids))
             if missing:
@@ -46,3 +63,12 @@ class Command(BaseCommand):
         )
         if len(results) != resolved:
             raise CommandError("some entries failed again; they stay open", returncode=1)
+
+
+def _when(value: str) -> datetime:
+    """An ISO 8601 date or date-time; UTC unless it carries an offset."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
 from reconcile import selectors, services
 from reconcile.management.source_reconcile import reconcile_source
+from reconcile.repair import reconcile_repair
 from tenants.models import Tenant
 from tenants.scope import system_scope
 
@@ -19,7 +21,8 @@ class Command(BaseCommand):
 
     help = (
         "Compare accepted events with events_enriched for a UTC day (default: yesterday) and "
-        "record the runs: --date YYYY-MM-DD|today|yesterday, --tenant SLUG."
+        "record the runs: --date YYYY-MM-DD|today|yesterday, --tenant SLUG, --json, --repair "
+        "(enqueue enrichment for the window's pending events; audited)."
     )
 
     def add_arguments(self, parser):
@@ -33,16 +36,28 @@ class Command(BaseCommand):
         parser.add_argument(
             "--repair",
             action="store_true",
-            help="with --source: ingest what the source has and the ledger lacks (audited)",
+            help=(
+                "enqueue enrichment for the pending events of each window; with --source also "
+                "ingest what the source has and the ledger lacks (audited)"
+            ),
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help='print one JSON object {"runs": [...]} (and "repairs" with --repair)',
+        )
+        parser.add_argument("--actor", default="cli", help="name recorded in the audit log")
         parser.add_argument(
             "--types", default="", help="with --source stripe: only these event types (a,b)"
         )
 
-    def handle(self, *args, day=None, tenant=None, source=None, **options):
+    def handle(self, *args, day=None, tenant=None, source=None, as_json=False, **options):
         target = self._day(day)
-        if (source or options["repair"]) and not (source and tenant):
-            raise CommandError("--source needs --tenant, and --repair needs --source")
+        if source and not tenant:
+            raise CommandError("--source needs --tenant")
+        if source and as_json:
+            raise CommandError("--json does not combine with --source")
         tenant_id = None
         if tenant:
             with system_scope("reconcile"):
@@ -53,6 +68,26 @@ class Command(BaseCommand):
             outcome = services.drift_compute(day=target, tenant_id=tenant_id)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        repairs = []
+        if options["repair"]:
+            repairs = [
+                reconcile_repair(
+                    tenant_id=r.tenant_id,
+                    slug=r.slug,
+                    day=r.day.isoformat(),
+                    window_start=r.window_start,
+                    window_end=r.window_end,
+                    actor=options["actor"],
+                )
+                for r in outcome.runs
+            ]
+        if as_json:
+            document = {"runs": [self._run_json(r) for r in outcome.runs]}
+            if options["repair"]:
+                document["repairs"] = [r.as_json() for r in repairs]
+            self.stdout.write(json.dumps(document))
+            self._failed(outcome)
+            return
         rows = [
             (
                 r.slug,
@@ -75,6 +110,12 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("no tenants to reconcile")
+        for r in repairs:
+            how = "drain enqueued" if r.enqueued else "left to the sweeper"
+            self.stdout.write(
+                f"repair {r.tenant} {r.day}: {r.pending} pending event(s) made due"
+                + (f", {how}" if r.pending else "")
+            )
         health = selectors.reconcile_health()
         self.stdout.write(f"health: {health.grade.value} ({'; '.join(health.reasons)})")
         if source:
@@ -85,10 +126,28 @@ class Command(BaseCommand):
                 repair=options["repair"],
                 types=options["types"],
             )
+        self._failed(outcome)
+
+    def _failed(self, outcome) -> None:
         if outcome.failed:
             for slug, error in outcome.failed.items():
                 self.stderr.write(f"{slug}: {error}")
             raise CommandError(f"reconcile failed for {len(outcome.failed)} tenant(s)")
+
+    @staticmethod
+    def _run_json(r) -> dict:
+        return {
+            "tenant": r.slug,
+            "day": r.day.isoformat(),
+            "window_start": r.window_start.isoformat(),
+            "window_end": r.window_end.isoformat(),
+            "accepted": r.accepted,
+            "enriched": r.enriched,
+            "dead_lettered": r.dead_lettered,
+            "pending": r.pending,
+            "drift": r.drift,
+            "grade": selectors.drift_grade(r.drift).value,
+        }
 
     def _day(self, value: str | None) -> date:
         today = services.utc_today()
