@@ -100,7 +100,8 @@ def test_an_exception_escaping_the_chain_is_counted_as_5xx():
 
 
 def _scrape(base: str) -> dict[str, float]:
-    text = httpx.get(f"{base}/metrics", timeout=5).text
+    # 30 s: the scrape may land on a worker that is still booting after a recycle (loaded CI).
+    text = httpx.get(f"{base}/metrics", timeout=30).text
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         if family.name == "codex_http_responses":

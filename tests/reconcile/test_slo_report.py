@@ -7,6 +7,7 @@ import itertools
 import json
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -41,7 +42,8 @@ def _event(key: str | None = None) -> dict:
 def test_report_reads_the_recording_rules_fed_by_a_live_server(
     live_server, tmp_path, tenant_factory, key_factory
 ):
-    tenant = tenant_factory()
+    # A slug of its own: the process-wide metric registry keeps other tests' series.
+    tenant = tenant_factory(slug=f"slo{uuid.uuid4().hex[:10]}")
     key = key_factory(tenant)
 
     def sdk_batch(*, bad: bool) -> int:
@@ -69,14 +71,18 @@ def test_report_reads_the_recording_rules_fed_by_a_live_server(
     }
     series = f'codex_sync_batches_total{{tenant="{tenant.slug}"}}'
     with prometheus(tmp_path, config, rules_for_test()) as prom:
-        wait_for(lambda: len(query(prom, series)) == 2, "the SDK batch series to be scraped")
-        before = {s["metric"]["outcome"]: float(s["value"][1]) for s in query(prom, series)}
+
+        def counts() -> dict[str, float]:
+            return {s["metric"]["outcome"]: float(s["value"][1]) for s in query(prom, series)}
+
+        wait_for(lambda: counts().keys() == {"success", "rejected"}, "the SDK batch series")
+        before = counts()
         for bad in (False,) * 6 + (True,) * 2:  # 6 good batches, 2 with a rejected item
             sdk_batch(bad=bad)
 
         def scraped():
-            now = {s["metric"]["outcome"]: float(s["value"][1]) for s in query(prom, series)}
-            return now == {"success": before["success"] + 6, "rejected": before["rejected"] + 2}
+            expected = {"success": before["success"] + 6, "rejected": before["rejected"] + 2}
+            return counts() == expected
 
         wait_for(scraped, "the last batches to be scraped")
         seen = time.time()
