@@ -22,6 +22,7 @@ from tenants.models import Tenant, WebhookSource
 from tenants.services import TenantError, duration_parse
 from tenants.sources import (
     SourceError,
+    source_check,
     source_create,
     source_path,
     source_rotate_secret,
@@ -85,6 +86,19 @@ class SourceAddForm(forms.ModelForm):
 
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"))
     field_order = ("tenant", "kind", "secret", "type_field", "api_key")
+
+    def clean(self):
+        data = super().clean()
+        try:
+            source_check(
+                kind=data.get("kind") or "",
+                secret=data.get("secret") or "",
+                type_field=data.get("type_field") or "type",
+                api_key=data.get("api_key") or "",
+            )
+        except SourceError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
 
 
 class RotateForm(forms.Form):

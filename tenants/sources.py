@@ -113,17 +113,8 @@ def _changed() -> None:
     keycache.clear_on_commit()
 
 
-def source_create(
-    *,
-    tenant: Tenant,
-    kind: str,
-    secret: str,
-    actor: str,
-    user=None,
-    type_field: str = "type",
-    api_key: str = "",
-) -> SourceInfo:
-    """Create an enabled source for the tenant; audited (never with the secret)."""
+def source_check(*, kind: str, secret: str, type_field: str = "type", api_key: str = "") -> str:
+    """Validate a new source's settings; the cleaned secret, or SourceError saying what is wrong."""
     if kind not in WebhookSource.Kind.values:
         raise SourceError(f"kind must be one of {', '.join(WebhookSource.Kind.values)}")
     secret = _check_secret(secret)
@@ -136,6 +127,21 @@ def source_create(
         raise SourceError("type field: 1-64 letters, digits, '_', '.' or '-'")
     if api_key and kind != WebhookSource.Kind.STRIPE:
         raise SourceError("only a stripe source has an API key")
+    return secret
+
+
+def source_create(
+    *,
+    tenant: Tenant,
+    kind: str,
+    secret: str,
+    actor: str,
+    user=None,
+    type_field: str = "type",
+    api_key: str = "",
+) -> SourceInfo:
+    """Create an enabled source for the tenant; audited (never with the secret)."""
+    secret = source_check(kind=kind, secret=secret, type_field=type_field, api_key=api_key)
     with transaction.atomic():
         with tenant_scope(tenant.id):
             source = WebhookSource.objects.create(

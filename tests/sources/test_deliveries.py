@@ -396,3 +396,14 @@ def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
         assert secret not in text
         assert "rk_test_nolog" not in text
     assert info.source_id in lines
+
+
+def test_suspended_tenant_source_is_403_and_stores_nothing(sources, deliver):
+    from tenants.services import tenant_suspend
+
+    tenant_suspend(tenant=sources.tenant, actor="t")
+    body = encode(shopify_order())
+    response = deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "tenant_suspended"
+    assert _events(sources.tenant) == []

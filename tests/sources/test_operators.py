@@ -217,3 +217,16 @@ def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop,
     assert "last received at" in content.lower()
     assert "accepted count" in content.lower()
     assert SHOPIFY_SECRET not in content
+
+
+def test_admin_add_with_a_bad_standard_secret_is_a_form_error_not_a_500(shop):
+    tenant, _ = shop
+    client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
+    response = client.post(
+        reverse("admin:tenants_webhooksource_add"),
+        {"tenant": tenant.pk, "kind": "standard", "secret": "not base64!", "type_field": "type"},
+    )
+    assert response.status_code == 200
+    assert b"Standard Webhooks secret" in response.content
+    with system_scope("test"):
+        assert not WebhookSource.objects.filter(kind="standard").exists()
