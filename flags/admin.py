@@ -6,30 +6,25 @@ anything needs the `flags.change_flags` permission; `flags.view_flags` gives a r
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
+from flags.forms import GlobalFlagForm, TenantFlagsForm
 from flags.models import FlagChange, GlobalFlag, TenantFlagSet
-from flags.registry import FlagValueError, defaults, history_text, specs
+from flags.registry import FlagValueError, defaults, history_text, specs, value_text
 from flags.selectors import flags_explain, flags_explain_many
-from flags.services import flag_update, flags_global_rows_ensure, flags_set_sync_all
+from flags.services import flag_update, flags_set_sync_all
 from tenants.audit import actor_of
 
 CHANGE_PERM = "flags.change_flags"
 VIEW_PERM = "flags.view_flags"
 HISTORY_ROWS = 20
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _can_change(request) -> bool:
@@ -61,64 +56,7 @@ class _FlagPermissions:
         return False
 
 
-def _flag_field(key: str, *, inherit_label: str) -> forms.Field:
-    """A form field for one flag; the empty choice means "not set here" (inherit)."""
-    spec = specs()[key]
-    if spec.type is bool:
-        return forms.TypedChoiceField(
-            label=key,
-            required=False,
-            choices=[("", inherit_label), ("true", "true"), ("false", "false")],
-            coerce=lambda text: text == "true",
-            empty_value=None,
-            help_text=spec.help,
-        )
-    return forms.IntegerField(
-        label=key,
-        required=False,
-        min_value=spec.minimum,
-        max_value=spec.maximum,
-        help_text=f"{spec.help} Allowed: {spec.bounds_text()}; empty: {inherit_label}.",
-    )
-
-
-def _clean_flag(form: forms.Form, field: str, key: str) -> object:
-    value = form.cleaned_data.get(field)
-    if value is None:
-        return None
-    try:
-        return specs()[key].validate(value)
-    except FlagValueError as exc:
-        raise forms.ValidationError(exc.reason) from None
-
-
 # --- global flags -------------------------------------------------------------------------------
-
-
-class GlobalFlagForm(forms.ModelForm):
-    """Edit one global flag; the field is built for the flag's type and bounds."""
-
-    setting = forms.CharField(required=False)
-
-    class Meta:
-        model = GlobalFlag
-        fields: list[str] = []
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        key = self.instance.key
-        default = specs()[key].default
-        label = f"built-in default ({_fmt(default)})"
-        self.fields["setting"] = _flag_field(key, inherit_label=label)
-        value = self.instance.value
-        self.initial["setting"] = _fmt(value).lower() if isinstance(value, bool) else value
-
-    def clean_setting(self):
-        return _clean_flag(self, "setting", self.instance.key)
-
-    def _post_clean(self):
-        # The instance is written by flags.services, never by the form.
-        pass
 
 
 @admin.register(GlobalFlag)
@@ -135,7 +73,7 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
     @admin.display(description="effective value")
     def effective(self, obj):
         value = obj.value if obj.value is not None else defaults().get(obj.key)
-        return _fmt(value)
+        return value_text(value)
 
     @admin.display(description="comes from")
     def source(self, obj):
@@ -143,7 +81,7 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
 
     @admin.display(description="built-in default")
     def built_in_default(self, obj):
-        return _fmt(defaults().get(obj.key))
+        return value_text(defaults().get(obj.key))
 
     @admin.display(description="allowed")
     def allowed(self, obj):
@@ -161,7 +99,8 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
         return fields if _can_change(request) else [f for f in fields if f != "setting"]
 
     def changelist_view(self, request, extra_context=None):
-        flags_global_rows_ensure()
+        # No rows are created here (a GET never writes): post_migrate creates every registered
+        # flag's global row (flags.apps), and flag_update creates one it finds missing.
         extra_context = {**(extra_context or {}), "can_change_flags": _can_change(request)}
         return super().changelist_view(request, extra_context)
 
@@ -227,46 +166,6 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
 # --- per-tenant flags ---------------------------------------------------------------------------
 
 
-class _TenantFlagsFormBase(forms.ModelForm):
-    """One optional override field per flag; empty means "follow the global value"."""
-
-    class Meta:
-        model = TenantFlagSet
-        fields: list[str] = []
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        explained = flags_explain(tenant_id=self.instance.pk) if self.instance.pk else {}
-        for key in specs():
-            current = explained.get(key)
-            inherit = f"global value ({_fmt(current.global_value)})" if current else "global"
-            self.fields[key] = _flag_field(key, inherit_label=inherit)
-            if current is not None and current.tenant_value is not None:
-                tv = current.tenant_value
-                self.initial[key] = _fmt(tv) if isinstance(tv, bool) else tv
-
-    def clean(self):
-        cleaned = super().clean()
-        for key in specs():
-            if key in self.fields and key not in self.errors:
-                try:
-                    cleaned[key] = _clean_flag(self, key, key)
-                except forms.ValidationError as exc:
-                    self.add_error(key, exc)
-        return cleaned
-
-    def _post_clean(self):
-        pass
-
-
-# Declared per registered flag (the admin needs them on the class); __init__ refines each one.
-TenantFlagsForm = type(
-    "TenantFlagsForm",
-    (_TenantFlagsFormBase,),
-    {key: forms.CharField(required=False) for key in specs()},
-)
-
-
 @admin.register(TenantFlagSet)
 class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
     """Each tenant's effective flags, where each comes from, overrides and one-click pause."""
@@ -279,6 +178,12 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
     list_filter = ("status",)
     readonly_fields = ("slug", "name", "status", "effective_values", "recent_changes")
     actions = ["pause_sync", "resume_sync"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        # The flag fields are built per registered flag by TenantFlagsForm itself; they are not
+        # model fields, so the form class is made with none.
+        kwargs["fields"] = ()
+        return super().get_form(request, obj, **kwargs)
 
     # The page's tenants have their flags explained in two queries (see get_changelist_instance).
     def get_changelist_instance(self, request):
@@ -318,7 +223,7 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
 
     def _cell(self, obj, key):
         item = self._explained(obj)[key]
-        return format_html("{} <small>({})</small>", _fmt(item.value), item.source)
+        return format_html("{} <small>({})</small>", value_text(item.value), item.source)
 
     @admin.display(description="syncEnabled")
     def sync(self, obj):
@@ -326,7 +231,7 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
         state = "on" if item.value else "PAUSED"
         return format_html(
             '<span class="flag-sync" data-sync="{}">{}</span> <small>({})</small>',
-            _fmt(item.value),
+            value_text(item.value),
             state,
             item.source,
         )
@@ -359,47 +264,36 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
 
     @admin.display(description="value in force")
     def effective_values(self, obj):
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td></tr>",
-            (
-                (key, _fmt(e.value), e.source, _fmt(e.global_value))
-                for key, e in self._explained(obj).items()
-            ),
-        )
-        return format_html(
-            "<table><thead><tr><th>flag</th><th>effective</th><th>comes from</th>"
-            "<th>global value</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
-        )
+        rows = [
+            {
+                "key": key,
+                "value": value_text(e.value),
+                "source": e.source,
+                "global_value": value_text(e.global_value),
+            }
+            for key, e in self._explained(obj).items()
+        ]
+        return render_to_string("admin/flags/tenantflagset/effective_values.html", {"rows": rows})
 
     @admin.display(description="history")
     def recent_changes(self, obj):
         changes = FlagChange.objects.filter(tenant_id=obj.pk)[:HISTORY_ROWS]
         if not changes:
             return "No changes yet."
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{} &rarr; {}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    f"{c.at:%Y-%m-%d %H:%M:%S}",
-                    c.key,
-                    history_text(c.old, c.old_effective, tenant=True),
-                    history_text(c.new, c.new_effective, tenant=True),
-                    c.actor,
-                    c.via,
-                )
-                for c in changes
-            ),
-        )
+        rows = [
+            {
+                "at": f"{c.at:%Y-%m-%d %H:%M:%S}",
+                "key": c.key,
+                "old": history_text(c.old, c.old_effective, tenant=True),
+                "new": history_text(c.new, c.new_effective, tenant=True),
+                "actor": c.actor,
+                "via": c.via,
+            }
+            for c in changes
+        ]
         link = reverse("admin:flags_flagchange_changelist") + f"?tenant__id__exact={obj.pk}"
-        return format_html(
-            "<table><thead><tr><th>when (UTC)</th><th>flag</th><th>old &rarr; new</th>"
-            "<th>who</th><th>via</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">All changes of this tenant</a></p>',
-            rows,
-            link,
+        return render_to_string(
+            "admin/flags/tenantflagset/recent_changes.html", {"rows": rows, "link": link}
         )
 
     def save_model(self, request, obj, form, change):

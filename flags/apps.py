@@ -6,12 +6,17 @@ from django.db.models.signals import post_migrate
 
 def _ensure_global_rows(sender, using="default", **_):
     """After migrate (and test flushes) every registered flag has its global row."""
-    from flags.models import GlobalFlag
-    from flags.registry import specs
+    from flags.services import flags_global_rows_ensure
 
-    existing = set(GlobalFlag.objects.using(using).values_list("key", flat=True))
-    missing = [GlobalFlag(key=key, value=None) for key in specs() if key not in existing]
-    GlobalFlag.objects.using(using).bulk_create(missing, ignore_conflicts=True)
+    flags_global_rows_ensure(using=using)
+
+
+def _tenant_provisioned(sender, *, tenant_id, actor, user=None, **_) -> str:
+    """tenants' provisioning of a new tenant: its runtime-flag set-up, in the same transaction."""
+    from flags.services import flags_provision_tenant
+
+    flags_provision_tenant(tenant_id=tenant_id, actor=actor, user=user)
+    return "runtime flags set up (flags.services.flags_provision_tenant)"
 
 
 class FlagsConfig(AppConfig):
@@ -20,5 +25,8 @@ class FlagsConfig(AppConfig):
     name = "flags"
 
     def ready(self):
-        """Create missing global flag rows after every migrate."""
+        """Create missing global flag rows after every migrate; set up flags of new tenants."""
+        from tenants.signals import tenant_provisioned
+
         post_migrate.connect(_ensure_global_rows, sender=self)
+        tenant_provisioned.connect(_tenant_provisioned, dispatch_uid="flags.tenant_provisioned")

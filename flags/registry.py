@@ -145,11 +145,12 @@ def history_text(stored: object, effective: object, *, tenant: bool) -> str:
     if stored is None:
         if effective is None:
             return "(inherit)"
-        return f"({'inherit' if tenant else 'default'}: {_text(effective)})"
-    return _text(stored)
+        return f"({'inherit' if tenant else 'default'}: {value_text(effective)})"
+    return value_text(stored)
 
 
-def _text(value: object) -> str:
+def value_text(value: object) -> str:
+    """A flag value as operators read and type it: true/false for booleans, else str()."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -26,6 +26,7 @@ from flags.selectors import (
     stored_layers,
     tenant_cache_key,
 )
+from flags.tasks import cache_delete
 from tenants.audit import audit_record
 from tenants.models import Tenant
 from tenants.scope import system_scope
@@ -50,12 +51,13 @@ class Change:
     new_effective: object = None
 
 
-def flags_global_rows_ensure() -> None:
+def flags_global_rows_ensure(*, using: str = "default") -> None:
     """Make sure every registered flag has its global row (value NULL = built-in default)."""
-    existing = set(GlobalFlag.objects.values_list("key", flat=True))
+    rows = GlobalFlag.objects.using(using)
+    existing = set(rows.values_list("key", flat=True))
     missing = [GlobalFlag(key=key, value=None) for key in specs() if key not in existing]
     if missing:
-        GlobalFlag.objects.bulk_create(missing, ignore_conflicts=True)
+        rows.bulk_create(missing, ignore_conflicts=True)
 
 
 def flags_validate(values: Mapping[str, object]) -> dict[str, object]:
@@ -86,8 +88,6 @@ SECOND_DELETE_AFTER_S = 2
 
 
 def _invalidate(cache_key: str) -> None:
-    from flags.tasks import cache_delete
-
     local_flags_clear()
     try:
         cache.delete(cache_key)

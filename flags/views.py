@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from flags import metrics
 from flags.selectors import CACHE_TTL_SEC, public_config
-from ingest.auth import SignedRequestMixin
+from tenants.auth import SignedRequestMixin
 
 CACHE_CONTROL = f"private, max-age={CACHE_TTL_SEC}"
 

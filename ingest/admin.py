@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from codex.admin import ReadOnlyModelAdmin
-from ingest import admin_warnings, services
+from ingest import admin_warnings
 from ingest.models import DeadLetter, EnrichedEvent, Event
+from ingest.services.replay import deadletter_replay
 from tenants.audit import actor_of
 
 __all__ = ["admin_warnings"]  # registers IngestWarningAdmin
@@ -99,7 +100,7 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
     @admin.action(description="Replay selected entries (re-run enrichment)", permissions=["replay"])
     def replay(self, request, queryset):
         ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
-        results = services.deadletter_replay(
+        results = deadletter_replay(
             entry_ids=ids, actor=actor_of(request.user, "admin"), user=request.user
         )
         resolved = sum(1 for r in results if r.outcome == "resolved")

@@ -1,4 +1,4 @@
-"""What enrichment computes for one event: pure functions, no database (ingest.services writes)."""
+"""What enrichment computes for one event: pure functions, no database (services.enrich writes)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,31 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 # An amount whose decimal exponent is beyond this cannot be a price: it is not parsed any further
 # (Decimal arithmetic on 1e999999 overflows, and 1e-999999 is a billion-digit rounding).
 _MAX_EXPONENT = 30
+
+
+# Where the amount and currency sit: the /v1/events fields, or a webhook source's envelope
+# (ingest.webhooks.shapes).
+# Only events a source wrote (key_id src_..., set by the server, never by a client) are read as
+# envelopes; everything else keeps the /v1/events fields payload.amount / amount_minor / currency.
+_FROM_SOURCE = "left(key_id, 4) = 'src_'"
+ENRICH_AMOUNT = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>'{{body,total_price}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN NULL"
+    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount}}'"
+    " ELSE payload->'amount' END"
+)
+ENRICH_AMOUNT_MINOR = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>'{{body,data,object,amount}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'shopify' THEN NULL"
+    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount_minor}}'"
+    " ELSE payload->'amount_minor' END"
+)
+ENRICH_CURRENCY = (
+    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>>'{{body,currency}}'"
+    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>>'{{body,data,object,currency}}'"
+    f" WHEN {_FROM_SOURCE} THEN payload#>>'{{body,currency}}'"
+    " ELSE payload->>'currency' END"
+)
 
 
 class EnrichmentFault(RuntimeError):

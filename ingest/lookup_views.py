@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from codex.errors import ApiError
-from ingest.auth import SignedRequestMixin, db_unavailable
 from ingest.lookup import event_status_get
 from ingest.openapi import (
     AUTH_ERRORS,
@@ -17,6 +16,7 @@ from ingest.openapi import (
     EventStatusSerializer,
     error_doc,
 )
+from tenants.auth import SignedRequestMixin, db_unavailable
 
 
 def _storable_key(key: str) -> bool:

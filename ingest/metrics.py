@@ -96,11 +96,6 @@ REQUEST_DURATION = Histogram(
     "Wall time of POST /v1/events, authentication to response.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0),
 )
-AUTH_FAILURES = Counter(
-    "codex_ingest_auth_failures_total",
-    "Signed requests refused by authentication, by error code.",
-    ["code"],
-)
 RATELIMIT_REJECTIONS = Counter(
     "codex_ratelimit_rejections_total",
     "Requests answered 429 by the per-tenant rate limit.",
@@ -172,3 +167,48 @@ WARNING_RECORD_ERRORS = Counter(
     "Ingestion warnings not recorded because Redis or PostgreSQL failed (stage).",
     ["stage"],
 )
+SYNC_BATCHES = Counter(
+    "codex_sync_batches",
+    "SDK background-sync batches (POST /v1/events from User-Agent codex-sdk/*) by outcome: "
+    "success (every event stored or duplicate), rejected (4xx, or some events rejected or in "
+    "conflict), error (5xx or 429: nothing stored, the SDK retries).",
+    ["tenant", "outcome"],
+)
+
+SYNC_OUTCOMES = ("success", "rejected", "error")
+SDK_USER_AGENT_PREFIX = "codex-sdk/"
+
+
+def is_sdk_request(request) -> bool:
+    """True when the request comes from the Codex SDK (its User-Agent is codex-sdk/<version>)."""
+    return request.headers.get("User-Agent", "").startswith(SDK_USER_AGENT_PREFIX)
+
+
+def sync_batch_outcome(status_code: int, body: object = None) -> str:
+    """Classify an answered POST /v1/events for codex_sync_batches_total.
+
+    success: 2xx with no event rejected or in conflict; rejected: a 4xx other than 429, or a batch
+    answer with rejected or conflicting items; error: 5xx or 429 (nothing stored, sync retries).
+    """
+    if status_code >= 500 or status_code == 429:
+        return "error"
+    if status_code >= 400:
+        return "rejected"
+    if isinstance(body, dict) and (body.get("rejected") or body.get("conflicts")):
+        return "rejected"
+    return "success"
+
+
+def record_sync_batch(tenant_slug: str, outcome: str) -> None:
+    """Count one SDK batch; POST /v1/events calls this for codex-sdk/* requests."""
+    if outcome not in SYNC_OUTCOMES:
+        raise ValueError(f"outcome must be one of {SYNC_OUTCOMES}, not {outcome!r}")
+    SYNC_BATCHES.labels(tenant=tenant_slug or "unknown", outcome=outcome).inc()
+
+
+def record_sync_response(request, response, tenant_slug: str | None) -> None:
+    """Count `response` as an SDK batch when `request` came from the SDK (one-line hook)."""
+    if not is_sdk_request(request):
+        return
+    body = getattr(response, "data", None)
+    record_sync_batch(tenant_slug or "unknown", sync_batch_outcome(response.status_code, body))

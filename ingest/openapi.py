@@ -19,9 +19,9 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from ingest.auth import SignatureAuthentication
 from ingest.lookup import STATUSES
 from ingest.validation import MAX_BATCH, MAX_PAYLOAD_BYTES
+from tenants.auth import SignatureAuthentication
 
 SCHEMA_PATHS = ("/v1/events", "/v1/events/{idempotency_key}", "/config")
 
@@ -244,25 +244,6 @@ class EventsDocView(APIView):
     )
     def post(self, request):  # pragma: no cover - never routed
         raise NotImplementedError
-
-
-def add_events_endpoint(endpoints):
-    """Preprocessing hook: only the public API, plus the schema-only POST /v1/events."""
-    kept = [e for e in endpoints if e[0] in SCHEMA_PATHS]
-    kept.append(("/v1/events", r"^v1/events$", "POST", EventsDocView.as_view()))
-    # The webhook sources' endpoint (ingest.webhooks), also a plain Django view. Imported here:
-    # that module builds on this one's components.
-    from ingest.webhooks.openapi import SOURCE_PATH, SourceWebhooksDocView
-
-    kept.append(
-        (
-            SOURCE_PATH,
-            r"^v1/sources/(?P<source_id>[^/]+)/webhooks$",
-            "POST",
-            SourceWebhooksDocView.as_view(),
-        )
-    )
-    return kept
 
 
 def close_objects(result, generator, request, public):

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
+from django.db import connection
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from ingest.models import DeadLetter
 from tenants.models import Tenant
 from tenants.scope import system_scope
+
+# Accepted, not enriched after this long: the sweeper wakes its drain again.
+SWEEP_AFTER = timedelta(minutes=2)
+SWEEP_LIMIT = 5000
 
 
 @lru_cache(maxsize=4096)
@@ -59,3 +65,28 @@ def deadletter_open_ids(
         if ids:
             qs = qs.filter(id__in=ids)
         return list(qs.order_by("id").values_list("id", flat=True))
+
+
+_SWEEP_SQL = """
+SELECT tenant_id, count(*) FROM (
+    SELECT tenant_id FROM ingest_event
+    WHERE enriched_at IS NULL AND received_at < %s
+      AND (enrich_retry_at IS NULL OR enrich_retry_at <= now())
+    LIMIT %s
+) due GROUP BY tenant_id
+"""
+
+
+def events_unenriched_by_tenant(
+    *, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_LIMIT
+) -> dict[str, int]:
+    """Tenants with events accepted more than `older_than` ago, due and still not enriched.
+
+    Returns {tenant_id: number of such events (at most `limit` counted in all)}; the sweeper wakes
+    their drains. Events waiting for a retry or dead-lettered are not due, so a retry in flight is
+    never started twice. Cross-tenant, so it runs in a named system scope.
+    """
+    cutoff = timezone.now() - older_than
+    with system_scope("sweeper"), connection.cursor() as cursor:
+        cursor.execute(_SWEEP_SQL, [cutoff, limit])
+        return {str(tenant_id): count for tenant_id, count in cursor.fetchall()}

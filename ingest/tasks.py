@@ -8,7 +8,9 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ingest import ingest_warnings, metrics, services, wake
+from ingest import ingest_warnings, metrics, selectors, wake
+from ingest.services.deadletters import deadletter_depth_refresh
+from ingest.services.enrich import DRAIN_BATCH, events_drain
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,14 @@ def drain(tenant_ids: list[str]) -> dict[str, int]:
     while active and time.monotonic() - started < DRAIN_BUDGET_S:
         still = []
         for tenant_id in active:
-            outcome = services.events_drain(tenant_id=tenant_id)
+            outcome = events_drain(tenant_id=tenant_id)
             totals["enriched"] += len(outcome.enriched)
             totals["failed"] += len(outcome.failed)
             totals["dead_lettered"] += len(outcome.dead_lettered)
             if outcome.retry_in is not None:
                 retrying.append(tenant_id)
                 retry_in = outcome.retry_in if retry_in is None else min(retry_in, outcome.retry_in)
-            if outcome.claimed == services.DRAIN_BATCH:
+            if outcome.claimed == DRAIN_BATCH:
                 still.append(tenant_id)  # a full batch: there may be more
         active = still
     if active:
@@ -66,12 +68,12 @@ def enrich_events(tenant_id: str, event_ids: list[int], *_, **__) -> dict[str, i
 @shared_task(name="ingest.tasks.sweep_unenriched", soft_time_limit=50, time_limit=55)
 def sweep_unenriched() -> int:
     """Beat, every minute: wake the drain of tenants with due events not enriched after 2 min."""
-    found = services.events_sweep_unenriched()
+    found = selectors.events_unenriched_by_tenant()
     woken = sum(found.values()) if found and wake.publish(sorted(found)) else 0
     if woken:
         metrics.SWEEP_ENQUEUED.inc(woken)
         logger.info("sweeper woke enrichment", extra={"events": woken, "tenants": len(found)})
-    services.deadletter_depth_refresh()
+    deadletter_depth_refresh()
     return woken
 
 

@@ -17,11 +17,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from codex.errors import ApiError, error_response
 from codex.http import discard_body
-from flags.metrics import record_sync_response
-from ingest import ingest_warnings, metrics, ratelimit, services
-from ingest.auth import authenticate, db_unavailable
+from ingest import ingest_warnings, metrics, ratelimit
+from ingest.services.accept import events_ingest
 from ingest.validation import MAX_BODY_BYTES, parse_body
-from tenants.services import ResolvedKey
+from tenants.auth import authenticate, db_unavailable
+from tenants.selectors import ResolvedKey
 
 _OUTCOME_BY_STATUS = {
     202: "accepted",
@@ -94,7 +94,7 @@ def _json(body: dict, status: int, headers: dict[str, str]) -> HttpResponse:
     response = HttpResponse(orjson.dumps(body), content_type="application/json", status=status)
     for name, value in headers.items():
         response[name] = value
-    response.data = body  # what flags.metrics.record_sync_response classifies
+    response.data = body  # what metrics.record_sync_response classifies
     return response
 
 
@@ -148,7 +148,7 @@ def events(request: HttpRequest) -> HttpResponse:
     metrics.REQUESTS.labels(
         outcome=outcome or _OUTCOME_BY_STATUS.get(response.status_code, "error")
     ).inc()
-    record_sync_response(request, response, key.tenant_slug if key else None)
+    metrics.record_sync_response(request, response, key.tenant_slug if key else None)
     return response
 
 
@@ -175,9 +175,7 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         raise _too_large()
     parsed = parse_body(body)
     try:
-        results = services.events_ingest(
-            tenant_id=key.tenant_id, key_id=key.key_id, items=parsed.items
-        )
+        results = events_ingest(tenant_id=key.tenant_id, key_id=key.key_id, items=parsed.items)
     except (OperationalError, InterfaceError) as exc:
         raise db_unavailable() from exc
     counted = Counter((r.source or "invalid", r.status) for r in results)  # one inc per series

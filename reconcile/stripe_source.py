@@ -23,15 +23,15 @@ import stripe
 from django.db import connection
 from django.utils import timezone
 
-from ingest.services import events_ingest
+from ingest.services.accept import events_ingest
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.shapes import DeliveryInvalid, stripe_event
 from reconcile import metrics
 from reconcile.services import SETTLE, day_window
 from tenants.audit import audit_record
-from tenants.billing import stripe_config
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
+from tenants.services.billing import stripe_config
 from tenants.sources import source_api_key, sources_of_tenant
 
 logger = logging.getLogger(__name__)

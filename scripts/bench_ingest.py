@@ -344,7 +344,9 @@ def setup_tenant() -> None:
 
     django.setup()
     from flags.services import flag_update
-    from tenants.services import signing_key_create, tenant_get, tenant_provision
+    from tenants.selectors import tenant_get
+    from tenants.services.keys import signing_key_create
+    from tenants.services.tenants import tenant_provision
 
     result = tenant_provision(slug="bench", name="Benchmark tenant", actor="bench")
     flag_update(

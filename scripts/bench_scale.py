@@ -166,7 +166,7 @@ def provision_tenants(env: dict, count: int) -> None:
     """`count` more tenants through the service's provisioning (slugs load-001, ...)."""
     code = (
         "import django, sys; django.setup();"
-        "from tenants.services import tenant_provision;"
+        "from tenants.services.tenants import tenant_provision;"
         "[tenant_provision(slug=f'load-{i:03d}', name=f'Load {i}', actor='bench')"
         " for i in range(1, int(sys.argv[1]) + 1)]"
     )
@@ -284,11 +284,11 @@ def operations(window_start: str) -> dict:
         out["reconcile_plans"] = [_explain(q) for q in _ledger_queries(captured)]
 
     # Sweeper: cross-tenant, the events accepted and not yet enriched.
-    from ingest.services import events_sweep_unenriched
+    from ingest.selectors import events_unenriched_by_tenant
 
     with CaptureQueriesContext(connection) as captured:
         began = time.monotonic()
-        found = events_sweep_unenriched()
+        found = events_unenriched_by_tenant()
         out["sweep_s"] = time.monotonic() - began
     out["sweep_found"] = sum(found.values())
     with system_scope("bench"):

@@ -19,14 +19,13 @@ from django.template.response import TemplateResponse
 from codex.admin import ReadOnlyModelAdmin
 from tenants.admin_sources import WebhookSourceInline
 from tenants.audit import actor_of
+from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
-from tenants.services import (
+from tenants.selectors import KeyReport
+from tenants.services.devices import device_revoke
+from tenants.services.keys import signing_key_revoke, signing_key_rotate
+from tenants.services.tenants import (
     SLUG_RE,
-    KeyReport,
-    TenantError,
-    device_revoke,
-    signing_key_revoke,
-    signing_key_rotate,
     tenant_provision,
     tenant_rename,
     tenant_resume,

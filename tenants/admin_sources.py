@@ -18,8 +18,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from tenants.audit import actor_of
+from tenants.cli import duration_parse
+from tenants.errors import TenantError
 from tenants.models import Tenant, WebhookSource
-from tenants.services import TenantError, duration_parse
 from tenants.sources import (
     SourceError,
     source_check,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+
+from tenants.errors import TenantError
 
 
 @contextmanager
@@ -49,3 +53,16 @@ def cli_actor() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"cli:{user}"
+
+
+_DURATION_RE = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_parse(text: str) -> timedelta:
+    """Parse '30m', '24h', '7d', '0s' or combinations like '1h30m' into a timedelta."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact or _DURATION_RE.sub("", compact):
+        raise TenantError(f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
+    return timedelta(seconds=seconds)

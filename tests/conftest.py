@@ -69,8 +69,8 @@ def tenant_factory(db):
 
 @pytest.fixture
 def key_factory(db):
-    """Create signing keys; returns tenants.services.NewKey with the clear secret."""
-    from tenants.services import signing_key_create
+    """Create signing keys; returns tenants.services.keys.NewKey with the clear secret."""
+    from tenants.services.keys import signing_key_create
 
     def make(tenant, device=None):
         return signing_key_create(tenant=tenant, device=device)

@@ -14,7 +14,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from codex.errors import ApiError
 from flags.selectors import effective_flags_cached
 from ingest import ratelimit
-from ingest.services import events_ingest
+from ingest.services.accept import events_ingest
 from ingest.validation import loads
 from ingest.webhooks import shapes
 from ingest.webhooks.selectors import event_ids_by_key

@@ -3,7 +3,7 @@
 Pure functions, no database. The stored payload is an envelope, {"source_id", "kind", ...the
 platform's delivery facts..., "body": <the platform's JSON>}, so nothing of the platform's document
 is renamed or lost and the facts that come in headers (Shopify's shop domain and topic) stay with
-the event. Enrichment reads amounts out of it with ENRICH_* below.
+the event. Enrichment reads amounts out of it with ingest.enrichment.ENRICH_*.
 """
 
 from __future__ import annotations
@@ -132,27 +132,3 @@ def standard_event(
         kind="standard",
         payload=payload,
     )
-
-
-# --- enrichment: where the amount and currency sit in each kind's envelope -------------------
-# Only events a source wrote (key_id src_..., set by the server, never by a client) are read as
-# envelopes; everything else keeps the /v1/events fields payload.amount / amount_minor / currency.
-_FROM_SOURCE = "left(key_id, 4) = 'src_'"
-ENRICH_AMOUNT = (
-    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>'{{body,total_price}}'"
-    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN NULL"
-    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount}}'"
-    " ELSE payload->'amount' END"
-)
-ENRICH_AMOUNT_MINOR = (
-    f"CASE WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>'{{body,data,object,amount}}'"
-    f" WHEN {_FROM_SOURCE} AND source = 'shopify' THEN NULL"
-    f" WHEN {_FROM_SOURCE} THEN payload#>'{{body,amount_minor}}'"
-    " ELSE payload->'amount_minor' END"
-)
-ENRICH_CURRENCY = (
-    f"CASE WHEN {_FROM_SOURCE} AND source = 'shopify' THEN payload#>>'{{body,currency}}'"
-    f" WHEN {_FROM_SOURCE} AND source = 'stripe' THEN payload#>>'{{body,data,object,currency}}'"
-    f" WHEN {_FROM_SOURCE} THEN payload#>>'{{body,currency}}'"
-    " ELSE payload->>'currency' END"
-)

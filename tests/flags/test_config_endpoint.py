@@ -229,6 +229,6 @@ def test_non_sdk_event_posts_are_not_counted_as_sync_batches(client, signed):
     ],
 )
 def test_sync_batch_outcome_classification(status, body, outcome):
-    from flags.metrics import sync_batch_outcome
+    from ingest.metrics import sync_batch_outcome
 
     assert sync_batch_outcome(status, body) == outcome

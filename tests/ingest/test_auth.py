@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
-from ingest.auth import SignatureAuthentication
+from tenants.auth import SignatureAuthentication
 from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tests.ingest.conftest import encode, make_event

@@ -10,8 +10,9 @@ from django.db import connection, connections
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from ingest import services
+from ingest import selectors
 from ingest.models import DeadLetter, EnrichedEvent, Event
+from ingest.services.enrich import events_drain, events_enrich
 from tenants.scope import tenant_scope
 from tests.ingest.conftest import make_event
 
@@ -61,7 +62,7 @@ def test_two_concurrent_drains_enrich_every_event_exactly_once(transactional_db,
         try:
             start.wait()
             while True:
-                outcome = services.events_drain(tenant_id=tenant.id, limit=200)
+                outcome = events_drain(tenant_id=tenant.id, limit=200)
                 if not outcome.claimed:
                     break
                 claimed[name].extend(outcome.enriched)
@@ -91,7 +92,7 @@ def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_fac
     settings.CODEX_ENRICH_RETRY_BASE_S = 30
     good, bad = _ledger(tenant, [make_event(), make_event(type="fault.enrich")])
 
-    first = services.events_drain(tenant_id=tenant.id)
+    first = events_drain(tenant_id=tenant.id)
     assert first.enriched == [good.id]  # the neighbour is not held up
     assert list(first.failed) == [bad.id]
     assert first.retry_in == 30
@@ -100,8 +101,8 @@ def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_fac
     assert row.enriched_at is None
     assert row.enrich_retry_at > timezone.now() + timedelta(seconds=25)
     # Not due yet: neither a drain nor the sweeper takes it again (no second retry chain).
-    assert services.events_drain(tenant_id=tenant.id).claimed == 0
-    assert services.events_sweep_unenriched(older_than=timedelta(0)) == {}
+    assert events_drain(tenant_id=tenant.id).claimed == 0
+    assert selectors.events_unenriched_by_tenant(older_than=timedelta(0)) == {}
 
     retry_cap = 3  # the flag's default
     for attempt in range(2, retry_cap + 2):
@@ -109,7 +110,7 @@ def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_fac
             Event.objects.filter(tenant=tenant, id=bad.id).update(
                 enrich_retry_at=timezone.now() - timedelta(seconds=1)
             )
-        outcome = services.events_drain(tenant_id=tenant.id)
+        outcome = events_drain(tenant_id=tenant.id)
         assert list(outcome.failed) == [bad.id]
         assert _event(tenant, bad.id).enrich_attempts == attempt
     assert outcome.dead_lettered == [bad.id]
@@ -120,10 +121,10 @@ def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_fac
     # Parked: no drain or sweep takes it; a replay still can.
     with tenant_scope(tenant.id):
         Event.objects.filter(tenant=tenant, id=bad.id).update(received_at=timezone.now())
-    assert services.events_drain(tenant_id=tenant.id).claimed == 0
-    assert services.events_sweep_unenriched(older_than=timedelta(0)) == {}
+    assert events_drain(tenant_id=tenant.id).claimed == 0
+    assert selectors.events_unenriched_by_tenant(older_than=timedelta(0)) == {}
     settings.CODEX_ENRICH_FAIL_TYPES = set()
-    assert services.events_enrich(tenant_id=tenant.id, event_ids=[bad.id]).enriched == [bad.id]
+    assert events_enrich(tenant_id=tenant.id, event_ids=[bad.id]).enriched == [bad.id]
     with tenant_scope(tenant.id):
         assert DeadLetter.objects.get(id=entry.id).resolved_at is not None
 
@@ -147,7 +148,7 @@ def test_unusable_amounts_enrich_with_a_null_amount_and_are_counted(tenant_facto
     tenant = tenant_factory()
     [event] = _ledger(tenant, [make_event(payload=payload)])
     before = _unusable()
-    outcome = services.events_drain(tenant_id=tenant.id)
+    outcome = events_drain(tenant_id=tenant.id)
     assert outcome.enriched == [event.id]
     assert not outcome.failed
     with tenant_scope(tenant.id):
@@ -161,7 +162,7 @@ def test_drain_claims_only_its_tenants_rows(transactional_db, tenant_factory):
     a, b = tenant_factory(), tenant_factory()
     _ledger(a, [make_event()])
     _ledger(b, [make_event()])
-    assert services.events_drain(tenant_id=a.id).claimed == 1
+    assert events_drain(tenant_id=a.id).claimed == 1
     assert _enriched_ids(b) == []
     connection.close()
 
@@ -171,7 +172,7 @@ def test_an_absurd_amount_is_accepted_and_enriches_with_a_null_amount(post_signe
     tenant = signed[0]
     response = post_signed(make_event(payload={"amount": "1e999999", "currency": "EUR"}))
     assert response.status_code == 202  # the payload is the sender's: stored as sent
-    outcome = services.events_drain(tenant_id=tenant.id)
+    outcome = events_drain(tenant_id=tenant.id)
     assert outcome.enriched == [response.json()["id"]]
     assert not outcome.failed
     with tenant_scope(tenant.id):

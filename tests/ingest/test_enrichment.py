@@ -9,8 +9,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from flags.selectors import effective_flags
-from ingest import services, tasks
+from ingest import selectors, tasks
 from ingest.models import DeadLetter, EnrichedEvent, Event
+from ingest.services.deadletters import deadletter_record
+from ingest.services.enrich import events_enrich
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tests.ingest.conftest import make_event, wait_for
@@ -72,7 +74,7 @@ def test_accepted_event_is_enriched_by_a_real_worker(celery_worker, post_signed,
     assert row.lag_ms == int((event.received_at - event.occurred_at).total_seconds() * 1000)
     assert event.enriched_at is not None
     # Running it again changes nothing.
-    again = services.events_enrich(tenant_id=tenant.id, event_ids=[event_id])
+    again = events_enrich(tenant_id=tenant.id, event_ids=[event_id])
     assert (again.enriched, again.skipped, again.failed) == ([], [event_id], {})
     assert len(_enriched(tenant)) == 1
 
@@ -136,7 +138,7 @@ def test_sweeper_wakes_the_drain_of_events_whose_wake_up_was_lost(celery_worker,
         Event.objects.filter(id=fresh.id).update(received_at=timezone.now())
     # Only the event older than 2 minutes counts as overdue; the drain it wakes takes the tenant's
     # whole due backlog, the fresh event too.
-    assert services.events_sweep_unenriched() == {str(tenant.id): 1}
+    assert selectors.events_unenriched_by_tenant() == {str(tenant.id): 1}
     assert tasks.sweep_unenriched.apply().get() == 1
     wait_for(lambda: _enriched(tenant, lost.id), what="the swept event enriched")
     wait_for(lambda: _enriched(tenant, fresh.id), what="the fresh event enriched by the same drain")
@@ -149,11 +151,11 @@ def test_sweeper_skips_dead_lettered_and_enriched_events(signed):
     dead, done = _make_events(
         tenant, make_event("dead"), make_event("done"), received_ago=timedelta(minutes=5)
     )
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={dead.id: ValueError("x")}, attempts=4, first_failed_at=None
     )
-    services.events_enrich(tenant_id=tenant.id, event_ids=[done.id])
-    assert services.events_sweep_unenriched() == {}
+    events_enrich(tenant_id=tenant.id, event_ids=[done.id])
+    assert selectors.events_unenriched_by_tenant() == {}
 
 
 @pytest.mark.django_db
@@ -171,7 +173,7 @@ def test_replay_dlq_all_replays_every_tenant_and_audits_each(tenant_factory):
     a, b = tenant_factory(), tenant_factory()
     for tenant in (a, b):
         [event] = _make_events(tenant, make_event("x"))
-        services.deadletter_record(
+        deadletter_record(
             tenant_id=tenant.id,
             failures={event.id: ValueError("x")},
             attempts=4,
@@ -186,7 +188,7 @@ def test_replay_dlq_all_replays_every_tenant_and_audits_each(tenant_factory):
 def test_admin_replay_action_resolves_and_audits_with_the_user(admin_client, admin_user, signed):
     tenant = signed[0]
     [event] = _make_events(tenant, make_event("adm"))
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )
     [entry] = _dead_letters(tenant)
@@ -212,7 +214,7 @@ def test_admin_replay_action_resolves_and_audits_with_the_user(admin_client, adm
 def test_admin_lists_events_and_enriched_rows(admin_client, signed):
     tenant = signed[0]
     [event] = _make_events(tenant, make_event("listed"))
-    services.events_enrich(tenant_id=tenant.id, event_ids=[event.id])
+    events_enrich(tenant_id=tenant.id, event_ids=[event.id])
     assert b"listed" in admin_client.get("/admin/ingest/event/").content
     assert admin_client.get("/admin/ingest/enrichedevent/").status_code == 200
 
@@ -230,7 +232,7 @@ def test_enrichment_reads_amounts_in_minor_units(signed):
         ({}, None, ""),
     ]
     events = _make_events(tenant, *[make_event(payload=p) for p, _, _ in cases])
-    services.events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
+    events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
     by_event = {r.event_id: r for r in _enriched(tenant)}
     for event, (_, minor, currency) in zip(events, cases, strict=True):
         assert (by_event[event.id].amount_minor, by_event[event.id].currency) == (minor, currency)
@@ -240,7 +242,7 @@ def test_enrichment_reads_amounts_in_minor_units(signed):
 def test_enrichment_of_another_tenants_event_does_nothing(tenant_factory):
     a, b = tenant_factory(), tenant_factory()
     [event] = _make_events(a, make_event("mine"))
-    outcome = services.events_enrich(tenant_id=b.id, event_ids=[event.id])
+    outcome = events_enrich(tenant_id=b.id, event_ids=[event.id])
     assert outcome.skipped == [event.id]
     assert _enriched(a) == []
     assert _enriched(b) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenants.services import signing_key_resolve
+from tenants.selectors import signing_key_resolve
 from tests.ingest.conftest import encode, make_event
 from tests.signing import django_headers
 

@@ -15,7 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from ingest.validation import canonical_json, validate_event
 from tenants import keycache
 from tenants.models import SigningKey
-from tenants.services import signing_key_revoke, tenant_suspend
+from tenants.services.keys import signing_key_revoke
+from tenants.services.tenants import tenant_suspend
 from tests.dbutil import database_url
 from tests.ingest.conftest import encode, make_event
 from tests.procs import gunicorn_server
@@ -87,7 +88,7 @@ def test_a_cached_key_costs_no_query_and_a_request_one_transaction(post_signed, 
 def test_the_one_statement_write_commits_and_leaves_no_scope_on_the_connection(
     transactional_db, tenant_factory
 ):
-    from ingest.services import events_ingest
+    from ingest.services.accept import events_ingest
     from ingest.validation import parse_body
     from tests.dbutil import owner_connect
 

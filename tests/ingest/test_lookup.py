@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 import pytest
 
-from ingest import services
 from ingest.models import DeadLetter
+from ingest.services.deadletters import deadletter_record
+from ingest.services.enrich import events_drain
 from tests.ingest.conftest import make_event
 from tests.signing import django_headers, sign_headers
 
@@ -37,7 +38,7 @@ def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, si
 def test_lookup_after_enrichment_says_enriched_with_enriched_at(client, signed, post_signed):
     tenant, key, _sign = signed
     post_signed(make_event("order-2"))
-    services.events_drain(tenant_id=tenant.id)
+    events_drain(tenant_id=tenant.id)
     body = _get(client, key, "order-2").json()
     assert body["status"] == "enriched"
     assert body["enriched_at"] >= body["received_at"]
@@ -46,7 +47,7 @@ def test_lookup_after_enrichment_says_enriched_with_enriched_at(client, signed, 
 def test_lookup_of_a_dead_lettered_event_names_stage_and_error_class(client, signed, post_signed):
     tenant, key, _sign = signed
     event_id = post_signed(make_event("order-3")).json()["id"]
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id,
         failures={event_id: ZeroDivisionError("boom")},
         attempts=4,

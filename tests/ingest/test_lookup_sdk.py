@@ -9,10 +9,11 @@ import pytest
 from codex_sdk import Client, ServerError
 from codex_sdk.cli import main
 from codex_sdk.credentials import Credentials, save
-from ingest import services
+from ingest.services.deadletters import deadletter_record
+from ingest.services.enrich import events_drain
 from tenants.models import SigningKey
 from tenants.scope import tenant_scope
-from tenants.services import signing_key_revoke
+from tenants.services.keys import signing_key_revoke
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_client_lookup_follows_an_event_from_accepted_to_enriched(device):
     fate = client.lookup(key)
     assert (fate.status, fate.idempotency_key, fate.type) == ("accepted", key, "sale.completed")
     assert fate.enriched_at is None
-    services.events_drain(tenant_id=tenant.id)
+    events_drain(tenant_id=tenant.id)
     fate = client.lookup(key)
     assert fate.status == "enriched"
     assert fate.enriched_at
@@ -43,7 +44,7 @@ def test_client_lookup_of_a_dead_lettered_event_names_stage_and_error_class(devi
     key = client.track("sale.completed", {})
     client.flush()
     event_id = client.lookup(key).id
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={event_id: KeyError("x")}, attempts=3, first_failed_at=None
     )
     fate = client.lookup(key)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingest import metrics, services
+from ingest import metrics
 from ingest.models import Event
+from ingest.services.deadletters import deadletter_record
+from ingest.services.enrich import events_enrich
 from tenants.scope import tenant_scope
 from tests.ingest.conftest import make_event
 
@@ -32,7 +34,7 @@ def test_metrics_endpoint_exports_every_ingest_metric(client, post_signed, signe
     client.post("/v1/events", data=b"{}", content_type="application/json")  # 401
     with tenant_scope(tenant.id):
         event = Event.objects.get(idempotency_key="m-1")
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )
     text = client.get("/metrics").content.decode()
@@ -58,11 +60,11 @@ def test_dlq_depth_gauge_is_multiprocess_safe_and_drops_on_resolve(signed):
             occurred_at="2026-01-01T00:00:00Z",
             fingerprint="0" * 64,
         )
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=1, first_failed_at=None
     )
     assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 1
-    services.events_enrich(tenant_id=tenant.id, event_ids=[event.id])
+    events_enrich(tenant_id=tenant.id, event_ids=[event.id])
     assert metrics.DLQ_DEPTH.labels(tenant=tenant.slug)._value.get() == 0
 
 
@@ -84,7 +86,7 @@ def test_a_bug_escaping_the_view_is_still_counted_and_answers_json_500(
         raise RuntimeError("a bug in the write path")
 
     # Simulates a programming error below the view (the database itself stays real).
-    monkeypatch.setattr(services, "events_ingest", broken)
+    monkeypatch.setattr("ingest.views.events_ingest", broken)
     client.raise_request_exception = False
     errors = metrics.REQUESTS.labels(outcome="error")._value.get()
     observed = sum(b.get() for b in metrics.REQUEST_DURATION._buckets)

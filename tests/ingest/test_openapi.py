@@ -67,7 +67,7 @@ def test_every_error_code_the_ingest_code_raises_is_documented(client):
         ROOT / p
         for p in (
             "ingest/views.py",
-            "ingest/auth.py",
+            "tenants/auth.py",
             "ingest/validation.py",
             "ingest/webhooks/views.py",
             "ingest/webhooks/services.py",

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from ingest import services
 from ingest.models import DeadLetter
+from ingest.services.deadletters import deadletter_record
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tests.ingest.conftest import make_event
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def _park(tenant, key: str, hours_ago: float) -> DeadLetter:
     [event] = _make_events(tenant, make_event(key))
-    services.deadletter_record(
+    deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )
     with tenant_scope(tenant.id):

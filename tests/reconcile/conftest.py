@@ -26,8 +26,9 @@ def ledger():
     Events are written with the ORM in the tenant's scope (no enqueue); `enriched` of them go
     through ingest's enrichment service, the next `dead` are dead-lettered by ingest's service.
     """
-    from ingest import services
     from ingest.models import Event
+    from ingest.services.deadletters import deadletter_record
+    from ingest.services.enrich import events_enrich
     from tenants.scope import tenant_scope
 
     def make(tenant, accepted, *, enriched=0, dead=0, received_at):
@@ -47,11 +48,11 @@ def ledger():
             )
         ids = [e.id for e in events]
         if enriched:
-            outcome = services.events_enrich(tenant_id=tenant.id, event_ids=ids[:enriched])
+            outcome = events_enrich(tenant_id=tenant.id, event_ids=ids[:enriched])
             assert len(outcome.enriched) == enriched
         if dead:
             failures = {i: RuntimeError("boom") for i in ids[enriched : enriched + dead]}
-            services.deadletter_record(
+            deadletter_record(
                 tenant_id=tenant.id, failures=failures, attempts=4, first_failed_at=None
             )
         return events

@@ -67,7 +67,7 @@ def test_drift_compute_rerun_updates_the_same_row(tenant_factory, ledger, yester
     [first] = _runs(tenant)
     assert first.drift == pytest.approx(0.5)
 
-    from ingest.services import events_enrich
+    from ingest.services.enrich import events_enrich
 
     events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
     services.drift_compute(day=yesterday)

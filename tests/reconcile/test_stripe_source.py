@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from flags.services import flag_update
 from ingest.models import EnrichedEvent, Event
-from ingest.services import events_drain
+from ingest.services.enrich import events_drain
 from reconcile.models import SourceReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope

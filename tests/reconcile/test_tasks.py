@@ -48,7 +48,7 @@ def test_reconcile_nightly_records_yesterday_and_today_in_one_run(
 def test_reconcile_nightly_redoes_the_look_back_days_so_late_enrichment_shows(
     tenant_factory, ledger, yesterday, settings
 ):
-    from ingest import services as ingest_services
+    from ingest.services.enrich import events_enrich
 
     settings.CODEX_RECONCILE_LOOKBACK_DAYS = 2
     tenant = tenant_factory()
@@ -63,6 +63,6 @@ def test_reconcile_nightly_redoes_the_look_back_days_so_late_enrichment_shows(
 
     assert (run_of(three_days_ago).accepted, run_of(three_days_ago).enriched) == (4, 1)
     # The late ones get enriched; the next night's pass sees it for that day too.
-    ingest_services.events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
+    events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
     tasks.reconcile_nightly()
     assert (run_of(three_days_ago).enriched, run_of(three_days_ago).drift) == (4, 0.0)

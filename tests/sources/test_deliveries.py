@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from ingest.models import EnrichedEvent, Event
-from ingest.services import events_drain
+from ingest.services.enrich import events_drain
 from ingest.webhooks.services import source_counts_flush
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope

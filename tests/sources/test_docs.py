@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ingest.models import EnrichedEvent, Event
-from ingest.services import events_drain
+from ingest.services.enrich import events_drain
 from tenants.scope import tenant_scope
 from tenants.sources import source_create
 from tests.ingest.conftest import wide_live_server  # noqa: F401 - fixture

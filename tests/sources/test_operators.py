@@ -15,7 +15,7 @@ from django.urls import reverse
 from tenants import crypto
 from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
-from tenants.services import secrets_key_rotate
+from tenants.services.keys import secrets_key_rotate
 from tenants.sources import source_create
 from tests.sources.conftest import SHOPIFY_SECRET
 

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope
-from tenants.services import signing_key_resolve, tenant_provision
+from tenants.selectors import signing_key_resolve
+from tenants.services.tenants import tenant_provision
 
 SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
 

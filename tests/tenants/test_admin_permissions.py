@@ -10,11 +10,11 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from ingest import services as ingest_services
 from ingest.models import DeadLetter, Event
+from ingest.services.deadletters import deadletter_record
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
-from tenants.services import tenant_provision
+from tenants.services.tenants import tenant_provision
 
 SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
 VIEW_ONLY = [
@@ -80,7 +80,7 @@ def _dead_letter(acme) -> int:
             occurred_at="2026-12-01T00:00:00Z",
             fingerprint="0" * 64,
         )
-    ingest_services.deadletter_record(
+    deadletter_record(
         tenant_id=acme.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )
     with tenant_scope(acme.id):
@@ -149,7 +149,7 @@ def test_provisioning_in_the_admin_needs_the_secret_permission(db):
 @pytest.mark.django_db
 def test_a_rotation_that_fails_half_way_changes_nothing(acme, monkeypatch):
     from tenants import admin as tenants_admin
-    from tenants.services import TenantError
+    from tenants.errors import TenantError
 
     other = tenant_provision(slug="other", actor="test")
     with system_scope("test"):

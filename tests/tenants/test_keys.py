@@ -9,21 +9,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from tenants.cli import duration_parse
+from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
-from tenants.services import (
-    TenantError,
-    device_get,
-    device_revoke,
-    duration_parse,
-    signing_key_resolve,
-    signing_key_revoke,
-    signing_key_rotate,
-    signing_key_touch,
-    tenant_provision,
-    tenant_resume,
-    tenant_suspend,
-)
+from tenants.selectors import device_get, signing_key_resolve
+from tenants.services.devices import device_revoke
+from tenants.services.keys import signing_key_revoke, signing_key_rotate, signing_key_touch
+from tenants.services.tenants import tenant_provision, tenant_resume, tenant_suspend
 
 
 @pytest.fixture
@@ -232,7 +225,9 @@ def test_concurrent_rotations_of_one_owner_leave_exactly_one_active_key(transact
 
     from django.db import connections
 
-    from tenants.services import signing_key_rotate, tenant_get, tenant_provision
+    from tenants.selectors import tenant_get
+    from tenants.services.keys import signing_key_rotate
+    from tenants.services.tenants import tenant_provision
 
     tenant_provision(slug="racer", devices=["till"], actor="test")
     tenant = tenant_get(slug="racer")

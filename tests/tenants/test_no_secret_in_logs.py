@@ -16,7 +16,8 @@ from django.urls import reverse
 from codex.logconfig import JsonFormatter
 from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope
-from tenants.services import signing_key_rotate, tenant_provision
+from tenants.services.keys import signing_key_rotate
+from tenants.services.tenants import tenant_provision
 from tests.ingest.conftest import encode, make_event
 from tests.signing import django_headers, sign_headers
 

@@ -14,9 +14,11 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope
-from tenants.services import TenantError, signing_key_resolve, tenant_provision
+from tenants.selectors import signing_key_resolve
+from tenants.services.tenants import tenant_provision
 from tests.dbutil import database_url
 from tests.signing import sign_headers
 

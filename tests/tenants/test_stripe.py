@@ -8,9 +8,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from tenants.billing import PILOT_CATALOGUE, product_id
 from tenants.models import Tenant
 from tenants.scope import system_scope
+from tenants.services.billing import PILOT_CATALOGUE, product_id
 
 
 def _run(*args: str) -> tuple[str, str]:
@@ -84,7 +84,7 @@ def test_stripe_without_key_says_it_skipped_and_provisions_the_rest(db, stripe_s
 def test_stripe_failure_aborts_before_the_tenant_is_created(db, stripe_standin, monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_standin")
     monkeypatch.setenv("CODEX_STRIPE_API_BASE", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr("tenants.billing.MAX_NETWORK_RETRIES", 0)
+    monkeypatch.setattr("tenants.services.billing.MAX_NETWORK_RETRIES", 0)
     with pytest.raises(CommandError, match="Stripe failed"):
         _run("acme", "--stripe")
     assert not _tenant_exists("acme")

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingest import selectors, services
+from ingest import selectors
+from ingest.services.replay import deadletter_replay
 from tenants.models import Tenant
 from tenants.scope import system_scope
 
@@ -53,7 +54,7 @@ class Command(BaseCommand):
             missing = sorted(set(ids) - set(entry_ids))
             if missing:
                 self.stderr.write(f"not open (or not found): {', '.join(map(str, missing))}")
-        results = services.deadletter_replay(entry_ids=entry_ids, actor=actor)
+        results = deadletter_replay(entry_ids=entry_ids, actor=actor)
         for r in results:
             line = f"entry {r.entry_id} (event {r.event_id}, tenant {r.tenant_id}): {r.outcome}"
             self.stdout.write(line + (f" ({r.error})" if r.error else ""))

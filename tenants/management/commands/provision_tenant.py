@@ -7,15 +7,16 @@ import json
 import stripe
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants import billing
 from tenants.cli import cli_actor, logs_to_stderr
+from tenants.errors import TenantError
 from tenants.models import Tenant
 from tenants.scope import system_scope
-from tenants.services import ProvisionResult, TenantError, tenant_provision
+from tenants.services import billing
+from tenants.services.tenants import ProvisionResult, tenant_provision
 
 
 class Command(BaseCommand):
-    """Thin edge over tenants.services.tenant_provision (and tenants.billing for --stripe)."""
+    """Thin edge over tenants.services.tenants.tenant_provision (and .billing for --stripe)."""
 
     help = (
         "Create a tenant, its signing key and one device + key per --device; print the SDK "

@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.cli import cli_actor, logs_to_stderr
-from tenants.services import TenantError, device_revoke, tenant_get
+from tenants.errors import TenantError
+from tenants.selectors import tenant_get
+from tenants.services.devices import device_revoke
 
 
 class Command(BaseCommand):
-    """Thin edge over tenants.services.device_revoke."""
+    """Thin edge over tenants.services.devices.device_revoke."""
 
     help = "Revoke a tenant's device and every key it has, effective immediately."
 

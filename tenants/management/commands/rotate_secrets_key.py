@@ -6,11 +6,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.cli import cli_actor, logs_to_stderr
 from tenants.crypto import SecretUndecryptable
-from tenants.services import secrets_key_rotate
+from tenants.services.keys import secrets_key_rotate
 
 
 class Command(BaseCommand):
-    """Thin edge over tenants.services.secrets_key_rotate."""
+    """Thin edge over tenants.services.keys.secrets_key_rotate."""
 
     help = (
         "Re-encrypt every stored signing secret with the first key of CODEX_SECRETS_KEY "

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.services import (
-    TenantError,
-    device_get,
-    duration_parse,
-    signing_key_rotate,
-    tenant_get,
-)
+from tenants.cli import cli_actor, duration_parse, logs_to_stderr
+from tenants.errors import TenantError
+from tenants.selectors import device_get, tenant_get
+from tenants.services.keys import signing_key_rotate
 
 
 class Command(BaseCommand):
-    """Thin edge over tenants.services.signing_key_rotate."""
+    """Thin edge over tenants.services.keys.signing_key_rotate."""
 
     help = (
         "Issue a new signing key for a tenant (or one of its devices) and print it once; the "

@@ -8,8 +8,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.cli import cli_actor, logs_to_stderr
+from tenants.errors import TenantError
 from tenants.models import WebhookSource
-from tenants.services import TenantError, tenant_get
+from tenants.selectors import tenant_get
 from tenants.sources import SourceError, source_create
 
 

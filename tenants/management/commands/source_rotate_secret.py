@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.cli import cli_actor, logs_to_stderr
+from tenants.cli import cli_actor, duration_parse, logs_to_stderr
+from tenants.errors import TenantError
 from tenants.management.commands.source_add import read_secret
-from tenants.services import TenantError, duration_parse
 from tenants.sources import SourceError, source_rotate_secret
 
 

@@ -3,11 +3,11 @@
 `authenticate(request)` verifies a plain Django request (POST /v1/events, the hot path, skips
 DRF); `SignatureAuthentication` wraps it for DRF views such as GET /config::
 
-    from ingest.auth import SignedRequestMixin
+    from tenants.auth import SignedRequestMixin
 
     class ConfigView(SignedRequestMixin, APIView):
         def get(self, request):
-            key = request.auth  # tenants.services.ResolvedKey (tenant_id, tenant_slug, device, ...)
+            key = request.auth  # a tenants.selectors.ResolvedKey (tenant_id, tenant_slug, ...)
 
 or set ``authentication_classes = [SignatureAuthentication]`` and
 ``permission_classes = [HasSigningKey]`` yourself.
@@ -46,10 +46,10 @@ from rest_framework.permissions import BasePermission
 
 from codex import context
 from codex.errors import ApiError
-from ingest import metrics
+from tenants import metrics
 from tenants.crypto import SecretUndecryptable
-from tenants.selectors import signing_key_resolve_cached
-from tenants.services import ResolvedKey, signing_key_touch
+from tenants.selectors import ResolvedKey, signing_key_resolve_cached
+from tenants.services.keys import signing_key_touch
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import stripe
 from django.conf import settings
 
-from tenants.services import TenantError
+from tenants.errors import TenantError
 
 TEST_PREFIXES = ("sk_test_", "rk_test_")
 LIVE_PREFIXES = ("sk_live_", "rk_live_")

@@ -1,0 +1,1 @@
+"""Writes of the ingest app, one module per stage: accept, enrich, deadletters, replay."""

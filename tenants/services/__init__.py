@@ -1,0 +1,1 @@
+"""Writes of the tenants app, one module per entity: tenants, devices, keys, billing."""
