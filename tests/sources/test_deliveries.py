@@ -399,7 +399,7 @@ def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
 
 
 def test_suspended_tenant_source_is_403_and_stores_nothing(sources, deliver):
-    from tenants.services import tenant_suspend
+    from tenants.services.tenants import tenant_suspend
 
     tenant_suspend(tenant=sources.tenant, actor="t")
     body = encode(shopify_order())
