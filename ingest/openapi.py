@@ -246,6 +246,12 @@ class EventsDocView(APIView):
         raise NotImplementedError
 
 
+_HTTP_400_NOTE = (
+    " A request that is not valid HTTP (a control character in a header value, say) is refused "
+    "by the HTTP server before the application, with a text/html page."
+)
+
+
 def close_objects(result, generator, request, public):
     """Postprocessing hook: request objects admit no unknown keys (the server refuses them)."""
     schemas = result.get("components", {}).get("schemas", {})
@@ -259,6 +265,14 @@ def close_objects(result, generator, request, public):
         for parameter in lookup["parameters"]:
             if parameter["name"] == "idempotency_key":
                 parameter["schema"].update(minLength=1, maxLength=255)
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            bad_request = operation.get("responses", {}).get("400")
+            if bad_request is not None:
+                # gunicorn refuses malformed HTTP itself (a control character in a header value,
+                # found by schemathesis), before the application: its page is HTML, not our JSON.
+                bad_request.setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
+                bad_request["description"] += _HTTP_400_NOTE
     if "Event" in schemas:
         # No NUL (PostgreSQL cannot store it); the server's own rules are in the descriptions.
         schemas["Event"]["properties"]["idempotency_key"]["pattern"] = "^[^\\x00]+$"
