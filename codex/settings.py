@@ -241,6 +241,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(minute=7),
         "options": {"expires": 3000},
     },
+    # The ledger's month partitions exist 3 months ahead (ingest.partitions); daily, so a missed
+    # run or two never leaves a month to the default partition.
+    "ingest-partitions-ensure": {
+        "task": "ingest.tasks.partitions_ensure",
+        "schedule": crontab(hour=0, minute=30),
+        "options": {"expires": 12 * 3600},
+    },
     # Nightly drift check: yesterday's (and today's so far) accepted events vs events_enriched per
     # tenant (reconcile.tasks). Not started within 6 h: dropped (`manage.py reconcile --date`).
     "reconcile-nightly": {

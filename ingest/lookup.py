@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from ingest.models import DeadLetter, Event
+from ingest.models import DeadLetter, Event, IdempotencyKey
 from tenants.scope import tenant_scope
 
 ACCEPTED = "accepted"
@@ -42,8 +42,18 @@ def _erased(event: Event) -> bool:
 def event_status_get(*, tenant_id: uuid.UUID | str, idempotency_key: str) -> EventStatus | None:
     """The tenant's event with this key and its status, or None (another tenant's too)."""
     with tenant_scope(tenant_id):
+        # The key's claim gives the event's id and month: the ledger read prunes to one partition.
+        claim = (
+            IdempotencyKey.objects.filter(tenant_id=tenant_id, idempotency_key=idempotency_key)
+            .values("event_id", "received_at")
+            .first()
+        )
+        if claim is None:
+            return None
         event = (
-            Event.objects.filter(tenant_id=tenant_id, idempotency_key=idempotency_key)
+            Event.objects.filter(
+                tenant_id=tenant_id, id=claim["event_id"], received_at=claim["received_at"]
+            )
             .only(
                 "id",
                 "idempotency_key",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -10,7 +11,12 @@ from tenants.models import TenantOwned
 
 
 class Event(TenantOwned):
-    """An accepted event: the ledger. Exactly one row per (tenant, idempotency_key)."""
+    """An accepted event: the ledger, range-partitioned by month of received_at (ingest.partitions).
+
+    Exactly once per (tenant, idempotency_key) is kept by IdempotencyKey: a unique constraint on
+    a partitioned table must include the partition key, so it cannot live here. The database's
+    primary key is (tenant_id, id, received_at); `id` is still unique (one identity sequence).
+    """
 
     idempotency_key = models.CharField(max_length=255)
     type = models.CharField(max_length=100)
@@ -22,6 +28,9 @@ class Event(TenantOwned):
     # is a duplicate, same key + other content a conflict.
     fingerprint = models.CharField(max_length=64)
     key_id = models.CharField(max_length=64, blank=True)
+    # Who or what the event is about (a customer, a person): what events_erase removes by.
+    # NULL, not "": no subject, and the partial index ingest_event_subject skips those rows.
+    subject_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     enriched_at = models.DateTimeField(null=True, blank=True)
     # Enrichment failures of this event (the drain's retry state; design: driven by the ledger).
     enrich_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
@@ -31,12 +40,13 @@ class Event(TenantOwned):
     )
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "idempotency_key"], name="ingest_event_idem_per_tenant"
-            )
-        ]
         indexes = [
+            # events_erase finds a subject's events; partial: most events carry no subject
+            models.Index(
+                fields=["tenant", "subject_id"],
+                condition=Q(subject_id__isnull=False),
+                name="ingest_event_subject",
+            ),
             # reconcile counts per tenant and UTC day of receipt
             models.Index(fields=["tenant", "received_at"], name="ingest_event_received"),
             # the sweeper's work list stays small: only events not yet enriched
@@ -53,7 +63,10 @@ class Event(TenantOwned):
 
 
 class EnrichedEvent(TenantOwned):
-    """One enriched row per accepted event (what reconcile compares the ledger with)."""
+    """One enriched row per accepted event (what reconcile compares the ledger with).
+
+    Partitioned like the ledger, by the event's received_at, so a month of both goes together.
+    """
 
     event = models.ForeignKey(
         Event,
@@ -75,7 +88,11 @@ class EnrichedEvent(TenantOwned):
     class Meta:
         db_table = "events_enriched"
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "event"], name="events_enriched_per_event")
+            # received_at: the partition key must be part of a unique constraint (it is the
+            # event's, so this is still one enriched row per event).
+            models.UniqueConstraint(
+                fields=["tenant", "event", "received_at"], name="events_enriched_per_event"
+            )
         ]
         indexes = [
             models.Index(fields=["tenant", "occurred_date"], name="events_enriched_day"),
@@ -84,6 +101,32 @@ class EnrichedEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.event_id}"
+
+
+class IdempotencyKey(TenantOwned):
+    """The per-tenant exactly-once guard: one row per (tenant, idempotency_key) ever accepted.
+
+    Written in the same statement as the ledger row (ingest.services). Outlives its event by
+    settings.CODEX_IDEMPOTENCY_GRACE_DAYS after retention, and survives erasure (erased_at set,
+    no event data) so a resent erased event is answered "duplicate" and not stored again.
+    """
+
+    pk = models.CompositePrimaryKey("tenant", "idempotency_key")
+    idempotency_key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    event_id = models.BigIntegerField()
+    received_at = models.DateTimeField()
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ingest_idempotency"
+        indexes = [
+            # retention finds expired keys by age; BRIN: next to free to keep up on the hot path
+            BrinIndex(fields=["tenant", "received_at"], name="ingest_idem_received"),
+        ]
+
+    def __str__(self) -> str:
+        return self.idempotency_key
 
 
 class DeadLetter(TenantOwned):

@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ingest import ingest_warnings, metrics, selectors, wake
+from ingest import ingest_warnings, metrics, partitions, selectors, wake
 from ingest.services.deadletters import deadletter_depth_refresh
 from ingest.services.enrich import DRAIN_BATCH, events_drain
 
@@ -81,3 +81,9 @@ def sweep_unenriched() -> int:
 def warnings_prune() -> int:
     """Delete ingestion warnings past their retention (beat, hourly)."""
     return ingest_warnings.ingest_warnings_prune()
+
+
+@shared_task(name="ingest.tasks.partitions_ensure", soft_time_limit=240, time_limit=300)
+def partitions_ensure() -> list[str]:
+    """Beat, daily: the ledger's and events_enriched's month partitions exist 3 months ahead."""
+    return partitions.partitions_ensure().created

@@ -25,7 +25,7 @@ _TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
 _RFC3339_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
-_FIELDS = frozenset({"idempotency_key", "type", "occurred_at", "source", "payload"})
+_FIELDS = frozenset({"idempotency_key", "type", "occurred_at", "source", "payload", "subject_id"})
 
 
 class EventInvalid(ValueError):
@@ -42,6 +42,7 @@ class ValidEvent:
     source: str
     payload_json: str  # canonical JSON text
     fingerprint: str
+    subject_id: str | None = None  # who the event is about (events_erase); None: nobody
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,11 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     if not isinstance(source, str) or not 1 <= len(source) <= 64 or not source.isprintable():
         raise EventInvalid("source: a printable string of 1 to 64 characters")
     _storable_text(source, "source")
+    subject_id = raw.get("subject_id")
+    if subject_id is not None:
+        if not isinstance(subject_id, str) or not 1 <= len(subject_id) <= 255:
+            raise EventInvalid("subject_id: a string of 1 to 255 characters (or absent)")
+        _storable_text(subject_id, "subject_id")
     payload = raw.get("payload", {})
     if not isinstance(payload, dict):
         raise EventInvalid("payload: must be a JSON object")
@@ -198,9 +204,12 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
         raise EventInvalid(f"payload: at most {max_payload_bytes} bytes serialized")
     # canonical_json({"type", "occurred_at", "source", "payload"}) spelled out in sorted key order,
     # so the payload is serialized once, not twice (byte-identical: the stored fingerprints hold).
+    # A subject is part of the content (same key, other subject: a conflict); events without
+    # one keep the fingerprint they always had.
+    subject = "" if subject_id is None else f',"subject_id":{canonical_json(subject_id)}'
     content = (
         f'{{"occurred_at":{canonical_json(occurred_at.isoformat())},"payload":{payload_json},'
-        f'"source":{canonical_json(source)},"type":{canonical_json(etype)}}}'
+        f'"source":{canonical_json(source)}{subject},"type":{canonical_json(etype)}}}'
     )
     return ValidEvent(
         idempotency_key=key,
@@ -209,6 +218,7 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
         source=source,
         payload_json=payload_json,
         fingerprint=hashlib.sha256(content.encode("utf-8")).hexdigest(),
+        subject_id=subject_id,
     )
 
 

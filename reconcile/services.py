@@ -31,6 +31,7 @@ WITH day_events AS MATERIALIZED (
            EXISTS (
                SELECT 1 FROM events_enriched ee
                WHERE ee.tenant_id = e.tenant_id AND ee.event_id = e.id
+                 AND ee.received_at = e.received_at  -- prunes to the event's partition
            ) AS enriched
     FROM ingest_event e
     WHERE e.tenant_id = %(tenant)s::uuid

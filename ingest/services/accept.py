@@ -28,22 +28,33 @@ class ItemResult:
 
 
 _INSERT_SQL = """
+WITH u AS (
+    SELECT * FROM jsonb_to_recordset(%s::jsonb)
+        AS u(k text, t text, s text, o timestamptz, p jsonb, f text, j text)
+), claimed AS (
+    INSERT INTO ingest_idempotency (tenant_id, idempotency_key, fingerprint, event_id, received_at)
+    SELECT %s::uuid, u.k, u.f, nextval('ingest_event_id_seq'), now() FROM u
+    ORDER BY u.k
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING idempotency_key, event_id, received_at
+)
 INSERT INTO ingest_event
-    (tenant_id, idempotency_key, type, source, occurred_at, received_at, payload, fingerprint,
-     key_id)
-SELECT %s::uuid, u.k, u.t, u.s, u.o, now(), u.p, u.f, %s
-FROM jsonb_to_recordset(%s::jsonb) AS u(k text, t text, s text, o timestamptz, p jsonb, f text)
-ORDER BY u.k
-ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    (id, tenant_id, idempotency_key, type, source, occurred_at, received_at, payload,
+     fingerprint, key_id, subject_id)
+SELECT c.event_id, %s::uuid, u.k, u.t, u.s, u.o, c.received_at, u.p, u.f, %s, u.j
+FROM claimed c JOIN u ON u.k = c.idempotency_key
 RETURNING id, idempotency_key
 """
 # The rows travel as one JSON document (jsonb_to_recordset), not as six arrays: one parameter to
 # quote instead of one per value, which client-side binding does in Python.
-# Rows are inserted in key order so two overlapping batches lock keys in the same order and
+# Exactly once per (tenant, key) is the idempotency table's primary key (a partitioned ledger
+# cannot carry that unique constraint): a key claimed there gets its event id from the ledger's
+# sequence and its ledger row in the same statement; a key already there gets neither.
+# Keys are claimed in key order so two overlapping batches lock keys in the same order and
 # cannot deadlock each other.
 
 _EXISTING_SQL = """
-SELECT id, idempotency_key, fingerprint FROM ingest_event
+SELECT event_id, idempotency_key, fingerprint FROM ingest_idempotency
 WHERE tenant_id = %s::uuid
   AND idempotency_key = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))
 """
@@ -78,11 +89,12 @@ def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
                 "o": e.occurred_at.isoformat(),
                 "p": orjson.Fragment(e.payload_json),
                 "f": e.fingerprint,
+                "j": e.subject_id,
             }
             for e in events
         ]
     ).decode()
-    params = [tenant_id, tenant_id, key_id, rows, tenant_id, orjson.dumps(keys).decode()]
+    params = [tenant_id, rows, tenant_id, tenant_id, key_id, tenant_id, orjson.dumps(keys).decode()]
     # Inside a caller's transaction (tests, scripts) a savepoint keeps a failure from breaking it.
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     with savepoint, connection.cursor() as cursor:

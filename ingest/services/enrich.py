@@ -65,7 +65,7 @@ INSERT INTO events_enriched
 SELECT %s::uuid, u.*, %s::timestamptz
 FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::date[],
             %s::timestamptz[], %s::bigint[], %s::text[], %s::bigint[]) AS u
-ON CONFLICT (tenant_id, event_id) DO NOTHING
+ON CONFLICT (tenant_id, event_id, received_at) DO NOTHING
 """
 _MARK_ENRICHED_SQL = """
 UPDATE ingest_event SET enriched_at = %s, enrich_retry_at = NULL

@@ -141,3 +141,38 @@ def test_catalogue_app_role_truncate_is_refused(restricted_cursor):
             connection.cursor() as cursor,
         ):
             cursor.execute(f"TRUNCATE {table}")
+
+
+def test_catalogue_covers_every_partition_of_a_partitioned_tenant_table(restricted_cursor):
+    cursor = restricted_cursor
+    cursor.execute(
+        "SELECT p.relname, c.relname FROM pg_inherits i "
+        "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE p.relkind = 'p' ORDER BY 1, 2"
+    )
+    children = cursor.fetchall()
+    parents = {parent for parent, _ in children}
+    assert {"ingest_event", "events_enriched"} <= parents
+    checked = {t["table"] for t in tenant_tables(cursor)}
+    for parent, child in children:
+        assert child in checked, f"{child} (partition of {parent}) escapes the catalogue"
+    assert {"ingest_event_default", "events_enriched_default"} <= checked
+    problems = catalogue_problems(cursor)
+    assert not problems, "\n".join(problems)
+
+
+def test_catalogue_check_flags_a_partition_created_without_its_policy(restricted_cursor):
+    cursor = restricted_cursor
+    cursor.execute("SET LOCAL ROLE NONE")  # the owner, in this rolled-back transaction only
+    try:
+        cursor.execute(
+            "CREATE TABLE zz_bare PARTITION OF ingest_event "
+            "FOR VALUES FROM ('2090-01-01') TO ('2090-02-01')"
+        )
+        problems = catalogue_problems(cursor)
+    finally:
+        cursor.execute(
+            sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(settings.CODEX_DB_APP_ROLE))
+        )
+    assert "zz_bare: RLS enabled=False forced=False" in problems
+    assert "zz_bare: no policy" in problems

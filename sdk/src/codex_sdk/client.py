@@ -199,16 +199,24 @@ class Client:
         occurred_at: datetime | str | None = None,
         idempotency_key: str | None = None,
         source: str = "sdk",
+        subject_id: str | None = None,
     ) -> str:
         """Durably queue one event and return its idempotency key.
 
-        The event is committed to SQLite before this returns. Raises ValueError for
-        invalid input; RuntimeError after close().
+        `subject_id` names who the event is about (a customer or person id, 1-255
+        characters), so that subject's events can be erased on request. The event is
+        committed to SQLite before this returns. Raises ValueError for invalid input;
+        RuntimeError after close().
         """
         if self._closed:
             raise RuntimeError("client is closed")
         event = build_event(
-            type, payload, occurred_at=occurred_at, idempotency_key=idempotency_key, source=source
+            type,
+            payload,
+            occurred_at=occurred_at,
+            idempotency_key=idempotency_key,
+            source=source,
+            subject_id=subject_id,
         )
         key: str = event["idempotency_key"]
         if self._store.enqueue(key, encode_event(event)):

@@ -11,6 +11,7 @@ from typing import Any
 MAX_TYPE_LEN = 100
 MAX_SOURCE_LEN = 64
 MAX_KEY_LEN = 255
+MAX_SUBJECT_LEN = 255
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 _TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
@@ -55,10 +56,13 @@ def build_event(
     occurred_at: datetime | str | None = None,
     idempotency_key: str | None = None,
     source: str = "sdk",
+    subject_id: str | None = None,
 ) -> dict[str, Any]:
     """Validate inputs and return the event object exactly as it will be sent.
 
-    Raises ValueError for anything the server would certainly reject.
+    `subject_id`: who the event is about (a customer, a person), so the platform can erase
+    that subject's events on request. Raises ValueError for anything the server would
+    certainly reject.
     """
     if not isinstance(type, str) or not _TYPE_RE.fullmatch(type):
         raise ValueError(f"type must be 1-{MAX_TYPE_LEN} characters of [a-z0-9_.:-], got {type!r}")
@@ -80,7 +84,15 @@ def build_event(
         raise ValueError(f"idempotency_key must be a string of 1-{MAX_KEY_LEN} characters")
     if not isinstance(source, str) or not 1 <= len(source) <= MAX_SOURCE_LEN:
         raise ValueError(f"source must be a string of 1-{MAX_SOURCE_LEN} characters")
-    return {
+    if subject_id is not None and (
+        not isinstance(subject_id, str)
+        or not 1 <= len(subject_id) <= MAX_SUBJECT_LEN
+        or "\x00" in subject_id
+    ):
+        raise ValueError(
+            f"subject_id must be a string of 1-{MAX_SUBJECT_LEN} characters (no NUL) or None"
+        )
+    event = {
         "idempotency_key": idempotency_key,
         "type": type,
         "occurred_at": _check_occurred_at(occurred_at),
@@ -88,6 +100,10 @@ def build_event(
         # Round-trip so the stored event cannot be mutated later through the caller's dict.
         "payload": json.loads(measured),
     }
+    if subject_id is not None:
+        # Only when set: events without a subject stay byte-identical to older SDKs' events.
+        event["subject_id"] = subject_id
+    return event
 
 
 def encode_event(event: dict[str, Any]) -> str:

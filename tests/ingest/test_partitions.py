@@ -1,0 +1,181 @@
+"""The partitioned ledger: months created ahead, a default partition, RLS on every partition."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from ingest import partitions
+from ingest.models import EnrichedEvent, Event
+from ingest.services.accept import events_ingest
+from ingest.validation import parse_body
+from tenants.scope import system_scope, tenant_scope
+from tests.ingest.conftest import encode, make_event
+from tests.tenants.conftest import assert_restricted_role
+
+
+@pytest.fixture
+def restricted_cursor(db):
+    """A cursor on the test's connection, checked to be the restricted application role."""
+    with connection.cursor() as cursor:
+        assert_restricted_role(cursor)
+        yield cursor
+
+
+def _partition_of(table: str, tenant_id, event_id) -> str:
+    with system_scope("test"), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT tableoid::regclass::text FROM {table} WHERE tenant_id = %s AND "
+            f"{'id' if table == 'ingest_event' else 'event_id'} = %s",
+            [str(tenant_id), event_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def _event(tenant, key: str, received_at: datetime) -> Event:
+    with tenant_scope(tenant.id):
+        return Event.objects.create(
+            tenant=tenant,
+            idempotency_key=key,
+            type="sale.completed",
+            occurred_at=received_at,
+            received_at=received_at,
+            fingerprint="0" * 64,
+        )
+
+
+def test_partitions_exist_for_this_month_and_three_ahead_plus_a_default(db):
+    this_month = partitions.month_floor(datetime.now(UTC))
+    for table in partitions.PARTITIONED_TABLES:
+        months = [m for _, m in partitions.month_partitions(table=table)]
+        for ahead in range(partitions.MONTHS_AHEAD + 1):
+            assert partitions.add_months(this_month, ahead) in months, (table, ahead)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s)", [partitions.default_name(table)])
+            assert cursor.fetchone()[0] is not None
+
+
+def test_partitions_ensure_is_scheduled_daily_in_the_one_beat_schedule():
+    entry = settings.CELERY_BEAT_SCHEDULE["ingest-partitions-ensure"]
+    assert entry["task"] == "ingest.tasks.partitions_ensure"
+    assert entry["options"]["expires"] > 0
+
+
+def test_ingest_writes_this_months_partition_and_the_idempotency_table(db, tenant_factory):
+    tenant = tenant_factory()
+    items = parse_body(encode(make_event("p-1"))).items
+    [result] = events_ingest(tenant_id=tenant.id, key_id="k", items=items)
+    assert result.status == "accepted"
+    month = partitions.month_floor(datetime.now(UTC))
+    assert _partition_of("ingest_event", tenant.id, result.id) == partitions.partition_name(
+        "ingest_event", month
+    )
+    with tenant_scope(tenant.id), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, fingerprint FROM ingest_idempotency WHERE tenant_id = %s "
+            "AND idempotency_key = 'p-1'",
+            [str(tenant.id)],
+        )
+        event_id, fingerprint = cursor.fetchone()
+    assert event_id == result.id
+    assert fingerprint == items[0].event.fingerprint
+
+
+def test_an_insert_past_the_last_month_lands_in_the_default_then_moves_to_its_month(
+    db, tenant_factory
+):
+    """Across a month boundary with no partition for the new month: nothing fails or is lost."""
+    tenant = tenant_factory()
+    december = date(2031, 12, 1)
+    partitions.partitions_ensure(today=december, since=december, months_ahead=0)
+    last_of_december = datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    new_year = datetime(2032, 1, 1, tzinfo=UTC)
+    before = _event(tenant, "before-midnight", last_of_december)
+    after = _event(tenant, "after-midnight", new_year)
+    assert _partition_of("ingest_event", tenant.id, before.id) == "ingest_event_p203112"
+    assert _partition_of("ingest_event", tenant.id, after.id) == "ingest_event_default"
+    with tenant_scope(tenant.id):
+        EnrichedEvent.objects.create(
+            tenant=tenant,
+            event_id=after.id,
+            type="sale.completed",
+            source="pos",
+            occurred_at=new_year,
+            occurred_date=new_year.date(),
+            received_at=new_year,
+            lag_ms=0,
+        )
+
+    created = partitions.partitions_ensure(
+        today=date(2032, 1, 15), since=date(2032, 1, 1), months_ahead=0
+    ).created
+    assert created == ["ingest_event_p203201", "events_enriched_p203201"]
+    assert _partition_of("ingest_event", tenant.id, after.id) == "ingest_event_p203201"
+    assert _partition_of("events_enriched", tenant.id, after.id) == "events_enriched_p203201"
+    with tenant_scope(tenant.id):
+        since = datetime(2031, 12, 1, tzinfo=UTC)
+        rows = Event.objects.filter(tenant_id=tenant.id, received_at__gte=since)
+        keys = set(rows.values_list("idempotency_key", flat=True))
+    assert keys == {"before-midnight", "after-midnight"}
+    # The moved-into partition is protected like the others.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = %s",
+            ["ingest_event_p203201"],
+        )
+        assert cursor.fetchone() == (True, True)
+    # A second run creates nothing.
+    again = partitions.partitions_ensure(
+        today=date(2032, 1, 15), since=date(2032, 1, 1), months_ahead=0
+    )
+    assert again.created == []
+
+
+def test_the_app_role_reaches_a_partition_directly_only_through_its_policy(
+    db, tenant_factory, restricted_cursor
+):
+    alpha, bravo = tenant_factory("alpha"), tenant_factory("bravo")
+    now = datetime.now(UTC)
+    _event(alpha, "a-1", now)
+    _event(bravo, "b-1", now)
+    partition = partitions.partition_name("ingest_event", partitions.month_floor(now))
+    cursor = restricted_cursor
+    assert_restricted_role(cursor)
+    # No scope: the partition shows nothing, even though it holds two rows.
+    with transaction.atomic():
+        cursor.execute(f"SELECT count(*) FROM {partition}")
+        assert cursor.fetchone()[0] == 0
+    with tenant_scope(alpha.id):
+        cursor.execute(f"SELECT idempotency_key FROM {partition}")
+        assert [r[0] for r in cursor.fetchall()] == ["a-1"]
+        cursor.execute(f"UPDATE {partition} SET type = 'x' WHERE tenant_id = %s", [str(bravo.id)])
+        assert cursor.rowcount == 0
+        cursor.execute(f"DELETE FROM {partition} WHERE tenant_id = %s", [str(bravo.id)])
+        assert cursor.rowcount == 0
+        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+            cursor.execute(
+                f"INSERT INTO {partition} (tenant_id, idempotency_key, type, source, "
+                "occurred_at, received_at, payload, fingerprint, key_id) "
+                "VALUES (%s, 'forged', 't', 's', now(), now(), '{}', '', '')",
+                [str(bravo.id)],
+            )
+        for default in ("ingest_event_default", "events_enriched_default"):
+            cursor.execute(f"SELECT count(*) FROM {default} WHERE tenant_id = %s", [str(bravo.id)])
+            assert cursor.fetchone()[0] == 0
+    with system_scope("test"):
+        assert Event.objects.filter(tenant_id=bravo.id, type="sale.completed").count() == 1
+
+
+def test_the_app_role_cannot_create_or_drop_partitions(db, restricted_cursor):
+    assert_restricted_role(restricted_cursor)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        restricted_cursor.execute(
+            "CREATE TABLE zz_sneaky PARTITION OF ingest_event FOR VALUES FROM "
+            "('2040-01-01') TO ('2040-02-01')"
+        )
+    month = partitions.month_floor(datetime.now(UTC) + timedelta(days=40))
+    with pytest.raises(DatabaseError, match="must be owner"), transaction.atomic():
+        restricted_cursor.execute(f"DROP TABLE {partitions.partition_name('ingest_event', month)}")
