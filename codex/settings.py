@@ -248,6 +248,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=0, minute=30),
         "options": {"expires": 12 * 3600},
     },
+    # Nightly retention: events, enriched rows and resolved dead letters older than each tenant's
+    # retentionDays (ingest.lifecycle); whole month partitions when no tenant needs them.
+    "ingest-retention-nightly": {
+        "task": "ingest.tasks.retention_enforce",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
     # Nightly drift check: yesterday's (and today's so far) accepted events vs events_enriched per
     # tenant (reconcile.tasks). Not started within 6 h: dropped (`manage.py reconcile --date`).
     "reconcile-nightly": {
@@ -279,6 +286,10 @@ CODEX_INGEST_WARNINGS_KEEP_DAYS = int(os.environ.get("CODEX_INGEST_WARNINGS_KEEP
 CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = int(
     os.environ.get("CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR", "50")
 )
+# Data lifecycle (docs/lifecycle.md): the global default of the retentionDays flag, and how many
+# days longer than its event an idempotency key is remembered.
+CODEX_RETENTION_DAYS = 400
+CODEX_IDEMPOTENCY_GRACE_DAYS = 30
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
 CODEX_KEY_CACHE_TTL_S = min(5.0, float(os.environ.get("CODEX_KEY_CACHE_TTL_S") or 3.0))

@@ -19,6 +19,12 @@ class FlagValueError(ValueError):
         self.reason = message
 
 
+# retentionDays bounds: at least a week (the nightly reconcile and a replay need the recent days),
+# at most ten years.
+RETENTION_MIN_DAYS = 7
+RETENTION_MAX_DAYS = 3650
+
+
 @dataclass(frozen=True)
 class FlagSpec:
     """One flag: JSON name, Python type, bounds, default, whether /config publishes it."""
@@ -102,6 +108,16 @@ def specs() -> dict[str, FlagSpec]:
             100000,
             public=False,
             help="Requests per second a tenant may send to POST /v1/events.",
+        ),
+        "retentionDays": FlagSpec(
+            "retentionDays",
+            int,
+            settings.CODEX_RETENTION_DAYS,
+            RETENTION_MIN_DAYS,
+            RETENTION_MAX_DAYS,
+            public=False,
+            help="Days a tenant's events (and enriched rows, resolved dead letters) are kept; "
+            "retention_enforce removes older ones nightly.",
         ),
         "sourceRatePerSec": FlagSpec(
             "sourceRatePerSec",

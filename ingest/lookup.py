@@ -30,26 +30,29 @@ class EventStatus:
     dead_letter: dict | None  # {"stage", "error_class", "failed_at", "attempts"} while open
 
 
-def _erased(event: Event) -> bool:
-    """True when the event's subject was erased.
-
-    Erasure (issue 12) does not exist on this branch yet: no event is erased. Its change makes
-    this read the erasure marker it writes; the status, the schema and the SDK already carry it.
-    """
-    return False
-
-
 def event_status_get(*, tenant_id: uuid.UUID | str, idempotency_key: str) -> EventStatus | None:
     """The tenant's event with this key and its status, or None (another tenant's too)."""
     with tenant_scope(tenant_id):
         # The key's claim gives the event's id and month: the ledger read prunes to one partition.
         claim = (
             IdempotencyKey.objects.filter(tenant_id=tenant_id, idempotency_key=idempotency_key)
-            .values("event_id", "received_at")
+            .values("event_id", "received_at", "erased_at")
             .first()
         )
         if claim is None:
             return None
+        if claim["erased_at"] is not None:
+            # Erased (ingest.lifecycle.events_erase): only the key is left, no event data.
+            return EventStatus(
+                id=claim["event_id"],
+                idempotency_key=idempotency_key,
+                type="",
+                source="",
+                status=ERASED,
+                received_at=claim["received_at"],
+                enriched_at=None,
+                dead_letter=None,
+            )
         event = (
             Event.objects.filter(
                 tenant_id=tenant_id, id=claim["event_id"], received_at=claim["received_at"]
@@ -75,9 +78,7 @@ def event_status_get(*, tenant_id: uuid.UUID | str, idempotency_key: str) -> Eve
                 .order_by("-last_failed_at")
                 .first()
             )
-    if _erased(event):
-        status = ERASED
-    elif event.enriched_at is not None:
+    if event.enriched_at is not None:
         status = ENRICHED
     elif letter is not None:
         status = DEAD_LETTERED

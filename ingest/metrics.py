@@ -212,3 +212,19 @@ def record_sync_response(request, response, tenant_slug: str | None) -> None:
         return
     body = getattr(response, "data", None)
     record_sync_batch(tenant_slug or "unknown", sync_batch_outcome(response.status_code, body))
+
+# Data lifecycle (ingest.lifecycle): what retention, erasure and offboarding removed.
+LIFECYCLE_DELETED = Counter(
+    "codex_ingest_lifecycle_deleted_rows_total",
+    "Rows deleted by the data lifecycle, by reason (retention, erasure, offboard) and table.",
+    ["reason", "table"],
+)
+LIFECYCLE_PARTITIONS_DROPPED = Counter(
+    "codex_ingest_lifecycle_dropped_partitions_total",
+    "Month partitions of the ledger and events_enriched dropped whole by retention.",
+)
+LIFECYCLE_LAST_RETENTION = Gauge(
+    "codex_ingest_retention_last_run_timestamp_seconds",
+    "Unix time of the last completed retention pass (not a dry run).",
+    multiprocess_mode="mostrecent",
+)

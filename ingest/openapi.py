@@ -61,6 +61,17 @@ class EventSerializer(serializers.Serializer):
             f"A JSON object, at most {MAX_PAYLOAD_BYTES} bytes serialized and 64 levels deep."
         ),
     )
+    subject_id = serializers.CharField(
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=255,
+        help_text=(
+            "Who the event is about (a customer or person id), 1-255 characters, no NUL: what "
+            "an erasure request removes by. Part of the content (same key, other subject: a "
+            "conflict)."
+        ),
+    )
 
 
 class BatchSerializer(serializers.Serializer):
@@ -277,6 +288,7 @@ def close_objects(result, generator, request, public):
         # No NUL (PostgreSQL cannot store it); the server's own rules are in the descriptions.
         schemas["Event"]["properties"]["idempotency_key"]["pattern"] = "^[^\\x00]+$"
         schemas["Event"]["properties"]["source"]["pattern"] = "^[ -~]+$"
+        schemas["Event"]["properties"]["subject_id"]["pattern"] = "^[^\\x00]+$"
     return result
 
 

@@ -8,7 +8,8 @@ import time
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ingest import ingest_warnings, metrics, partitions, selectors, wake
+from codex.db import roles
+from ingest import ingest_warnings, lifecycle, metrics, partitions, selectors, wake
 from ingest.services.deadletters import deadletter_depth_refresh
 from ingest.services.enrich import DRAIN_BATCH, events_drain
 
@@ -86,4 +87,20 @@ def warnings_prune() -> int:
 @shared_task(name="ingest.tasks.partitions_ensure", soft_time_limit=240, time_limit=300)
 def partitions_ensure() -> list[str]:
     """Beat, daily: the ledger's and events_enriched's month partitions exist 3 months ahead."""
-    return partitions.partitions_ensure().created
+    # DDL needs the owner: owner mode logs in with DATABASE_OWNER_URL behind PgBouncer, and drops
+    # the SET ROLE otherwise (codex.db.roles).
+    with roles.owner_mode():
+        return partitions.partitions_ensure().created
+
+
+@shared_task(
+    name="ingest.tasks.retention_enforce", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60
+)
+def retention_enforce() -> dict[str, int]:
+    """Beat, nightly: remove what each tenant's retentionDays no longer keeps (ingest.lifecycle)."""
+    report = lifecycle.retention_enforce(actor="beat:retention")
+    return {
+        "tenants": len(report.tenants),
+        "events": sum(t.events for t in report.tenants),
+        "partitions_dropped": len(report.partitions_dropped),
+    }

@@ -15,6 +15,8 @@ class Tenant(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
         SUSPENDED = "suspended"
+        # Data deleted by tenant_offboard; the row stays as a tombstone with its audit trail.
+        OFFBOARDED = "offboarded"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     slug = models.SlugField(max_length=63, unique=True)

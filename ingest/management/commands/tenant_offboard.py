@@ -1,0 +1,47 @@
+"""`manage.py tenant_offboard TENANT --confirm SLUG`: revoke, delete all data, keep a tombstone."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingest.lifecycle import tenant_offboard
+from tenants.cli import cli_actor, logs_to_stderr
+from tenants.errors import TenantError
+from tenants.selectors import tenant_get
+
+
+class Command(BaseCommand):
+    help = (
+        "Offboard a tenant: suspend it, revoke every signing key, disable every webhook source, "
+        "delete all its events and other data in batches, keep the tenant row (status "
+        "offboarded) with its audit trail. Irreversible; --confirm must repeat the slug. "
+        "Resumable: after a crash, run it again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("tenant", metavar="TENANT", help="tenant slug")
+        parser.add_argument("--confirm", required=True, metavar="SLUG", help="the slug again")
+        parser.add_argument("--batch", type=int, default=5000, help="rows per delete batch")
+
+    def handle(self, *args, **options):
+        slug = options["tenant"]
+        if options["confirm"] != slug:
+            raise CommandError(
+                f"--confirm must repeat the tenant's slug exactly ({slug!r}); nothing was changed"
+            )
+        if options["batch"] < 1:
+            raise CommandError("--batch must be at least 1")
+        try:
+            tenant = tenant_get(slug=slug)
+        except TenantError as exc:
+            raise CommandError(str(exc)) from exc
+        with logs_to_stderr():
+            report = tenant_offboard(tenant=tenant, actor=cli_actor(), limit=options["batch"])
+        if report.already_done:
+            self.stdout.write(f"{slug}: already offboarded; nothing to do")
+            return
+        deleted = " ".join(f"{t}={n}" for t, n in sorted(report.deleted.items()) if n)
+        self.stdout.write(
+            f"{slug}: offboarded; keys_revoked={report.keys_revoked} "
+            f"sources_disabled={report.sources_disabled} deleted: {deleted or 'nothing'}"
+        )
