@@ -288,8 +288,8 @@ CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = int(
 )
 # Data lifecycle (docs/lifecycle.md): the global default of the retentionDays flag, and how many
 # days longer than its event an idempotency key is remembered.
-CODEX_RETENTION_DAYS = 400
-CODEX_IDEMPOTENCY_GRACE_DAYS = 30
+CODEX_RETENTION_DAYS = int(os.environ.get("CODEX_RETENTION_DAYS", "400"))
+CODEX_IDEMPOTENCY_GRACE_DAYS = int(os.environ.get("CODEX_IDEMPOTENCY_GRACE_DAYS", "30"))
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
 CODEX_KEY_CACHE_TTL_S = min(5.0, float(os.environ.get("CODEX_KEY_CACHE_TTL_S") or 3.0))

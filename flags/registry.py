@@ -109,16 +109,6 @@ def specs() -> dict[str, FlagSpec]:
             public=False,
             help="Requests per second a tenant may send to POST /v1/events.",
         ),
-        "retentionDays": FlagSpec(
-            "retentionDays",
-            int,
-            settings.CODEX_RETENTION_DAYS,
-            RETENTION_MIN_DAYS,
-            RETENTION_MAX_DAYS,
-            public=False,
-            help="Days a tenant's events (and enriched rows, resolved dead letters) are kept; "
-            "retention_enforce removes older ones nightly.",
-        ),
         "sourceRatePerSec": FlagSpec(
             "sourceRatePerSec",
             int,
@@ -128,6 +118,16 @@ def specs() -> dict[str, FlagSpec]:
             public=False,
             help="Deliveries per second each of the tenant's webhook sources may make "
             "(within ingestRatePerSec).",
+        ),
+        "retentionDays": FlagSpec(
+            "retentionDays",
+            int,
+            settings.CODEX_RETENTION_DAYS,
+            RETENTION_MIN_DAYS,
+            RETENTION_MAX_DAYS,
+            public=False,
+            help="Days a tenant's events (and enriched rows, resolved dead letters) are kept; "
+            "retention_enforce removes older ones nightly.",
         ),
     }
 

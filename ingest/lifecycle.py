@@ -24,8 +24,11 @@ from codex.db import roles
 from flags.selectors import effective_flags
 from ingest import metrics, partitions
 from tenants.audit import audit_record
-from tenants.models import AuditLog, Tenant
+from tenants.models import AuditLog, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
+from tenants.services.keys import signing_key_revoke
+from tenants.services.tenants import tenant_suspend
+from tenants.sources import source_set_enabled, sources_of_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -412,10 +415,6 @@ def tenant_offboard(
     call carries on where it stopped. The tenant row stays (status offboarded) with its audit
     trail. `on_batch(table, n)` is called after each batch (progress output).
     """
-    from tenants.services.keys import signing_key_revoke
-    from tenants.services.tenants import tenant_suspend
-    from tenants.sources import source_set_enabled, sources_of_tenant
-
     tid = str(tenant.id)
     report = Offboarding(slug=tenant.slug)
     if _offboarded(tid):
@@ -426,10 +425,10 @@ def tenant_offboard(
     )
     # First nothing new gets in: the tenant is suspended (403 at once), then keys and sources go.
     tenant_suspend(tenant=tenant, actor=actor, user=user)
-    from tenants.models import SigningKey
-
     with tenant_scope(tid):
-        keys = list(SigningKey.objects.filter(tenant_id=tid).exclude(status="revoked"))
+        keys = list(
+            SigningKey.objects.filter(tenant_id=tid).exclude(status=SigningKey.Status.REVOKED)
+        )
     for key in keys:
         report.keys_revoked += int(signing_key_revoke(key=key, actor=actor, user=user))
     for source in sources_of_tenant(tenant_id=tenant.id):
@@ -442,15 +441,12 @@ def tenant_offboard(
         if on_batch is not None:
             on_batch(table, n)
 
-    while True:
-        events, enriched, letters = _events_delete_batches(
-            tenant_id=tid, where="", params={}, erase=False, limit=limit
-        )
-        progress("ingest_event", events)
-        progress("events_enriched", enriched)
-        progress("ingest_deadletter", letters)
-        if events == 0:
-            break
+    events, enriched, letters = _events_delete_batches(
+        tenant_id=tid, where="", params={}, erase=False, limit=limit
+    )
+    progress("ingest_event", events)
+    progress("events_enriched", enriched)
+    progress("ingest_deadletter", letters)
     for table in ("events_enriched", "ingest_deadletter", *_other_tenant_tables()):
         while True:
             with tenant_scope(tid):

@@ -213,6 +213,7 @@ def record_sync_response(request, response, tenant_slug: str | None) -> None:
     body = getattr(response, "data", None)
     record_sync_batch(tenant_slug or "unknown", sync_batch_outcome(response.status_code, body))
 
+
 # Data lifecycle (ingest.lifecycle): what retention, erasure and offboarding removed.
 LIFECYCLE_DELETED = Counter(
     "codex_ingest_lifecycle_deleted_rows_total",

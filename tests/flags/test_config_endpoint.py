@@ -200,6 +200,7 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "retryCap": 3,
         "ingestRatePerSec": 50,
         "sourceRatePerSec": 25,
+        "retentionDays": 400,
     }
 
 
