@@ -25,17 +25,26 @@ class DeliveryInvalid(ValueError):
 
 
 def _event(
-    *, key: str, etype: str, occurred_at: datetime, kind: str, payload: dict[str, Any]
+    *,
+    key: str,
+    etype: str,
+    occurred_at: datetime,
+    kind: str,
+    payload: dict[str, Any],
+    subject_id: str | None = None,
 ) -> Item:
+    raw = {
+        "idempotency_key": key,
+        "type": etype,
+        "occurred_at": occurred_at.isoformat(),
+        "source": kind,
+        "payload": payload,
+    }
+    if subject_id is not None:
+        raw["subject_id"] = subject_id
     try:
         event = validate_event(
-            {
-                "idempotency_key": key,
-                "type": etype,
-                "occurred_at": occurred_at.isoformat(),
-                "source": kind,
-                "payload": payload,
-            },
+            raw,
             max_payload_bytes=2 * MAX_DELIVERY_BYTES,  # the body itself is at most 1 MiB
         )
     except EventInvalid as exc:
@@ -47,6 +56,38 @@ def _id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID_LEN or not value.isprintable():
         raise DeliveryInvalid(f"{what}: required, 1 to {_MAX_ID_LEN} printable characters")
     return value
+
+
+def _subject(value: Any) -> str | None:
+    """A customer id as the event's subject_id (events_erase finds it), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and 1 <= len(value) <= 255 and value.isprintable():
+        return value
+    return None
+
+
+def shopify_subject(doc: dict) -> str | None:
+    """Shopify: the customer's id (orders carry `customer`, customers/* topics are one)."""
+    customer = doc.get("customer")
+    if isinstance(customer, dict):
+        return _subject(customer.get("id"))
+    return _subject(doc.get("customer_id"))
+
+
+def stripe_subject(doc: dict) -> str | None:
+    """Stripe: data.object.customer (an id, or an expanded object), or a customer object's id."""
+    obj = doc.get("data", {}).get("object") if isinstance(doc.get("data"), dict) else None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("object") == "customer":
+        return _subject(obj.get("id"))
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return _subject(customer)
 
 
 def _type(value: str, what: str) -> str:
@@ -85,6 +126,10 @@ def shopify_event(
         occurred_at=occurred_at,
         kind="shopify",
         payload=payload,
+        # customers/* topics deliver the customer itself; orders, refunds, ... name theirs.
+        subject_id=_subject(doc.get("id"))
+        if topic.startswith("customers/")
+        else shopify_subject(doc),
     )
 
 
@@ -112,6 +157,7 @@ def stripe_event(*, source_id: str, doc: Any, received_at: datetime | None = Non
         occurred_at=datetime.fromtimestamp(created, UTC),
         kind="stripe",
         payload=payload,
+        subject_id=stripe_subject(doc),
     )
 
 

@@ -407,3 +407,30 @@ def test_suspended_tenant_source_is_403_and_stores_nothing(sources, deliver):
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "tenant_suspended"
     assert _events(sources.tenant) == []
+
+
+def test_customer_ids_become_the_events_subject_id(sources, deliver):
+    body = encode(shopify_order())
+    assert deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body)).status_code == 200
+    customer = encode({"id": 706405506930370084, "email": "bob@example.com"})
+    headers = shopify_headers(
+        SHOPIFY_SECRET,
+        customer,
+        **{"X-Shopify-Topic": "customers/create", "X-Shopify-Event-Id": "cust-1"},
+    )
+    assert deliver(sources.shopify, customer, headers).status_code == 200
+    charge = encode(stripe_charge_event())
+    headers = {"Stripe-Signature": stripe_header_library(STRIPE_SECRET, charge)}
+    assert deliver(sources.stripe, charge, headers).status_code == 200
+    body = encode({"type": "note.added"})
+    assert (
+        deliver(sources.standard, body, standard_headers(STANDARD_SECRET, body, "m-s")).status_code
+        == 200
+    )
+    subjects = {e.type: e.subject_id for e in _events(sources.tenant)}
+    assert subjects == {
+        "shopify.orders.create": "115310627314723954",
+        "shopify.customers.create": "706405506930370084",
+        "stripe.charge.succeeded": "cus_NffrFeUfNV2Hib",
+        "note.added": None,
+    }
