@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from psycopg import sql
 
+from codex.db import roles
 from tenants import rls
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,12 @@ def partitions_ensure(
     last = add_months(month_floor(today or datetime.now(UTC)), months_ahead)
     outcome = EnsureOutcome()
     for table in PARTITIONED_TABLES:
-        with transaction.atomic(), connection.cursor() as cursor, _as_owner(cursor):
+        with (
+            roles.owner_for_ddl(),  # behind PgBouncer: on the DATABASE_OWNER_URL login
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            _as_owner(cursor),
+        ):
             # One creator at a time per table (beat, a migration, a manual run).
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"partitions:{table}"])
             default = default_name(table)
@@ -203,7 +209,12 @@ def month_partitions(*, table: str) -> list[tuple[str, date]]:
 def partition_drop(*, table: str, month: date) -> bool:
     """Drop one month's partition of `table` (retention); False if it did not exist."""
     name = partition_name(table, month)
-    with transaction.atomic(), connection.cursor() as cursor, _as_owner(cursor):
+    with (
+        roles.owner_for_ddl(),  # behind PgBouncer: on the DATABASE_OWNER_URL login
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        _as_owner(cursor),
+    ):
         if not _exists(cursor, name):
             return False
         cursor.execute(f"DROP TABLE {name}")

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
+from codex.db.pooling import logs_in_as_app_role
+
 logger = logging.getLogger(__name__)
 _state = threading.local()
 
@@ -56,6 +58,21 @@ def owner_mode() -> Iterator[None]:
         yield
     finally:
         leave_owner_mode()
+
+
+@contextmanager
+def owner_for_ddl() -> Iterator[None]:
+    """Run DDL the service does itself (partitions) where the owner is reachable.
+
+    Logged in as the owner (the default), the DDL can `SET LOCAL ROLE NONE` inside its own
+    transaction and this does nothing. Logged in as the app role (behind PgBouncer) there is no
+    owner to go back to: the block runs in owner mode, on a DATABASE_OWNER_URL connection.
+    """
+    if owner_mode_active() or not logs_in_as_app_role(connections["default"].settings_dict):
+        yield
+        return
+    with owner_mode():
+        yield
 
 
 def _close_all() -> None:

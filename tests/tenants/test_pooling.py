@@ -154,3 +154,32 @@ def test_pooled_settings_disable_server_side_cursors_and_iterator_still_works(tw
     assert connection.connection is None or connection.connection.prepare_threshold is None
     with tenant_scope(alpha.id):
         assert [d.tenant_id for d in Device.objects.all().iterator(chunk_size=1)] == [alpha.id]
+
+
+def test_pooled_partition_ddl_runs_through_the_owner_login_and_the_partitions_are_protected(
+    transactional_db,
+):
+    # The service's own DDL (the beat job creating months ahead, retention dropping them) needs
+    # the owner; logged in as the app role it goes through DATABASE_OWNER_URL (owner_for_ddl).
+    from datetime import date
+
+    from ingest import partitions
+    from tests.tenants.conftest import tenant_tables
+
+    outcome = partitions.partitions_ensure(
+        today=date(2031, 1, 1), since=date(2031, 1, 1), months_ahead=0
+    )
+    created = {"ingest_event_p203101", "events_enriched_p203101"}
+    try:
+        assert created <= set(outcome.created)
+        with connection.cursor() as cursor:
+            protected = {t["table"]: (t["rls"], t["forced"]) for t in tenant_tables(cursor)}
+            assert {protected[name] for name in created} == {(True, True)}
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == ("codex_app",)  # back to the app role afterwards
+    finally:
+        for table in partitions.PARTITIONED_TABLES:
+            partitions.partition_drop(table=table, month=date(2031, 1, 1))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('ingest_event_p203101')")
+        assert cursor.fetchone() == (None,)
