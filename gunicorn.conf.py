@@ -21,7 +21,7 @@ errorlog = "-"
 logconfig_dict = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
 logconfig_dict["loggers"].update(
     {
-        name: {"handlers": ["stdout"], "level": "INFO", "propagate": False}
+        name: {"handlers": ["console"], "level": "INFO", "propagate": False}
         for name in ("gunicorn.error", "gunicorn.access")
     }
 )

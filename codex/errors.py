@@ -1,28 +1,92 @@
-"""One error format for the whole API: {"error": {"code", "message", "rid"}}."""
+"""One error model: DomainError (code, message, HTTP status) and one format for every answer.
+
+Every error the apps raise on purpose derives from DomainError: services raise it (or an app's
+subclass: TenantError, FlagValueError, ...), never an HTTP-layer exception. The edge turns it into
+the one JSON document {"error": {"code", "message", "rid"}} here, in one place, which also maps a
+database outage (OperationalError, InterfaceError) to 503 `unavailable`. Management commands turn
+it into CommandError through codex.commands.DomainCommand.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from codex import context
 
 logger = logging.getLogger(__name__)
 
 
-class ApiError(exceptions.APIException):
-    """An API error with a stable machine-readable code and optional extra headers."""
+class DomainError(Exception):
+    """A request that cannot be carried out: a stable code, a message safe to show, a status.
+
+    `status_code` is the HTTP status the API answers with; `headers` go with that answer
+    (Retry-After, WWW-Authenticate). Commands show only the message.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+        self.status_code = status_code
+        self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Unavailable(DomainError):
+    """A dependency (PostgreSQL, the key store) cannot answer now: 503 with Retry-After."""
+
+    def __init__(
+        self, message: str = "The event store is unavailable; retry later.", *, retry_after: int = 5
+    ):
+        super().__init__(
+            "unavailable", message, status_code=503, headers={"Retry-After": str(retry_after)}
+        )
+
+
+class ApiError(DomainError, exceptions.APIException):
+    """A refusal decided by the HTTP edge itself (authentication, request parsing, views).
+
+    Also a DRF APIException, so DRF's authentication treats one raised by an authenticator as a
+    refused request.
+    """
 
     def __init__(self, code: str, message: str, *, status_code: int = 400, headers=None):
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.headers = headers or {}
+        DomainError.__init__(self, code, message, status_code=status_code, headers=headers)
+        exceptions.APIException.__init__(self, detail=message, code=code)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def domain_error(exc: BaseException) -> DomainError | None:
+    """The DomainError an exception answers as, or None for a failure that is a 500.
+
+    The one place that maps a database outage to 503 `unavailable`.
+    """
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable", exc_info=exc)
+        return Unavailable()
+    return None
 
 
 # DRF's own exceptions mapped to our stable codes.
@@ -53,15 +117,23 @@ def error_response(code: str, message: str, status_code: int, headers=None) -> J
     return response
 
 
+def domain_error_response(error: DomainError) -> JsonResponse:
+    """A DomainError as a plain Django JSON response (the views that skip DRF)."""
+    return error_response(error.code, error.message, error.status_code, error.headers)
+
+
 def api_exception_handler(exc, ctx):
-    """DRF exception handler rendering every APIException in our format."""
+    """DRF exception handler: DomainErrors, database outages and DRF's own, in our format."""
+    error = domain_error(exc)
+    if error is not None:
+        set_rollback()
+        return Response(
+            error_body(error.code, error.message), status=error.status_code, headers=error.headers
+        )
     response = drf_exception_handler(exc, ctx)
     if response is None:
         return None  # not an API exception: Django's 500 handler answers
-    if isinstance(exc, ApiError):
-        code = exc.error_code
-    else:
-        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     detail = exc.detail
     message = _flatten(detail) if isinstance(detail, (list, dict)) else str(detail)
     response.data = error_body(code, message)
@@ -113,12 +185,3 @@ def handler500(request):
 def csrf_failure(request, reason=""):
     """CSRF rejections in the error format (admin forms still get Django's page via admin)."""
     return error_response("csrf_failed", f"CSRF verification failed: {reason}", 403)
-
-
-def unavailable(message: str, retry_after: int = 5) -> Response:
-    """503 while a dependency is down."""
-    return Response(
-        error_body("unavailable", message),
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": str(retry_after)},
-    )

@@ -53,14 +53,14 @@ def logging_config(*, level: str = "INFO", stream: str = "stdout") -> dict:
         "filters": {"context": {"()": "codex.logconfig.ContextFilter"}},
         "formatters": {"json": {"()": "codex.logconfig.JsonFormatter"}},
         "handlers": {
-            "stdout": {
+            "console": {
                 "class": "logging.StreamHandler",
                 "stream": f"ext://sys.{stream}",
                 "formatter": "json",
                 "filters": ["context"],
             }
         },
-        "root": {"handlers": ["stdout"], "level": level},
+        "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
             "pgserver": {"level": "WARNING"},

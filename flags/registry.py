@@ -6,15 +6,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from codex.errors import DomainError
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
-class FlagValueError(ValueError):
+class FlagValueError(DomainError):
     """A flag key or value that is not allowed; the message is safe to show to an operator."""
 
     def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
+        super().__init__("invalid_flag", f"{key}: {message}")
         self.key = key
         self.reason = message
 

@@ -124,9 +124,9 @@ def flag_update(
     """
     validated = flags_validate(values)
     if via not in FlagChange.Via.values:
-        raise ValueError(f"via must be one of {FlagChange.Via.values}")
+        raise FlagValueError("via", f"must be one of {FlagChange.Via.values}")
     if not actor:
-        raise ValueError("actor is required")
+        raise FlagValueError("actor", "is required")
     tid = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
     now = timezone.now()
     changes: list[Change] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +15,7 @@ from ingest.openapi import (
     EventStatusSerializer,
     error_doc,
 )
-from tenants.auth import SignedRequestMixin, db_unavailable
+from tenants.auth import SignedRequestMixin
 
 
 def _storable_key(key: str) -> bool:
@@ -58,10 +57,7 @@ class EventLookupView(SignedRequestMixin, APIView):
         key = request.auth
         status = None
         if _storable_key(idempotency_key):
-            try:
-                status = event_status_get(tenant_id=key.tenant_id, idempotency_key=idempotency_key)
-            except (OperationalError, InterfaceError) as exc:
-                raise db_unavailable() from exc
+            status = event_status_get(tenant_id=key.tenant_id, idempotency_key=idempotency_key)
         if status is None:
             raise ApiError("not_found", "No event with this idempotency_key.", status_code=404)
         return Response(EventStatusSerializer(status).data)

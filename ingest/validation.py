@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from codex.errors import ApiError
+from codex.errors import DomainError
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 500
@@ -94,7 +94,9 @@ def loads(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
-        raise ApiError("malformed_json", f"Body is not valid JSON: {exc}", status_code=400) from exc
+        raise DomainError(
+            "malformed_json", f"Body is not valid JSON: {exc}", status_code=400
+        ) from exc
 
 
 def canonical_json(value: Any) -> str:
@@ -232,26 +234,28 @@ def _item(raw: Any) -> Item:
 
 
 def parse_body(body: bytes) -> Parsed:
-    """Parse the request body; raise ApiError for request-level failures."""
+    """Parse the request body; raise DomainError for request-level failures."""
     doc = loads(body)
     if isinstance(doc, dict) and "events" in doc:
         events = doc["events"]
         if set(doc) != {"events"}:
-            raise ApiError("invalid_request", "A batch has only the key 'events'.", status_code=400)
+            raise DomainError(
+                "invalid_request", "A batch has only the key 'events'.", status_code=400
+            )
         if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
-            raise ApiError(
+            raise DomainError(
                 "invalid_request",
                 f"'events' must be a list of 1 to {MAX_BATCH} events.",
                 status_code=400,
             )
         return Parsed(batch=True, items=[_item(raw) for raw in events])
     if not isinstance(doc, dict):
-        raise ApiError(
+        raise DomainError(
             "invalid_request",
             'The body must be one event object or {"events": [...]}.',
             status_code=400,
         )
     item = _item(doc)
     if item.error:
-        raise ApiError("invalid_request", item.error, status_code=400)
+        raise DomainError("invalid_request", item.error, status_code=400)
     return Parsed(batch=False, items=[item])

@@ -11,16 +11,15 @@ import time
 from collections import Counter
 
 import orjson
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from codex.errors import ApiError, error_response
-from codex.http import discard_body
+from codex.errors import ApiError, DomainError, domain_error, domain_error_response
+from codex.http import body_size_check
 from ingest import ingest_warnings, metrics, ratelimit
-from ingest.services.accept import events_ingest
+from ingest.services.accept import CONFLICT_MESSAGE, events_ingest
 from ingest.validation import MAX_BODY_BYTES, parse_body
-from tenants.auth import authenticate, db_unavailable
+from tenants.auth import authenticate
 from tenants.selectors import ResolvedKey
 
 _OUTCOME_BY_STATUS = {
@@ -43,7 +42,7 @@ _OUTCOME_BY_STATUS = {
 _WARNED_STATUSES = frozenset({400, 405, 411, 413, 415, 422})
 
 
-def _warn_request(request: HttpRequest, key: ResolvedKey, exc: ApiError) -> None:
+def _warn_request(request: HttpRequest, key: ResolvedKey, error: DomainError) -> None:
     body = getattr(request, "_body", b"")  # only what was read: an oversized body never is
     ingest_warnings.ingest_warnings_record(
         tenant_id=key.tenant_id,
@@ -51,8 +50,8 @@ def _warn_request(request: HttpRequest, key: ResolvedKey, exc: ApiError) -> None
         key_id=key.key_id,
         entries=[
             ingest_warnings.WarningEntry(
-                code=exc.error_code,
-                message=str(exc.detail),
+                code=error.code,
+                message=error.message,
                 item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
             )
         ],
@@ -98,12 +97,6 @@ def _json(body: dict, status: int, headers: dict[str, str]) -> HttpResponse:
     return response
 
 
-def _too_large() -> ApiError:
-    return ApiError(
-        "payload_too_large", f"The body may be at most {MAX_BODY_BYTES} bytes.", status_code=413
-    )
-
-
 @csrf_exempt
 def events(request: HttpRequest) -> HttpResponse:
     """Accept one event or a batch of up to 500 for the signing key's tenant."""
@@ -111,20 +104,8 @@ def events(request: HttpRequest) -> HttpResponse:
     key: ResolvedKey | None = None
     outcome: str | None = None
     try:
-        # Refuse an oversized body before reading it or spending a key lookup on it, and keep
-        # the keep-alive connection usable (codex.http.discard_body).
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY_BYTES:
-            discard_body(request, length)
-            raise _too_large()
-        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            discard_body(request, None)
-            raise ApiError(
-                "length_required", "Send the body with a Content-Length.", status_code=411
-            )
+        # Refuse an oversized body before reading it or spending a key lookup on it.
+        body_size_check(request, MAX_BODY_BYTES)
         key = authenticate(request)  # before the method: an unsigned GET is a 401, as ever
         if request.method != "POST":
             raise ApiError(
@@ -134,16 +115,17 @@ def events(request: HttpRequest) -> HttpResponse:
                 headers={"Allow": "POST"},
             )
         response, outcome = _ingest(request, key)
-    except ApiError as exc:
-        response = error_response(exc.error_code, str(exc.detail), exc.status_code, exc.headers)
-        if key is not None and exc.status_code in _WARNED_STATUSES:
-            _warn_request(request, key, exc)
-    except Exception:
-        # Escaping exceptions become Django's 500: count them here, or they vanish from the
-        # latency histogram and the outcome counter.
-        metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
-        metrics.REQUESTS.labels(outcome="error").inc()
-        raise
+    except Exception as exc:
+        error = domain_error(exc)  # DomainErrors and a database outage (503)
+        if error is None:
+            # Escaping exceptions become Django's 500: count them here, or they vanish from the
+            # latency histogram and the outcome counter.
+            metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
+            metrics.REQUESTS.labels(outcome="error").inc()
+            raise
+        response = domain_error_response(error)
+        if key is not None and error.status_code in _WARNED_STATUSES:
+            _warn_request(request, key, error)
     metrics.REQUEST_DURATION.observe(time.perf_counter() - started)
     metrics.REQUESTS.labels(
         outcome=outcome or _OUTCOME_BY_STATUS.get(response.status_code, "error")
@@ -170,14 +152,8 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
             status_code=415,
             headers=decision.headers(),
         )
-    body = request.body
-    if len(body) > MAX_BODY_BYTES:
-        raise _too_large()
-    parsed = parse_body(body)
-    try:
-        results = events_ingest(tenant_id=key.tenant_id, key_id=key.key_id, items=parsed.items)
-    except (OperationalError, InterfaceError) as exc:
-        raise db_unavailable() from exc
+    parsed = parse_body(request.body)
+    results = events_ingest(tenant_id=key.tenant_id, key_id=key.key_id, items=parsed.items)
     counted = Counter((r.source or "invalid", r.status) for r in results)  # one inc per series
     for (source, status), n in counted.items():
         metrics.EVENTS.labels(
@@ -193,12 +169,7 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         return response, "batch"
     result = results[0]
     if result.status == "conflict":
-        raise ApiError(
-            "idempotency_key_reused",
-            "This idempotency_key was already used for different content.",
-            status_code=422,
-            headers=headers,
-        )
+        raise ApiError("idempotency_key_reused", CONFLICT_MESSAGE, status_code=422, headers=headers)
     status_code = 202 if result.status == "accepted" else 200
     return _json({"status": result.status, "id": result.id}, status_code, headers), result.status
 

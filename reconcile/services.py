@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from reconcile import metrics, selectors
+from reconcile.errors import ReconcileError
 from tenants.models import Tenant
 from tenants.scope import system_scope, tenant_scope
 
@@ -127,7 +128,7 @@ def drift_compute(
     now = timezone.now()
     run_at = run_at or now
     if day > utc_today(now):
-        raise ValueError(f"{day} has not started yet (UTC)")
+        raise ReconcileError(f"{day} has not started yet (UTC)", code="day_not_started")
     start, end = day_window(day=day, now=now, settle=settle)
     with system_scope("reconcile"):
         tenants = Tenant.objects.order_by("slug")

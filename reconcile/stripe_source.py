@@ -27,6 +27,7 @@ from ingest.services.accept import events_ingest
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.shapes import DeliveryInvalid, stripe_event
 from reconcile import metrics
+from reconcile.errors import ReconcileError
 from reconcile.services import SETTLE, day_window
 from tenants.audit import audit_record
 from tenants.models import WebhookSource
@@ -43,8 +44,11 @@ REPAIR_BATCH = 500
 AUDIT_IDS = 100  # event ids listed in the audit row (the counts are always complete)
 
 
-class SourceReconcileError(Exception):
+class SourceReconcileError(ReconcileError):
     """A source reconcile that cannot run (no stripe source, no API key); safe to show."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="source_reconcile_error")
 
 
 @dataclass

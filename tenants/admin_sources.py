@@ -17,9 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from codex.commands import duration_parse
+from codex.errors import DomainError
 from tenants.audit import actor_of
-from tenants.cli import duration_parse
-from tenants.errors import TenantError
 from tenants.models import Tenant, WebhookSource
 from tenants.sources import (
     SourceError,
@@ -250,7 +250,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
                             user=request.user,
                         )
                         self.message_user(request, "API key stored.")
-            except (SourceError, TenantError) as exc:
+            except DomainError as exc:
                 self.message_user(request, f"Nothing changed: {exc}", messages.ERROR)
             else:
                 return redirect(reverse("admin:tenants_webhooksource_change", args=[source.pk]))

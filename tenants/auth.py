@@ -22,7 +22,8 @@ The contract (docs/api.md):
 * Failures raise ``codex.errors.ApiError`` with status 401 and a ``WWW-Authenticate`` header, code
   one of ``missing_signature``, ``invalid_signature``, ``timestamp_out_of_tolerance``,
   ``unknown_key``, ``revoked_key``; a correctly signed request of a suspended tenant gets 403
-  ``tenant_suspended``. PostgreSQL unreachable during the key lookup: 503 ``unavailable``.
+  ``tenant_suspended``. PostgreSQL unreachable during the key lookup: its OperationalError
+  propagates and the edge answers 503 ``unavailable`` (codex.errors.domain_error).
 * Success returns ``(None, ResolvedKey)``: ``request.user`` is None, ``request.auth`` the key, and
   the tenant is bound to the logging context. Authentication never touches rate-limit counters,
   so a failed request cannot spend a tenant's quota (views rate-limit after authenticating).
@@ -34,24 +35,20 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import threading
 import time
 from datetime import UTC, datetime
 
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from codex import context
-from codex.errors import ApiError
+from codex.errors import ApiError, Unavailable
 from tenants import metrics
 from tenants.crypto import SecretUndecryptable
 from tenants.selectors import ResolvedKey, signing_key_resolve_cached
 from tenants.services.keys import signing_key_touch
-
-logger = logging.getLogger(__name__)
 
 TOLERANCE_S = 300
 KEY_ID_HEADER = "X-Codex-Key-Id"
@@ -72,16 +69,6 @@ _touched_lock = threading.Lock()
 def _fail(code: str, message: str) -> ApiError:
     metrics.AUTH_FAILURES.labels(code=code).inc()
     return ApiError(code, message, status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
-
-
-def db_unavailable() -> ApiError:
-    """503 `unavailable` with Retry-After, for a PostgreSQL that cannot be reached."""
-    return ApiError(
-        "unavailable",
-        "The event store is unavailable; retry later.",
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
 
 
 def expected_signature(secret: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
@@ -136,7 +123,7 @@ def _touch(key: ResolvedKey) -> None:
 
 
 def authenticate(request: HttpRequest) -> ResolvedKey:
-    """The key that signed this Django request, or ApiError (401, 403 suspended, 503)."""
+    """The key that signed this Django request, or ApiError (401, 403 suspended) / Unavailable."""
     meta = request.META
     key_id = meta.get("HTTP_X_CODEX_KEY_ID", "")
     msg_id = meta.get("HTTP_WEBHOOK_ID", "")
@@ -159,15 +146,9 @@ def authenticate(request: HttpRequest) -> ResolvedKey:
         )
     try:
         key = signing_key_resolve_cached(key_id)
-    except (OperationalError, InterfaceError) as exc:
-        logger.warning("key lookup failed: database unavailable", exc_info=exc)
-        raise db_unavailable() from exc
     except SecretUndecryptable as exc:  # logged with the key id by the resolver
-        raise ApiError(
-            "unavailable",
-            "The signing key store is unavailable; retry later.",
-            status_code=503,
-            headers={"Retry-After": "30"},
+        raise Unavailable(
+            "The signing key store is unavailable; retry later.", retry_after=30
         ) from exc
     if key is None:
         raise _fail("unknown_key", "No such signing key.")
@@ -185,10 +166,7 @@ def authenticate(request: HttpRequest) -> ResolvedKey:
     if not key.tenant_active:
         metrics.AUTH_FAILURES.labels(code="tenant_suspended").inc()
         raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
-    try:
-        _touch(key)
-    except (OperationalError, InterfaceError) as exc:
-        raise db_unavailable() from exc
+    _touch(key)
     return key
 
 

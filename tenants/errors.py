@@ -1,7 +1,19 @@
-"""Errors of the tenants app."""
+"""Errors of the tenants app: DomainErrors whose messages are safe to show an operator."""
 
 from __future__ import annotations
 
+from codex.errors import DomainError
 
-class TenantError(Exception):
-    """An operator request that cannot be carried out (message is safe to show)."""
+
+class TenantError(DomainError):
+    """An operator request about tenants, devices or keys that cannot be carried out."""
+
+    def __init__(self, message: str, *, code: str = "tenant_error", status_code: int = 400):
+        super().__init__(code, message, status_code=status_code)
+
+
+class TenantNotFound(TenantError):
+    """No tenant (or no device of the tenant) by that name."""
+
+    def __init__(self, message: str, *, code: str = "tenant_not_found"):
+        super().__init__(message, code=code, status_code=404)

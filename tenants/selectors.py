@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenants import crypto, keycache
-from tenants.errors import TenantError
+from tenants.errors import TenantNotFound
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
 
@@ -53,13 +53,13 @@ class KeyReport:
 
 
 def tenant_get(*, slug: str) -> Tenant:
-    """The tenant with this slug (looked up in a named system scope); TenantError if none.
+    """The tenant with this slug (looked up in a named system scope); TenantNotFound if none.
 
     The one tenant-by-slug lookup: commands, the admin and services all come through here.
     """
     tenant = tenant_find(slug=slug)
     if tenant is None:
-        raise TenantError(f"no tenant {slug!r}")
+        raise TenantNotFound(f"no tenant {slug!r}")
     return tenant
 
 
@@ -73,11 +73,13 @@ def tenant_find(*, slug: str) -> Tenant | None:
 
 
 def device_get(*, tenant: Tenant, name: str) -> Device:
-    """The tenant's device called `name`; TenantError when there is none."""
+    """The tenant's device called `name`; TenantNotFound when there is none."""
     with tenant_scope(tenant.id):
         device = Device.objects.filter(tenant_id=tenant.id, name=name).first()
     if device is None:
-        raise TenantError(f"tenant {tenant.slug!r} has no device {name!r}")
+        raise TenantNotFound(
+            f"tenant {tenant.slug!r} has no device {name!r}", code="device_not_found"
+        )
     return device
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from tenants import crypto, keycache
 from tenants.audit import audit_record
+from tenants.errors import TenantError
 from tenants.models import Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
 
@@ -35,8 +36,11 @@ _SOURCE_ID_RE = re.compile(r"src_([0-9a-f]{32})_[0-9a-f]{24}", re.ASCII)
 CACHE_PREFIX = "source:"
 
 
-class SourceError(Exception):
+class SourceError(TenantError):
     """An operator request about a source that cannot be carried out (safe to show)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="source_error")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 
-from codex.errors import ApiError
+from codex.errors import Unavailable
 from ingest.validation import Item
 from ingest.wake import drain_wake
 
@@ -26,6 +26,8 @@ class ItemResult:
     error: dict[str, str] | None = None
     source: str | None = None
 
+
+CONFLICT_MESSAGE = "This idempotency_key was already used for different content."
 
 _INSERT_SQL = """
 WITH u AS (
@@ -124,12 +126,7 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
         existing = {key: row for key, row in rows.items() if key not in inserted}
         if len(rows) != len(firsts):
             # Only possible if a conflicting row vanished between the two statements.
-            raise ApiError(
-                "unavailable",
-                "Concurrent change; retry.",
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+            raise Unavailable("Concurrent change; retry.", retry_after=1)
         if inserted:
             # After commit, off the request thread, debounced: nothing depends on it (the ledger
             # is the work list; the sweeper wakes drains for anything a lost wake-up left).
@@ -166,7 +163,7 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
                     None,
                     error={
                         "code": "idempotency_key_reused",
-                        "message": "This idempotency_key was used for different content.",
+                        "message": CONFLICT_MESSAGE,
                     },
                     source=event.source,
                 )

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 
-from codex.errors import ApiError
+from codex.errors import DomainError, Unavailable
 from flags.selectors import effective_flags_cached
 from ingest import ratelimit
 from ingest.services.accept import events_ingest
@@ -36,47 +36,35 @@ class Delivery:
     idempotency_key: str
 
 
-def _unavailable(what: str = "The event store") -> ApiError:
-    return ApiError(
-        "unavailable",
-        f"{what} is unavailable; retry later.",
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
-
-
 def source_for_delivery(source_id: str) -> ResolvedSource:
-    """The enabled source a delivery is for, or ApiError 404 / 410 / 403 / 503."""
+    """The enabled source a delivery is for, or DomainError 404 / 410 / 403 / Unavailable."""
     try:
         source = source_resolve_cached(source_id)
-    except (OperationalError, InterfaceError) as exc:
-        logger.warning("source lookup failed: database unavailable", exc_info=exc)
-        raise _unavailable() from exc
     except SecretUndecryptable as exc:
-        raise _unavailable("The source secret store") from exc
+        raise Unavailable("The source secret store is unavailable; retry later.") from exc
     if source is None:
-        raise ApiError("unknown_source", "No such webhook source.", status_code=404)
+        raise DomainError("unknown_source", "No such webhook source.", status_code=404)
     if not source.enabled:
-        raise ApiError("source_disabled", "This webhook source is disabled.", status_code=410)
+        raise DomainError("source_disabled", "This webhook source is disabled.", status_code=410)
     if not source.tenant_active:
-        raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
+        raise DomainError("tenant_suspended", "This tenant is suspended.", status_code=403)
     return source
 
 
 def delivery_verify(*, source: ResolvedSource, body: bytes, headers: Mapping[str, str]) -> None:
-    """The platform's own signature, with every secret valid now; ApiError 401 otherwise."""
+    """The platform's own signature, with every secret valid now; DomainError 401 otherwise."""
     try:
         VERIFIERS[source.kind](
             body=body, headers=headers, secrets=source.secrets_at(datetime.now(UTC))
         )
     except SignatureRejected as exc:
-        raise ApiError(
+        raise DomainError(
             exc.code, str(exc), status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
         ) from exc
 
 
 def delivery_rate_limit(*, source: ResolvedSource) -> None:
-    """The source's own limit (sourceRatePerSec), then the tenant's; ApiError 429 when over.
+    """The source's own limit (sourceRatePerSec), then the tenant's; DomainError 429 when over.
 
     The source's window is checked first, so a flooding source is throttled without spending the
     budget the tenant's other senders (POST /v1/events) share.
@@ -88,7 +76,7 @@ def delivery_rate_limit(*, source: ResolvedSource) -> None:
     if not decision.limited:
         decision = ratelimit.check(tenant_id=source.tenant_id, limit=int(flags["ingestRatePerSec"]))
     if decision.limited:
-        raise ApiError(
+        raise DomainError(
             "rate_limited",
             f"More than {decision.limit} deliveries per second; retry after the given seconds.",
             status_code=429,
@@ -97,8 +85,8 @@ def delivery_rate_limit(*, source: ResolvedSource) -> None:
 
 
 def delivery_event(*, source: ResolvedSource, body: bytes, headers: Mapping[str, str]):
-    """The ledger item of a verified delivery; ApiError 400 for a body we cannot store."""
-    doc = loads(body)  # ApiError malformed_json
+    """The ledger item of a verified delivery; DomainError 400 for a body we cannot store."""
+    doc = loads(body)  # DomainError malformed_json
     try:
         if source.kind == "shopify":
             return shapes.shopify_event(
@@ -110,7 +98,7 @@ def delivery_event(*, source: ResolvedSource, body: bytes, headers: Mapping[str,
             source_id=source.source_id, doc=doc, headers=headers, type_field=source.type_field
         )
     except shapes.DeliveryInvalid as exc:
-        raise ApiError("invalid_delivery", str(exc), status_code=400) from exc
+        raise DomainError("invalid_delivery", str(exc), status_code=400) from exc
 
 
 def delivery_store(*, source: ResolvedSource, item) -> Delivery:
@@ -120,17 +108,11 @@ def delivery_store(*, source: ResolvedSource, item) -> Delivery:
     a new pending_webhooks count or receipt-time fallback): the first delivery stays, and the
     answer is 200 so the platform stops retrying.
     """
-    try:
-        [result] = events_ingest(tenant_id=source.tenant_id, key_id=source.source_id, items=[item])
-    except (OperationalError, InterfaceError) as exc:
-        raise _unavailable() from exc
+    [result] = events_ingest(tenant_id=source.tenant_id, key_id=source.source_id, items=[item])
     key = item.event.idempotency_key
     event_id = result.id
     if result.status == "conflict":
-        try:
-            event_id = event_ids_by_key(tenant_id=source.tenant_id, keys=[key])[key]
-        except (OperationalError, InterfaceError) as exc:
-            raise _unavailable() from exc
+        event_id = event_ids_by_key(tenant_id=source.tenant_id, keys=[key])[key]
     accepted = result.status == "accepted"
     _counts.note(source, accepted=accepted)
     return Delivery("accepted" if accepted else "duplicate", event_id, key)

@@ -14,8 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from codex import context
-from codex.errors import ApiError, error_response
-from codex.http import discard_body
+from codex.errors import ApiError, DomainError, domain_error, domain_error_response
+from codex.http import body_size_check
 from ingest import metrics
 from ingest.webhooks import services
 from ingest.webhooks.shapes import MAX_DELIVERY_BYTES
@@ -59,14 +59,6 @@ def _headers(request: HttpRequest) -> dict[str, str]:
     return out
 
 
-def _too_large() -> ApiError:
-    return ApiError(
-        "payload_too_large",
-        f"A delivery may be at most {MAX_DELIVERY_BYTES} bytes.",
-        status_code=413,
-    )
-
-
 @csrf_exempt
 def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
     """Verify a delivery with its platform's scheme and store it as one event of the tenant."""
@@ -74,18 +66,7 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
     source: ResolvedSource | None = None
     outcome = "error"
     try:
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_DELIVERY_BYTES:
-            discard_body(request, length)
-            raise _too_large()
-        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            discard_body(request, None)
-            raise ApiError(
-                "length_required", "Send the body with a Content-Length.", status_code=411
-            )
+        body_size_check(request, MAX_DELIVERY_BYTES, "A delivery")
         if request.method != "POST":
             raise ApiError(
                 "method_not_allowed",
@@ -96,17 +77,15 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
         source = services.source_for_delivery(source_id)
         context.bind_tenant(source.tenant_id)
         body = request.body
-        if len(body) > MAX_DELIVERY_BYTES:
-            raise _too_large()
         headers = _headers(request)
         try:
             services.delivery_verify(source=source, body=body, headers=headers)
-        except ApiError as exc:
+        except DomainError as exc:
             metrics.SOURCE_SIGNATURE_FAILURES.labels(
                 tenant=source.tenant_slug,
                 kind=source.kind,
                 source=source.source_id,
-                code=exc.error_code,
+                code=exc.code,
             ).inc()
             raise
         services.delivery_rate_limit(source=source)
@@ -118,9 +97,12 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
             content_type="application/json",
             status=200,
         )
-    except ApiError as exc:
-        outcome = _OUTCOME_BY_STATUS.get(exc.status_code, "error")
-        response = error_response(exc.error_code, str(exc.detail), exc.status_code, exc.headers)
+    except Exception as exc:
+        error = domain_error(exc)  # DomainErrors and a database outage (503)
+        if error is None:
+            raise  # Django's 500; counted as "error" below
+        outcome = _OUTCOME_BY_STATUS.get(error.status_code, "error")
+        response = domain_error_response(error)
     finally:
         kind = source.kind if source else "unknown"
         metrics.SOURCE_DELIVERIES.labels(

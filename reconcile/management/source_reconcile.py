@@ -5,8 +5,8 @@ from __future__ import annotations
 import stripe
 from django.core.management.base import CommandError
 
-from reconcile.stripe_source import SourceReconcileError, source_reconcile_stripe
-from tenants.cli import cli_actor
+from codex.commands import cli_actor
+from reconcile.stripe_source import source_reconcile_stripe
 from tenants.crypto import SecretUndecryptable
 
 
@@ -20,8 +20,6 @@ def reconcile_source(command, *, tenant_id, day, repair: bool, types: str) -> No
             actor=cli_actor(),
             types=[t for t in types.split(",") if t] or None,
         )
-    except SourceReconcileError as exc:
-        raise CommandError(str(exc)) from exc
     except SecretUndecryptable as exc:
         raise CommandError(f"the source's API key cannot be decrypted: {exc}") from exc
     except stripe.StripeError as exc:

@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 
 from tenants.errors import TenantError
+from tenants.selectors import tenant_find
 
 TEST_PREFIXES = ("sk_test_", "rk_test_")
 LIVE_PREFIXES = ("sk_live_", "rk_live_")
@@ -124,3 +125,56 @@ def stripe_products_provision(
             created = False
         reports.append(StripeProductReport(product_id=pid, name=product.name, created=created))
     return tuple(reports)
+
+
+@dataclass(frozen=True)
+class StripeOutcome:
+    """What `provision_tenant --stripe` did in Stripe: skipped (no key), created or exists."""
+
+    status: str
+    message: str
+    products: tuple[StripeProductReport, ...] = ()
+
+    def as_json(self) -> dict:
+        """The `stripe` member of `provision_tenant --json`."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "products": [
+                {"id": p.product_id, "name": p.name, "created": p.created} for p in self.products
+            ],
+        }
+
+
+def stripe_catalogue_provision(*, slug: str, name: str | None) -> StripeOutcome:
+    """The tenant's pilot products in Stripe test mode, before the tenant itself is provisioned.
+
+    Stripe first: a refused key or a Stripe failure (TenantError) leaves nothing created anywhere.
+    Without STRIPE_API_KEY nothing happens (status "skipped"). An existing tenant's name wins.
+    """
+    api_key, api_base = stripe_config()
+    if not api_key:
+        return StripeOutcome(
+            "skipped", "Stripe skipped: STRIPE_API_KEY is not set, so no products were created."
+        )
+    stripe_key_check(api_key)
+    existing = tenant_find(slug=slug)
+    tenant_name = (existing.name if existing else None) or name or slug
+    try:
+        products = stripe_products_provision(
+            slug=slug, tenant_name=tenant_name, api_key=api_key, api_base=api_base
+        )
+    except stripe.StripeError as exc:
+        raise TenantError(
+            f"Stripe failed ({type(exc).__name__}: {exc.user_message or exc}); "
+            "nothing was provisioned. Re-run when Stripe is reachable.",
+            code="stripe_failed",
+            status_code=502,
+        ) from exc
+    created = [p for p in products if p.created]
+    return StripeOutcome(
+        "created" if created else "exists",
+        f"Stripe test mode: {len(created)} product(s) created, "
+        f"{len(products) - len(created)} already there.",
+        products,
+    )

@@ -59,7 +59,7 @@ def test_unset_makes_the_tenant_follow_the_global_value_again(tenant_factory, co
         (("set", "--global", "syncEnabled=perhaps"), "syncEnabled: must be true or false"),
         (("set", "--global", "minIntervalSec"), "expected key=value"),
         (("set", "--global", "bogus=1"), "unknown flag"),
-        (("set", "--tenant", "nobody", "retryCap=1"), "no tenant with slug 'nobody'"),
+        (("set", "--tenant", "nobody", "retryCap=1"), "no tenant 'nobody'"),
         (("unset", "--tenant", "nobody", "retryCap"), "no tenant"),
         (("show", "--tenant", "nobody"), "no tenant"),
     ],

@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection, transaction
 from prometheus_client import REGISTRY
 
 from reconcile import services
+from reconcile.errors import ReconcileError
 from reconcile.models import ReconcileRun
 from tenants.scope import system_scope, tenant_scope
 from tests.reconcile.conftest import noon
@@ -140,7 +141,7 @@ def test_drift_compute_today_leaves_out_events_younger_than_the_settle_time(tena
 
 
 def test_drift_compute_for_a_future_day_is_refused(db):
-    with pytest.raises(ValueError, match="has not started"):
+    with pytest.raises(ReconcileError, match="has not started"):
         services.drift_compute(day=datetime.now(UTC).date() + timedelta(days=1))
 
 

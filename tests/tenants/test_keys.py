@@ -9,7 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tenants.cli import duration_parse
+from codex.commands import duration_parse
+from codex.errors import DomainError
 from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
@@ -49,7 +50,7 @@ def test_duration_parse_accepts_units(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "24", "h", "1x", "-5m", "5m junk"])
 def test_duration_parse_rejects_garbage(text):
-    with pytest.raises(TenantError):
+    with pytest.raises(DomainError, match="duration"):
         duration_parse(text)
 
 

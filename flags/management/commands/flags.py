@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from codex.commands import DomainCommand, cli_actor
 from flags.models import FlagChange
-from flags.registry import FlagValueError, history_text, spec_for, specs
+from flags.registry import history_text, spec_for, specs, value_text
 from flags.selectors import flags_explain
 from flags.services import flag_update, flags_parse
-from tenants.cli import logs_to_stderr
 from tenants.models import Tenant
-from tenants.scope import system_scope
+from tenants.selectors import tenant_get
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no passwd entry (containers with a bare uid)
-        return "cli"
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Show, set and unset runtime flags through flags.services (history + cache invalidation)."""
 
     help = (
@@ -61,21 +47,11 @@ class Command(BaseCommand):
         unset.add_argument("--reason", default="", help="why (kept in the change history)")
 
     def handle(self, *args, **options):
-        try:
-            # stdout carries the answer (e.g. --json for scripts); log lines go to stderr.
-            with logs_to_stderr():
-                return getattr(self, f"_{options['action']}")(options)
-        except FlagValueError as exc:
-            raise CommandError(str(exc)) from None
+        # stdout carries the answer (e.g. --json for scripts); DomainCommand sends logs to stderr.
+        return getattr(self, f"_{options['action']}")(options)
 
     def _tenant(self, slug: str | None) -> Tenant | None:
-        if slug is None:
-            return None
-        with system_scope("flags-cli"):
-            tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"no tenant with slug {slug!r}")
-        return tenant
+        return tenant_get(slug=slug) if slug is not None else None
 
     def _show(self, options) -> None:
         tenant = self._tenant(options["tenant"])
@@ -94,7 +70,7 @@ class Command(BaseCommand):
         for key, e in explained.items():
             spec = specs()[key]
             note = "" if spec.public else "  [server only]"
-            self.stdout.write(f"  {key:<18} {_fmt(e.value):<8} ({e.source}){note}")
+            self.stdout.write(f"  {key:<18} {value_text(e.value):<8} ({e.source}){note}")
 
     def _set(self, options) -> None:
         tenant = self._tenant(options["tenant"])
@@ -117,7 +93,7 @@ class Command(BaseCommand):
         changes = flag_update(
             tenant_id=tenant.pk if tenant else None,
             values=values,
-            actor=_actor(),
+            actor=cli_actor(),
             via=FlagChange.Via.CLI,
             reason=reason,
         )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from codex.commands import DomainCommand
 from ingest import selectors
 from ingest.services.replay import deadletter_replay
-from tenants.models import Tenant
-from tenants.scope import system_scope
+from tenants.selectors import tenant_get
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Replay open dead-letter entries of one tenant, by id, or all of them (audited)."""
 
     help = (
@@ -44,9 +44,7 @@ class Command(BaseCommand):
         if since is not None and until is not None and since >= until:
             raise CommandError("--since must be before --until")
         if tenant:
-            with system_scope("dlq-replay"):
-                if not Tenant.objects.filter(slug=tenant).exists():
-                    raise CommandError(f"no tenant {tenant!r}")
+            tenant_get(slug=tenant)  # an unknown slug is an error, not "nothing to replay"
         entry_ids = selectors.deadletter_open_ids(
             tenant_slug=tenant, ids=ids, since=since, until=until
         )

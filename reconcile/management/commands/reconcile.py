@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from codex.commands import DomainCommand
 from reconcile import selectors, services
 from reconcile.management.source_reconcile import reconcile_source
 from reconcile.repair import reconcile_repair
-from tenants.models import Tenant
-from tenants.scope import system_scope
+from tenants.selectors import tenant_get
 
 COLUMNS = ("tenant", "day", "accepted", "enriched", "dead", "pending", "drift", "grade")
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Run the nightly reconciliation for one day (default yesterday), all tenants or one."""
 
     help = (
@@ -58,16 +58,8 @@ class Command(BaseCommand):
             raise CommandError("--source needs --tenant")
         if source and as_json:
             raise CommandError("--json does not combine with --source")
-        tenant_id = None
-        if tenant:
-            with system_scope("reconcile"):
-                tenant_id = Tenant.objects.filter(slug=tenant).values_list("id", flat=True).first()
-            if tenant_id is None:
-                raise CommandError(f"no tenant {tenant!r}")
-        try:
-            outcome = services.drift_compute(day=target, tenant_id=tenant_id)
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        tenant_id = tenant_get(slug=tenant).id if tenant else None
+        outcome = services.drift_compute(day=target, tenant_id=tenant_id)
         repairs = []
         if options["repair"]:
             repairs = [

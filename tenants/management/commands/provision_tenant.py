@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 
-import stripe
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.errors import TenantError
-from tenants.models import Tenant
-from tenants.scope import system_scope
-from tenants.services import billing
+from codex.commands import DomainCommand, cli_actor
+from tenants.services.billing import StripeOutcome, stripe_catalogue_provision
 from tenants.services.tenants import ProvisionResult, tenant_provision
 
 
-class Command(BaseCommand):
-    """Thin edge over tenants.services.tenants.tenant_provision (and .billing for --stripe)."""
+class Command(DomainCommand):
+    """Thin edge over tenants.services.tenants.tenant_provision (and billing for --stripe)."""
 
     help = (
         "Create a tenant, its signing key and one device + key per --device; print the SDK "
@@ -43,65 +37,26 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            return self._handle(options)
-
-    def _handle(self, options) -> None:
         slug: str = options["slug"]
-        stripe_doc = None
+        stripe = None
         if options["stripe"]:
-            stripe_doc = self._stripe(slug, options["name"])
-        try:
-            result = tenant_provision(
-                slug=slug, name=options["name"], devices=options["device"], actor=cli_actor()
-            )
-        except TenantError as exc:
-            raise CommandError(str(exc)) from exc
+            stripe = stripe_catalogue_provision(slug=slug, name=options["name"])
+            if stripe.status == "skipped":
+                self.stderr.write(stripe.message)
+        result = tenant_provision(
+            slug=slug, name=options["name"], devices=options["device"], actor=cli_actor()
+        )
         if options["json"]:
             doc = result.as_json()
-            if stripe_doc is not None:
-                doc["stripe"] = stripe_doc
+            if stripe is not None:
+                doc["stripe"] = stripe.as_json()
             self.stdout.write(json.dumps(doc))
         else:
-            self._print_human(result, stripe_doc)
+            self._print_human(result, stripe)
         for note in result.notes:
             self.stderr.write(f"note: {note}")
 
-    def _stripe(self, slug: str, name: str | None) -> dict:
-        """Stripe first: a refused key or a Stripe failure leaves nothing created anywhere."""
-        api_key, api_base = billing.stripe_config()
-        if not api_key:
-            message = "Stripe skipped: STRIPE_API_KEY is not set, so no products were created."
-            self.stderr.write(message)
-            return {"status": "skipped", "message": message, "products": []}
-        try:
-            billing.stripe_key_check(api_key)
-        except TenantError as exc:
-            raise CommandError(str(exc)) from exc
-        with system_scope("provisioning"):
-            existing = Tenant.objects.filter(slug=slug).values_list("name", flat=True).first()
-        try:
-            products = billing.stripe_products_provision(
-                slug=slug, tenant_name=existing or name or slug, api_key=api_key, api_base=api_base
-            )
-        except TenantError as exc:
-            raise CommandError(str(exc)) from exc
-        except stripe.StripeError as exc:
-            raise CommandError(
-                f"Stripe failed ({type(exc).__name__}: {exc.user_message or exc}); "
-                "nothing was provisioned. Re-run when Stripe is reachable."
-            ) from exc
-        created = [p for p in products if p.created]
-        return {
-            "status": "created" if created else "exists",
-            "message": f"Stripe test mode: {len(created)} product(s) created, "
-            f"{len(products) - len(created)} already there.",
-            "products": [
-                {"id": p.product_id, "name": p.name, "created": p.created} for p in products
-            ],
-        }
-
-    def _print_human(self, result: ProvisionResult, stripe_doc: dict | None) -> None:
+    def _print_human(self, result: ProvisionResult, stripe: StripeOutcome | None) -> None:
         out = self.stdout
         if result.created:
             out.write(self.style.SUCCESS(f"Tenant {result.slug} created (id {result.tenant_id})."))
@@ -133,9 +88,9 @@ class Command(BaseCommand):
                     "Secrets are shown once and are not stored in clear: save them now."
                 )
             )
-        if stripe_doc is not None:
+        if stripe is not None:
             out.write("")
-            out.write(stripe_doc["message"])
-            for product in stripe_doc["products"]:
-                state = "created" if product["created"] else "exists"
-                out.write(f"  {product['id']}: {product['name']} ({state})")
+            out.write(stripe.message)
+            for product in stripe.products:
+                state = "created" if product.created else "exists"
+                out.write(f"  {product.product_id}: {product.name} ({state})")

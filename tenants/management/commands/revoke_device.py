@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.errors import TenantError
+from codex.commands import DomainCommand, cli_actor
 from tenants.selectors import tenant_get
 from tenants.services.devices import device_revoke
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.services.devices.device_revoke."""
 
     help = "Revoke a tenant's device and every key it has, effective immediately."
@@ -20,14 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("name", help="device name")
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                tenant = tenant_get(slug=options["slug"])
-                device, revoked = device_revoke(
-                    tenant=tenant, name=options["name"], actor=cli_actor()
-                )
-            except TenantError as exc:
-                raise CommandError(str(exc)) from exc
+        tenant = tenant_get(slug=options["slug"])
+        device, revoked = device_revoke(tenant=tenant, name=options["name"], actor=cli_actor())
         if revoked:
             self.stdout.write(
                 f"Device {tenant.slug}/{device.name} revoked at "

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from tenants.cli import cli_actor, logs_to_stderr
+from codex.commands import DomainCommand, cli_actor
 from tenants.crypto import SecretUndecryptable
 from tenants.services.keys import secrets_key_rotate
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.services.keys.secrets_key_rotate."""
 
     help = (
@@ -18,14 +18,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                result = secrets_key_rotate(actor=cli_actor())
-            except SecretUndecryptable as exc:
-                raise CommandError(
-                    f"{exc}: some secret was encrypted with a key no longer in CODEX_SECRETS_KEY "
-                    "(the log line names its key id); put that key back and run again"
-                ) from exc
+        try:
+            result = secrets_key_rotate(actor=cli_actor())
+        except SecretUndecryptable as exc:
+            raise CommandError(
+                f"{exc}: some secret was encrypted with a key no longer in CODEX_SECRETS_KEY "
+                "(the log line names its key id); put that key back and run again"
+            ) from exc
         self.stdout.write(
             f"{result.reencrypted} of {result.total} secret(s) re-encrypted with the first key; "
             "the others already were."

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, duration_parse, logs_to_stderr
-from tenants.errors import TenantError
+from codex.commands import DomainCommand, cli_actor, duration_parse
 from tenants.selectors import device_get, tenant_get
 from tenants.services.keys import signing_key_rotate
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.services.keys.signing_key_rotate."""
 
     help = (
@@ -28,18 +25,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                overlap = duration_parse(options["overlap"])
-                tenant = tenant_get(slug=options["slug"])
-                device = (
-                    device_get(tenant=tenant, name=options["device"]) if options["device"] else None
-                )
-                new = signing_key_rotate(
-                    tenant=tenant, device=device, overlap=overlap, actor=cli_actor()
-                )
-            except TenantError as exc:
-                raise CommandError(str(exc)) from exc
+        overlap = duration_parse(options["overlap"])
+        tenant = tenant_get(slug=options["slug"])
+        device = device_get(tenant=tenant, name=options["device"]) if options["device"] else None
+        new = signing_key_rotate(tenant=tenant, device=device, overlap=overlap, actor=cli_actor())
         owner = f"device {new.device}" if new.device else "tenant key"
         self.stdout.write(f"New signing key for {tenant.slug} ({owner}):")
         self.stdout.write(f"  key_id: {new.key_id}")

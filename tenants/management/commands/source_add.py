@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.errors import TenantError
+from codex.commands import DomainCommand, cli_actor
 from tenants.models import WebhookSource
 from tenants.selectors import tenant_get
-from tenants.sources import SourceError, source_create
+from tenants.sources import source_create
 
 
 def read_secret(value: str) -> str:
@@ -19,7 +16,7 @@ def read_secret(value: str) -> str:
     return sys.stdin.readline().strip() if value == "-" else value
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.sources.source_create."""
 
     help = (
@@ -38,19 +35,15 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                tenant = tenant_get(slug=options["tenant"])
-                info = source_create(
-                    tenant=tenant,
-                    kind=options["kind"],
-                    secret=read_secret(options["secret"]),
-                    type_field=options["type_field"],
-                    api_key=read_secret(options["api_key"]) if options["api_key"] else "",
-                    actor=cli_actor(),
-                )
-            except (TenantError, SourceError) as exc:
-                raise CommandError(str(exc)) from exc
+        tenant = tenant_get(slug=options["tenant"])
+        info = source_create(
+            tenant=tenant,
+            kind=options["kind"],
+            secret=read_secret(options["secret"]),
+            type_field=options["type_field"],
+            api_key=read_secret(options["api_key"]) if options["api_key"] else "",
+            actor=cli_actor(),
+        )
         if options["json"]:
             self.stdout.write(json.dumps(info.as_json()))
             return

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.sources import SourceError, source_set_enabled
+from codex.commands import DomainCommand, cli_actor
+from tenants.sources import source_set_enabled
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.sources.source_set_enabled."""
 
     help = "Disable a webhook source: its deliveries are answered 410 (audited)."
@@ -18,13 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("source_id")
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                changed = source_set_enabled(
-                    source_id=options["source_id"], enabled=self.enabled, actor=cli_actor()
-                )
-            except SourceError as exc:
-                raise CommandError(str(exc)) from exc
+        changed = source_set_enabled(
+            source_id=options["source_id"], enabled=self.enabled, actor=cli_actor()
+        )
         state = "enabled" if self.enabled else "disabled"
         self.stdout.write(
             f"Source {options['source_id']} {state}."

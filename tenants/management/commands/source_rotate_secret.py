@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, duration_parse, logs_to_stderr
-from tenants.errors import TenantError
+from codex.commands import DomainCommand, cli_actor, duration_parse
 from tenants.management.commands.source_add import read_secret
-from tenants.sources import SourceError, source_rotate_secret
+from tenants.sources import source_rotate_secret
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.sources.source_rotate_secret."""
 
     help = (
@@ -24,16 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--overlap", default="24h", help="e.g. 30m, 24h, 7d, 0s")
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                until = source_rotate_secret(
-                    source_id=options["source_id"],
-                    secret=read_secret(options["secret"]),
-                    overlap=duration_parse(options["overlap"]),
-                    actor=cli_actor(),
-                )
-            except (TenantError, SourceError) as exc:
-                raise CommandError(str(exc)) from exc
+        until = source_rotate_secret(
+            source_id=options["source_id"],
+            secret=read_secret(options["secret"]),
+            overlap=duration_parse(options["overlap"]),
+            actor=cli_actor(),
+        )
         self.stdout.write(
             f"Source {options['source_id']}: new secret in force; the previous one verifies "
             f"until {until:%Y-%m-%d %H:%M:%S} UTC."

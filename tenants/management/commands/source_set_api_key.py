@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from tenants.cli import cli_actor, logs_to_stderr
+from codex.commands import DomainCommand, cli_actor
 from tenants.management.commands.source_add import read_secret
-from tenants.sources import SourceError, source_set_api_key
+from tenants.sources import source_set_api_key
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Thin edge over tenants.sources.source_set_api_key."""
 
     help = (
@@ -22,13 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", required=True, help="the key ('-': stdin)")
 
     def handle(self, *args, **options):
-        with logs_to_stderr():
-            try:
-                source_set_api_key(
-                    source_id=options["source_id"],
-                    api_key=read_secret(options["api_key"]),
-                    actor=cli_actor(),
-                )
-            except SourceError as exc:
-                raise CommandError(str(exc)) from exc
+        source_set_api_key(
+            source_id=options["source_id"],
+            api_key=read_secret(options["api_key"]),
+            actor=cli_actor(),
+        )
         self.stdout.write(f"Source {options['source_id']}: API key stored.")

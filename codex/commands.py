@@ -1,4 +1,9 @@
-"""Helpers shared by the tenants management commands: stdout belongs to the command's result."""
+"""The one base of the project's management commands, and the helpers commands share.
+
+A command parses its arguments and calls one service or selector. DomainCommand turns every
+DomainError those raise into a CommandError (the message, exit status 1), so no command catches an
+app's errors itself, and it keeps log lines off stdout, which belongs to the command's result.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from tenants.errors import TenantError
+from django.core.management.base import BaseCommand, CommandError
+
+from codex.errors import DomainError
+
+
+class DomainCommand(BaseCommand):
+    """BaseCommand whose DomainErrors become CommandErrors, run with logs going to stderr."""
+
+    def execute(self, *args, **options):
+        with logs_to_stderr():
+            try:
+                return super().execute(*args, **options)
+            except DomainError as exc:
+                raise CommandError(str(exc)) from exc
 
 
 @contextmanager
 def logs_to_stderr() -> Iterator[None]:
     """Send log lines that would go to stdout to stderr for the duration of a command.
 
-    The project logs JSON lines to stdout; these commands print credentials (or one JSON
-    document) on stdout, which scripts parse, so nothing else may be written there.
+    The project logs JSON lines to stdout; commands print credentials (or one JSON document) on
+    stdout, which scripts parse, so nothing else may be written there.
     """
     moved: list[tuple[logging.StreamHandler, object]] = []
     stdouts = {id(sys.stdout), id(sys.__stdout__)}
@@ -30,7 +48,9 @@ def logs_to_stderr() -> Iterator[None]:
                 continue
             if handler.stream is sys.stderr:
                 continue
-            if handler.get_name() == "stdout" or id(handler.stream) in stdouts:
+            # "console" is the project's handler (codex.logconfig): it may hold the stdout of
+            # the moment logging was configured rather than today's sys.stdout.
+            if handler.get_name() == "console" or id(handler.stream) in stdouts:
                 moved.append((handler, handler.stream))
                 handler.setStream(sys.stderr)
     try:
@@ -47,10 +67,10 @@ def _configured_loggers() -> list[logging.Logger]:
 
 
 def cli_actor() -> str:
-    """Audit actor for command-line operations: 'cli:<os user>'."""
+    """Audit actor for command-line operations: 'cli:<os user>' ('cli:unknown' without one)."""
     try:
         user = getpass.getuser()
-    except (KeyError, OSError):
+    except (KeyError, OSError):  # no passwd entry (containers with a bare uid)
         user = "unknown"
     return f"cli:{user}"
 
@@ -63,6 +83,8 @@ def duration_parse(text: str) -> timedelta:
     """Parse '30m', '24h', '7d', '0s' or combinations like '1h30m' into a timedelta."""
     compact = text.strip().lower().replace(" ", "")
     if not compact or _DURATION_RE.sub("", compact):
-        raise TenantError(f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m")
+        raise DomainError(
+            "invalid_duration", f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m"
+        )
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
     return timedelta(seconds=seconds)
