@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.db import connections
@@ -53,16 +56,11 @@ def _close_pooled_server_connections() -> None:
 
 @pytest.fixture
 def tenant_factory(db):
-    """Create tenants (as provisioning would, in a system scope)."""
-    from tenants.models import Tenant
-    from tenants.scope import system_scope
+    """Create tenants (tests.factories.TenantFactory: in a system scope, as provisioning does)."""
+    from tests.factories import TenantFactory
 
-    counter = iter(range(1, 10_000))
-
-    def make(slug: str | None = None, **fields) -> Tenant:
-        slug = slug or f"t{next(counter)}"
-        with system_scope("test-fixture"):
-            return Tenant.objects.create(slug=slug, name=fields.pop("name", slug.title()), **fields)
+    def make(slug: str | None = None, **fields):
+        return TenantFactory(**({"slug": slug} if slug else {}), **fields)
 
     return make
 
@@ -70,10 +68,10 @@ def tenant_factory(db):
 @pytest.fixture
 def key_factory(db):
     """Create signing keys; returns tenants.services.keys.NewKey with the clear secret."""
-    from tenants.services.keys import signing_key_create
+    from tests.factories import SigningKeyFactory
 
     def make(tenant, device=None):
-        return signing_key_create(tenant=tenant, device=device)
+        return SigningKeyFactory(tenant=tenant, device=device)
 
     return make
 
@@ -98,9 +96,18 @@ def celery_worker(transactional_db):
     root.setLevel(level)
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A tenant, one of its signing keys (NewKey, clear secret) and a signer for bodies."""
+
+    tenant: Any
+    key: Any
+    sign: Callable[..., dict[str, str]]
+
+
 @pytest.fixture
-def signed(tenant_factory, key_factory):
-    """A tenant with a key, and a function that signs a body with it: (tenant, key, sign)."""
+def signed(tenant_factory, key_factory) -> Signed:
+    """A tenant with a key, and `sign(body)` giving the headers that sign a body with it."""
     from tests.signing import sign_headers
 
     tenant = tenant_factory()
@@ -109,4 +116,4 @@ def signed(tenant_factory, key_factory):
     def sign(body: bytes, **kwargs) -> dict[str, str]:
         return sign_headers(key.key_id, key.secret, body, **kwargs)
 
-    return tenant, key, sign
+    return Signed(tenant=tenant, key=key, sign=sign)

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from codex import metrics_view
-
-_BUMP = """
-import sys
-from prometheus_client import Counter
-c = Counter("codex_test_bumps_total", "bumps", ["kind"])
-c.labels(kind=sys.argv[1]).inc(int(sys.argv[2]))
-"""
-
-
-def _bump(directory, kind: str, times: int) -> None:
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    subprocess.run([sys.executable, "-c", _BUMP, kind, str(times)], env=env, check=True)
+from tests.helpers import bump_metric_in_process
 
 
 def test_metrics_sum_processes_and_directories(tmp_path, monkeypatch):
     web, worker = tmp_path / "web", tmp_path / "worker"
     web.mkdir()
     worker.mkdir()
-    _bump(web, "a", 2)  # two gunicorn workers
-    _bump(web, "a", 3)
-    _bump(worker, "a", 4)  # a Celery worker
-    _bump(worker, "b", 1)
+    bump_metric_in_process(web, "a", 2)  # two gunicorn workers
+    bump_metric_in_process(web, "a", 3)
+    bump_metric_in_process(worker, "a", 4)  # a Celery worker
+    bump_metric_in_process(worker, "b", 1)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(web))
     monkeypatch.setenv("CODEX_METRICS_DIRS", str(worker))
     text = metrics_view.render().decode()

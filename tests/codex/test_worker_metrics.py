@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.codex.test_metrics import _bump
+from tests.helpers import bump_metric_in_process
 from tests.netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,9 @@ def test_worker_serves_the_metrics_of_its_processes(tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.2)  # polling for the worker to come up
-        _bump(metrics_dir, "from-a-pool-child", 3)  # as a pool process would write it
+        bump_metric_in_process(
+            metrics_dir, "from-a-pool-child", 3
+        )  # as a pool process would write it
         text = httpx.get(url, timeout=5).text
         assert 'codex_test_bumps_total{kind="from-a-pool-child"} 3.0' in text
     finally:

@@ -25,7 +25,7 @@ DEAD_REDIS = {
 
 
 def test_config_defaults_have_exactly_the_contract_keys_and_json_types(signed, get_config):
-    _, key, _ = signed
+    key = signed.key
     response = get_config(key)
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
@@ -39,7 +39,7 @@ def test_config_defaults_have_exactly_the_contract_keys_and_json_types(signed, g
 
 
 def test_config_sends_private_cache_control_and_a_strong_etag(signed, get_config):
-    _, key, _ = signed
+    key = signed.key
     response = get_config(key)
     assert response["Cache-Control"] == "private, max-age=30"
     etag = response["ETag"]
@@ -50,7 +50,7 @@ def test_config_sends_private_cache_control_and_a_strong_etag(signed, get_config
 
 
 def test_config_answers_304_on_matching_if_none_match(signed, get_config):
-    _, key, _ = signed
+    key = signed.key
     etag = get_config(key)["ETag"]
     response = get_config(key, HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 304
@@ -62,7 +62,8 @@ def test_config_answers_304_on_matching_if_none_match(signed, get_config):
 
 
 def test_config_change_is_visible_at_once_with_a_new_etag(signed, get_config, commit_hooks):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     before = get_config(key)
     commit_hooks(
         flag_update,
@@ -110,7 +111,8 @@ def test_other_tenants_override_never_shows_in_my_config(
 
 
 def test_config_is_served_from_the_redis_cache_between_changes(signed, get_config):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     assert get_config(key).json()["retryCap"] == 3
     # A write behind the service's back (no invalidation) is not seen until the entry expires.
     with tenant_scope(tenant.id):
@@ -131,7 +133,7 @@ def test_config_requires_a_signature(client, signed):
 
 
 def test_config_rejects_a_bad_signature_and_an_unknown_key(client, signed):
-    _, key, _ = signed
+    key = signed.key
     headers = sign_headers(key.key_id, key.secret, b"")
     headers["webhook-signature"] = "v1,AAAA"
     response = client.get("/config", **django_headers(headers))
@@ -142,7 +144,7 @@ def test_config_rejects_a_bad_signature_and_an_unknown_key(client, signed):
 
 
 def test_config_rejects_post(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     response = client.post(
         "/config", data=b"{}", content_type="application/json", **django_headers(sign(b"{}"))
     )
@@ -151,7 +153,8 @@ def test_config_rejects_post(client, signed):
 
 
 def test_config_reads_are_counted_by_tenant_and_outcome(signed, get_config):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
 
     def count(outcome):
         labels = {"tenant": tenant.slug, "outcome": outcome}
@@ -165,7 +168,8 @@ def test_config_reads_are_counted_by_tenant_and_outcome(signed, get_config):
 
 
 def test_effective_flags_reads_postgres_when_redis_is_down(signed, get_config, commit_hooks):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     commit_hooks(flag_update, tenant_id=tenant.id, values={"retryCap": 5}, actor="t", via="api")
     before = REGISTRY.get_sample_value("codex_flags_read_fallbacks_total", {"source": "db"}) or 0
     with override_settings(CACHES=DEAD_REDIS):
@@ -178,7 +182,7 @@ def test_effective_flags_reads_postgres_when_redis_is_down(signed, get_config, c
 
 
 def test_flag_change_succeeds_while_redis_is_down(signed):
-    tenant, _, _ = signed
+    tenant = signed.tenant
     with override_settings(CACHES=DEAD_REDIS):
         changes = flag_update(
             tenant_id=tenant.id, values={"syncEnabled": False}, actor="t", via="cli"
@@ -187,7 +191,7 @@ def test_flag_change_succeeds_while_redis_is_down(signed):
 
 
 def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
-    tenant, _, _ = signed
+    tenant = signed.tenant
 
     def refuse(execute, sql, params, many, context):
         raise OperationalError("database is down (injected)")
@@ -205,7 +209,8 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
 
 
 def test_non_sdk_event_posts_are_not_counted_as_sync_batches(client, signed):
-    tenant, _, sign = signed
+    tenant = signed.tenant
+    sign = signed.sign
     labels = {"tenant": tenant.slug, "outcome": "success"}
     before = REGISTRY.get_sample_value("codex_sync_batches_total", labels)
     body = b'{"idempotency_key":"k1","type":"t","occurred_at":"2026-01-01T00:00:00Z"}'

@@ -19,14 +19,14 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from flags.services import flag_update
-from ingest.models import EnrichedEvent, Event
+from ingest.models import EnrichedEvent
 from tenants.scope import tenant_scope
 from tests.flags._proxy import FlakyProxy
+from tests.helpers import SDK_INTERVAL as INTERVAL
+from tests.helpers import set_flags, stored_keys
 
 DEVICE = Path(__file__).with_name("_sdk_device.py")
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
-INTERVAL = 5  # minIntervalSec for these tests: the smallest the flag allows
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> float:
@@ -40,17 +40,6 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> floa
     if predicate():
         return time.monotonic() - started
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def set_flags(tenant, **values) -> None:
-    flag_update(tenant_id=tenant.id, values=values, actor="sdk-live-test", via="api")
-
-
-def stored_keys(tenant) -> list[str]:
-    with tenant_scope(tenant.id):
-        return list(
-            Event.objects.filter(tenant_id=tenant.id).values_list("idempotency_key", flat=True)
-        )
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from codex_sdk import cli
 from tenants.models import SigningKey
 from tenants.scope import system_scope
 from tenants.services.keys import signing_key_revoke
-from tests.flags.test_sdk_live import INTERVAL, set_flags, stored_keys
+from tests.helpers import SDK_INTERVAL as INTERVAL
+from tests.helpers import set_flags, stored_keys
 
 # Near-1 MiB batches take a while on a loaded 2-core machine: a longer per-request timeout.
 SDK_TIMEOUT = 20.0

@@ -1,38 +1,17 @@
-"""Fixtures for the ingest tests: event factories and a signed POST helper."""
+"""Fixtures for the ingest tests: a signed POST, a live server with a wide backlog."""
 
 from __future__ import annotations
 
-import itertools
-import json
-
 import pytest
 
+from tests.helpers import encode
 from tests.signing import django_headers
-
-_seq = itertools.count(1)
-
-
-def make_event(key: str | None = None, **fields) -> dict:
-    """A valid event document; fields override."""
-    doc = {
-        "idempotency_key": key or f"k-{next(_seq)}",
-        "type": "sale.completed",
-        "occurred_at": "2026-01-15T10:30:00Z",
-        "source": "pos",
-        "payload": {"amount": "12.34", "currency": "EUR", "store": "S1"},
-    }
-    doc.update(fields)
-    return doc
-
-
-def encode(doc) -> bytes:
-    return doc if isinstance(doc, bytes) else json.dumps(doc).encode()
 
 
 @pytest.fixture
 def post_signed(client, signed):
     """POST /v1/events signed with the `signed` tenant's key through the Django test client."""
-    _tenant, _key, sign = signed
+    sign = signed.sign
 
     def post(doc, *, content_type="application/json", headers=None, sign_with=None):
         body = encode(doc)
@@ -43,20 +22,6 @@ def post_signed(client, signed):
         )
 
     return post
-
-
-def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll an observable condition until it holds or the deadline passes (no blind sleeps)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture

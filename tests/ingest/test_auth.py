@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from tenants.auth import SignatureAuthentication
 from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.signing import django_headers, sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def _assert_401(response, code: str) -> None:
 
 
 def test_request_signed_by_standardwebhooks_library_is_accepted(client, signed):
-    _tenant, key, _ = signed
+    key = signed.key
     body = encode(make_event("swh-1"))
     msg_id = "msg_standardwebhooks_1"
     now = datetime.now(tz=UTC)
@@ -50,7 +50,7 @@ def test_request_signed_by_standardwebhooks_library_is_accepted(client, signed):
 
 
 def test_utf8_webhook_id_signed_by_standardwebhooks_is_accepted(client, signed):
-    _tenant, key, _ = signed
+    key = signed.key
     body = encode(make_event("swh-utf8"))
     msg_id = "msg_caf\u00e9_\u6771\u4eac"  # the library signs its UTF-8 bytes
     now = datetime.now(tz=UTC)
@@ -70,7 +70,7 @@ def test_utf8_webhook_id_signed_by_standardwebhooks_is_accepted(client, signed):
     "missing", ["X-Codex-Key-Id", "webhook-id", "webhook-timestamp", "webhook-signature"]
 )
 def test_missing_any_signature_header_is_401_missing_signature(client, signed, missing):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body)
     del headers[missing]
@@ -78,14 +78,14 @@ def test_missing_any_signature_header_is_401_missing_signature(client, signed, m
 
 
 def test_wrong_signature_is_401_invalid_signature(client, signed):
-    _, key, _ = signed
+    key = signed.key
     body = encode(make_event())
     other = "whsec_" + base64.b64encode(b"x" * 32).decode()
     _assert_401(_post(client, body, sign_headers(key.key_id, other, body)), "invalid_signature")
 
 
 def test_body_changed_after_signing_is_401_invalid_signature(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event("tamper"))
     headers = sign(body)
     _assert_401(_post(client, body.replace(b"tamper", b"tamped"), headers), "invalid_signature")
@@ -93,21 +93,21 @@ def test_body_changed_after_signing_is_401_invalid_signature(client, signed):
 
 @pytest.mark.parametrize("value", ["v1,not-base64!!", "v2,AAAA", "garbage", "v1,"])
 def test_malformed_signature_values_are_401_invalid_signature(client, signed, value):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body) | {"webhook-signature": value}
     _assert_401(_post(client, body, headers), "invalid_signature")
 
 
 def test_non_numeric_timestamp_is_401_invalid_signature(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body) | {"webhook-timestamp": "yesterday"}
     _assert_401(_post(client, body, headers), "invalid_signature")
 
 
 def test_one_matching_signature_among_several_is_accepted(client, signed):
-    _, _key, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body)
     headers["webhook-signature"] = "v1,AAAA v2,whatever " + headers["webhook-signature"]
@@ -116,7 +116,7 @@ def test_one_matching_signature_among_several_is_accepted(client, signed):
 
 @pytest.mark.parametrize("skew", [-301, 301, -3600])
 def test_timestamp_outside_300s_is_401_timestamp_out_of_tolerance(client, signed, skew):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body, timestamp=int(time.time()) + skew)
     _assert_401(_post(client, body, headers), "timestamp_out_of_tolerance")
@@ -124,7 +124,7 @@ def test_timestamp_outside_300s_is_401_timestamp_out_of_tolerance(client, signed
 
 @pytest.mark.parametrize("skew", [-290, 290])
 def test_timestamp_within_300s_is_accepted(client, signed, skew):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     assert _post(client, body, sign(body, timestamp=int(time.time()) + skew)).status_code == 202
 
@@ -133,13 +133,15 @@ def test_timestamp_within_300s_is_accepted(client, signed, skew):
     "key_id", ["nope", "ck_" + "0" * 32 + "_abcdef", "ck_zz_x", "ck_" + "f" * 32 + "_1"]
 )
 def test_unknown_key_is_401_unknown_key(client, signed, key_id):
-    _, key, _ = signed
+    key = signed.key
     body = encode(make_event())
     _assert_401(_post(client, body, sign_headers(key_id, key.secret, body)), "unknown_key")
 
 
 def test_revoked_key_is_401_revoked_key(client, signed):
-    tenant, key, sign = signed
+    tenant = signed.tenant
+    key = signed.key
+    sign = signed.sign
     with tenant_scope(tenant.id):
         SigningKey.objects.filter(tenant=tenant, key_id=key.key_id).update(
             status=SigningKey.Status.REVOKED
@@ -149,7 +151,8 @@ def test_revoked_key_is_401_revoked_key(client, signed):
 
 
 def test_suspended_tenant_is_403_tenant_suspended(client, signed):
-    tenant, _, sign = signed
+    tenant = signed.tenant
+    sign = signed.sign
     with system_scope("test"):
         Tenant.objects.filter(id=tenant.id).update(status=Tenant.Status.SUSPENDED)
     body = encode(make_event())
@@ -169,7 +172,8 @@ def test_key_of_tenant_a_cannot_claim_tenant_b(client, tenant_factory, key_facto
 
 def test_failed_authentication_does_not_spend_rate_limit_quota(client, signed, settings):
     settings.CODEX_INGEST_RATE_PER_SEC = 3
-    _, key, sign = signed
+    key = signed.key
+    sign = signed.sign
     body = encode(make_event())
     bad = sign_headers(key.key_id, "whsec_" + base64.b64encode(b"y" * 32).decode(), body)
     for _ in range(10):

@@ -14,7 +14,8 @@ from ingest import selectors
 from ingest.models import DeadLetter, EnrichedEvent, Event
 from ingest.services.enrich import events_drain, events_enrich
 from tenants.scope import tenant_scope
-from tests.ingest.conftest import make_event
+from tests.factories import EventFactory
+from tests.helpers import make_event
 
 
 def _ledger(tenant, docs):
@@ -22,19 +23,7 @@ def _ledger(tenant, docs):
     now = timezone.now()
     with tenant_scope(tenant.id):
         return Event.objects.bulk_create(
-            [
-                Event(
-                    tenant=tenant,
-                    idempotency_key=d["idempotency_key"],
-                    type=d["type"],
-                    source=d["source"],
-                    occurred_at=d["occurred_at"],
-                    received_at=now,
-                    payload=d["payload"],
-                    fingerprint="0" * 64,
-                )
-                for d in docs
-            ]
+            [EventFactory.build(tenant=tenant, received_at=now, **d) for d in docs]
         )
 
 
@@ -169,7 +158,7 @@ def test_drain_claims_only_its_tenants_rows(transactional_db, tenant_factory):
 
 @pytest.mark.django_db
 def test_an_absurd_amount_is_accepted_and_enriches_with_a_null_amount(post_signed, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     response = post_signed(make_event(payload={"amount": "1e999999", "currency": "EUR"}))
     assert response.status_code == 202  # the payload is the sender's: stored as sent
     outcome = events_drain(tenant_id=tenant.id)

@@ -15,7 +15,8 @@ from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_enrich
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import make_event, wait_for
+from tests.factories import EventFactory
+from tests.helpers import make_event, wait_for
 
 
 def _enriched(tenant, event_id=None):
@@ -38,26 +39,12 @@ def _audit(action="dlq.replay"):
 
 def _make_events(tenant, *docs, received_ago=timedelta(0)):
     """Ledger rows written without an enqueue (as if Redis had lost it)."""
-    rows = []
-    with tenant_scope(tenant.id):
-        for doc in docs:
-            rows.append(
-                Event.objects.create(
-                    tenant=tenant,
-                    idempotency_key=doc["idempotency_key"],
-                    type=doc["type"],
-                    source=doc.get("source", "sdk"),
-                    occurred_at=doc["occurred_at"],
-                    received_at=timezone.now() - received_ago,
-                    payload=doc.get("payload", {}),
-                    fingerprint="0" * 64,
-                )
-            )
-    return rows
+    received_at = timezone.now() - received_ago
+    return [EventFactory.from_doc(tenant, doc, received_at=received_at) for doc in docs]
 
 
 def test_accepted_event_is_enriched_by_a_real_worker(celery_worker, post_signed, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     event_id = post_signed(
         make_event(
             "enrich-1",
@@ -80,7 +67,7 @@ def test_accepted_event_is_enriched_by_a_real_worker(celery_worker, post_signed,
 
 
 def test_a_batch_is_enriched_by_one_task(celery_worker, post_signed, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     docs = [
         make_event(f"batch-{i}", payload={"amount_minor": i, "currency": "JPY"}) for i in range(5)
     ]
@@ -92,7 +79,7 @@ def test_a_batch_is_enriched_by_one_task(celery_worker, post_signed, signed):
 def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it(
     celery_worker, post_signed, signed, settings
 ):
-    tenant = signed[0]
+    tenant = signed.tenant
     settings.CODEX_ENRICH_FAIL_TYPES = {"fault.enrich"}
     settings.CODEX_ENRICH_RETRY_BASE_S = 0.05
     body = {"events": [make_event("good"), make_event("bad", type="fault.enrich")]}
@@ -130,7 +117,7 @@ def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it
 
 
 def test_sweeper_wakes_the_drain_of_events_whose_wake_up_was_lost(celery_worker, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     lost, fresh = _make_events(
         tenant, make_event("lost"), make_event("fresh"), received_ago=timedelta(minutes=3)
     )
@@ -147,7 +134,7 @@ def test_sweeper_wakes_the_drain_of_events_whose_wake_up_was_lost(celery_worker,
 
 @pytest.mark.django_db
 def test_sweeper_skips_dead_lettered_and_enriched_events(signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     dead, done = _make_events(
         tenant, make_event("dead"), make_event("done"), received_ago=timedelta(minutes=5)
     )
@@ -165,7 +152,7 @@ def test_replay_dlq_requires_a_selection_and_known_tenant(signed):
     with pytest.raises(CommandError, match="no tenant"):
         call_command("replay_dlq", "--tenant", "no-such-tenant")
     with pytest.raises(CommandError, match="--all"):
-        call_command("replay_dlq", "--all", "--tenant", signed[0].slug)
+        call_command("replay_dlq", "--all", "--tenant", signed.tenant.slug)
 
 
 @pytest.mark.django_db
@@ -186,7 +173,7 @@ def test_replay_dlq_all_replays_every_tenant_and_audits_each(tenant_factory):
 
 @pytest.mark.django_db
 def test_admin_replay_action_resolves_and_audits_with_the_user(admin_client, admin_user, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     [event] = _make_events(tenant, make_event("adm"))
     deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
@@ -212,7 +199,7 @@ def test_admin_replay_action_resolves_and_audits_with_the_user(admin_client, adm
 
 @pytest.mark.django_db
 def test_admin_lists_events_and_enriched_rows(admin_client, signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     [event] = _make_events(tenant, make_event("listed"))
     events_enrich(tenant_id=tenant.id, event_ids=[event.id])
     assert b"listed" in admin_client.get("/admin/ingest/event/").content
@@ -221,7 +208,7 @@ def test_admin_lists_events_and_enriched_rows(admin_client, signed):
 
 @pytest.mark.django_db
 def test_enrichment_reads_amounts_in_minor_units(signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     cases = [
         ({"amount": 12.5, "currency": "USD"}, 1250, "USD"),
         ({"amount": "1000", "currency": "JPY"}, 1000, "JPY"),

@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from ingest.models import Event
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.signing import django_headers, sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,8 @@ def _rows(tenant) -> list[Event]:
 
 
 def test_new_event_is_202_accepted_with_id_and_stored(post_signed, signed):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     response = post_signed(make_event("order-1"))
     assert response.status_code == 202
     body = response.json()
@@ -41,7 +42,7 @@ def test_same_key_same_content_is_200_duplicate_with_the_same_id(post_signed, si
     response = post_signed(make_event("order-2"))
     assert response.status_code == 200
     assert response.json() == {"status": "duplicate", "id": first["id"]}
-    assert len(_rows(signed[0])) == 1
+    assert len(_rows(signed.tenant)) == 1
 
 
 def test_same_instant_in_another_offset_is_the_same_content(post_signed):
@@ -64,14 +65,14 @@ def test_same_key_other_content_is_422_idempotency_key_reused(post_signed, signe
     response = post_signed(make_event("order-3", **change))
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "idempotency_key_reused"
-    assert len(_rows(signed[0])) == 1
+    assert len(_rows(signed.tenant)) == 1
 
 
 def test_source_defaults_to_sdk_and_payload_to_empty_object(post_signed, signed):
     doc = make_event("minimal")
     del doc["source"], doc["payload"]
     assert post_signed(doc).status_code == 202
-    [row] = _rows(signed[0])
+    [row] = _rows(signed.tenant)
     assert (row.source, row.payload) == ("sdk", {})
 
 
@@ -119,9 +120,9 @@ def test_batch_answers_every_outcome_in_request_order(post_signed, signed):
     assert results[3]["error"]["code"] == "idempotency_key_reused"
     assert results[5]["error"]["code"] == "invalid_event"
     assert "occurred_at" in results[5]["error"]["message"]
-    keys = [row.idempotency_key for row in _rows(signed[0])]
+    keys = [row.idempotency_key for row in _rows(signed.tenant)]
     assert sorted(keys) == ["existing", "new-1", "new-2", "taken"]
-    [new1] = [r for r in _rows(signed[0]) if r.idempotency_key == "new-1"]
+    [new1] = [r for r in _rows(signed.tenant) if r.idempotency_key == "new-1"]
     assert new1.source == "pos"  # the first occurrence is the one stored
 
 
@@ -129,14 +130,14 @@ def test_batch_of_500_is_accepted_in_one_request(post_signed, signed):
     response = post_signed({"events": [make_event(f"b500-{i}") for i in range(500)]})
     assert response.status_code == 200
     assert response.json()["accepted"] == 500
-    assert len(_rows(signed[0])) == 500
+    assert len(_rows(signed.tenant)) == 500
 
 
 def test_batch_where_every_event_is_invalid_is_200_all_rejected(post_signed, signed):
     response = post_signed({"events": [{"nope": 1}, 3, "x"]})
     assert response.status_code == 200
     assert response.json()["rejected"] == 3
-    assert _rows(signed[0]) == []
+    assert _rows(signed.tenant) == []
 
 
 # --- request-level errors ---------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_json_with_charset_parameter_is_accepted(post_signed):
 
 
 def test_get_is_405_in_the_error_format(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     response = client.get("/v1/events", **django_headers(sign(b"")))
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
@@ -308,7 +309,7 @@ def test_redis_down_rate_limit_fails_open_and_is_counted(post_signed, signed):
     assert "RateLimit-Policy" in response
     assert "RateLimit" not in response
     assert metrics.RATELIMIT_ERRORS._value.get() == before + 1
-    assert [r.idempotency_key for r in _rows(signed[0])] == ["redis-down"]
+    assert [r.idempotency_key for r in _rows(signed.tenant)] == ["redis-down"]
 
 
 # --- tenants ----------------------------------------------------------------------------------

@@ -281,7 +281,7 @@ def _assert_well_formed(response) -> dict | None:
 @pytest.fixture
 def fast_tenant(signed):
     """The `signed` tenant with a rate limit the fuzzer cannot reach (429 is still tolerated)."""
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     flag_update(
         tenant_id=tenant.id,
         values={"ingestRatePerSec": 100_000},

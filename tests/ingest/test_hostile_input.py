@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tenants.selectors import signing_key_resolve
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.signing import django_headers
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def _assert_error(response, status: int, code: str) -> None:
 
 
 def test_batch_item_with_lone_surrogate_idempotency_key_is_rejected_not_500(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     body = b'{"events": [{"idempotency_key": "a\\ud800"}]}'
     response = _post(client, body, sign(body))
     assert response.status_code == 200, response.content
@@ -34,13 +34,13 @@ def test_batch_item_with_lone_surrogate_idempotency_key_is_rejected_not_500(clie
 
 
 def test_unknown_field_named_with_lone_surrogate_is_400_invalid_request(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     body = b'{"idempotency_key": "k", "\\udfff": 1}'
     _assert_error(_post(client, body, sign(body)), 400, "invalid_request")
 
 
 def test_batch_item_with_lone_surrogate_field_name_is_rejected_not_500(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     body = b'{"events": [{"idempotency_key": "k", "\\ud800x": 1}]}'
     response = _post(client, body, sign(body))
     assert response.status_code == 200, response.content
@@ -49,7 +49,7 @@ def test_batch_item_with_lone_surrogate_field_name_is_rejected_not_500(client, s
 
 @pytest.mark.parametrize("digits", [309, 400, 2048])
 def test_huge_timestamp_is_401_timestamp_out_of_tolerance(client, signed, digits):
-    _, _, sign = signed
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body)
     headers["webhook-timestamp"] = "9" * digits
@@ -59,7 +59,8 @@ def test_huge_timestamp_is_401_timestamp_out_of_tolerance(client, signed, digits
 
 @pytest.mark.parametrize("suffix", ["\x00", "ab\x00cd", "x" * 2000, "a b", "é"])
 def test_key_id_with_garbage_suffix_is_401_unknown_key(client, signed, suffix):
-    _, key, sign = signed
+    key = signed.key
+    sign = signed.sign
     body = encode(make_event())
     headers = sign(body)
     headers["X-Codex-Key-Id"] = key.key_id.rsplit("_", 1)[0] + "_" + suffix
@@ -72,7 +73,7 @@ def test_key_id_with_non_ascii_digits_names_no_tenant(signed):
 
 
 def test_resolved_key_repr_does_not_show_the_secret(signed):
-    _, key, _ = signed
+    key = signed.key
     resolved = signing_key_resolve(key.key_id)
     assert resolved is not None
     assert resolved.secrets
@@ -92,7 +93,7 @@ def _deep_event(key: str, depth: int) -> bytes:
 def test_payload_nested_near_the_parser_recursion_limit_is_never_500(client, signed):
     # json.loads and the canonical json.dumps hit Python's recursion limit at slightly different
     # depths; in between, the request used to answer 500.
-    _, _, sign = signed
+    sign = signed.sign
     for depth in range(850, 1000, 3):
         body = _deep_event(f"deep-{depth}", depth)
         response = _post(client, body, sign(body))
@@ -100,7 +101,7 @@ def test_payload_nested_near_the_parser_recursion_limit_is_never_500(client, sig
 
 
 def test_payload_nested_beyond_the_limit_is_400_invalid_request(client, signed):
-    _, _, sign = signed
+    sign = signed.sign
     ok = _deep_event("deep-ok", 63)
     assert _post(client, ok, sign(ok)).status_code == 202
     too_deep = _deep_event("deep-no", 64)

@@ -18,7 +18,7 @@ from tenants.models import SigningKey
 from tenants.services.keys import signing_key_revoke
 from tenants.services.tenants import tenant_suspend
 from tests.dbutil import database_url
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
 
@@ -109,7 +109,8 @@ def test_the_one_statement_write_commits_and_leaves_no_scope_on_the_connection(
 
 @pytest.mark.django_db
 def test_a_revocation_in_this_process_is_seen_at_once(post_signed, signed):
-    tenant, key, _sign = signed
+    tenant = signed.tenant
+    key = signed.key
     assert post_signed(make_event()).status_code == 202
     _revoke(tenant, key)
     response = post_signed(make_event())

@@ -14,7 +14,7 @@ import pytest
 
 from ingest.models import Event
 from tenants.scope import tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.signing import sign_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,8 @@ def test_50_identical_concurrent_requests_store_one_row_1_accepted_49_duplicates
     wide_live_server, signed, settings
 ):
     settings.CODEX_INGEST_RATE_PER_SEC = 10_000  # this test is about the race, not the limit
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     body = encode(make_event("race-1"))
     responses = asyncio.run(_send_all(wide_live_server.url, key, [body] * 50, concurrency=50))
     statuses = Counter(r.status_code for r in responses)
@@ -70,7 +71,8 @@ def test_flood_of_1500_requests_gives_429s_no_5xx_and_every_202_is_stored(
     # A limit well below what this one-process test server serves even on a busy machine, so
     # the flood exceeds it every run (at the default 50/s a slow CI box might not).
     settings.CODEX_INGEST_RATE_PER_SEC = 20
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     bodies = [encode(make_event(f"flood-{i}")) for i in range(1500)]
     responses = asyncio.run(_send_all(wide_live_server.url, key, bodies, concurrency=50))
     statuses = Counter(r.status_code for r in responses)
@@ -98,7 +100,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_loadtest_scripts_pass_the_gate_against_a_live_server(wide_live_server, signed, tmp_path):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     out = tmp_path / "result.json"
     run = _run(
         "scripts/dedup_loadtest.py",
@@ -140,7 +143,7 @@ def test_loadtest_scripts_pass_the_gate_against_a_live_server(wide_live_server, 
 
 
 def test_loadtest_reads_credentials_from_the_environment(wide_live_server, signed, tmp_path):
-    _, key, _ = signed
+    key = signed.key
     out = tmp_path / "r.json"
     env_run = subprocess.run(
         [

@@ -9,7 +9,7 @@ import pytest
 from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_drain
-from tests.ingest.conftest import make_event
+from tests.helpers import make_event
 from tests.signing import django_headers, sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ def _get(client, key, idem: str, *, signed: bool = True):
 
 
 def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, signed, post_signed):
-    _tenant, key, _sign = signed
+    key = signed.key
     posted = post_signed(make_event("order-1"))
     assert posted.status_code == 202
     response = _get(client, key, "order-1")
@@ -36,7 +36,8 @@ def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, si
 
 
 def test_lookup_after_enrichment_says_enriched_with_enriched_at(client, signed, post_signed):
-    tenant, key, _sign = signed
+    tenant = signed.tenant
+    key = signed.key
     post_signed(make_event("order-2"))
     events_drain(tenant_id=tenant.id)
     body = _get(client, key, "order-2").json()
@@ -45,7 +46,8 @@ def test_lookup_after_enrichment_says_enriched_with_enriched_at(client, signed, 
 
 
 def test_lookup_of_a_dead_lettered_event_names_stage_and_error_class(client, signed, post_signed):
-    tenant, key, _sign = signed
+    tenant = signed.tenant
+    key = signed.key
     event_id = post_signed(make_event("order-3")).json()["id"]
     deadletter_record(
         tenant_id=tenant.id,
@@ -61,7 +63,7 @@ def test_lookup_of_a_dead_lettered_event_names_stage_and_error_class(client, sig
 
 
 def test_a_key_with_slashes_and_unicode_is_found(client, signed, post_signed):
-    _tenant, key, _sign = signed
+    key = signed.key
     post_signed(make_event("store/7/ordre-é 1"))
     assert _get(client, key, "store/7/ordre-é 1").json()["status"] == "accepted"
 
@@ -80,12 +82,12 @@ def test_another_tenants_key_is_404_like_a_missing_one(
 
 @pytest.mark.parametrize("idem", ["nul\x00key", "x" * 256])
 def test_keys_the_ledger_cannot_hold_are_404_not_500(client, signed, idem):
-    _tenant, key, _sign = signed
+    key = signed.key
     assert _get(client, key, idem).status_code == 404
 
 
 def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
-    _tenant, key, _sign = signed
+    key = signed.key
     post_signed(make_event("order-4"))
     response = _get(client, key, "order-4", signed=False)
     assert response.status_code == 401

@@ -9,7 +9,8 @@ from ingest.models import Event
 from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_enrich
 from tenants.scope import tenant_scope
-from tests.ingest.conftest import make_event
+from tests.factories import EventFactory
+from tests.helpers import make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ NAMES = [
 
 
 def test_metrics_endpoint_exports_every_ingest_metric(client, post_signed, signed, settings):
-    tenant = signed[0]
+    tenant = signed.tenant
     settings.CODEX_INGEST_RATE_PER_SEC = 1
     post_signed(make_event("m-1"))
     post_signed(make_event("m-2"))  # 429 unless a window edge passed
@@ -50,16 +51,9 @@ def test_metrics_endpoint_exports_every_ingest_metric(client, post_signed, signe
 
 
 def test_dlq_depth_gauge_is_multiprocess_safe_and_drops_on_resolve(signed):
-    tenant = signed[0]
+    tenant = signed.tenant
     assert metrics.DLQ_DEPTH._multiprocess_mode == "mostrecent"
-    with tenant_scope(tenant.id):
-        event = Event.objects.create(
-            tenant=tenant,
-            idempotency_key="g",
-            type="a",
-            occurred_at="2026-01-01T00:00:00Z",
-            fingerprint="0" * 64,
-        )
+    event = EventFactory(tenant=tenant)
     deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=1, first_failed_at=None
     )

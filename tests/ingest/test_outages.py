@@ -14,7 +14,7 @@ from ingest import metrics, tasks
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
 from tests.dbutil import database_url
-from tests.ingest.conftest import encode, make_event, wait_for
+from tests.helpers import encode, make_event, wait_for
 from tests.netutil import black_hole, free_port
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -53,7 +53,8 @@ def test_postgres_down_is_503_unavailable_with_retry_after_within_10s(kind):
 
 
 def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_worker, signed):
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     with _gunicorn(
         DATABASE_URL=database_url(), REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
     ) as url:
@@ -90,7 +91,8 @@ def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_w
 def test_a_held_table_lock_gives_503_within_10_s_and_the_service_recovers(transactional_db, signed):
     from tests.dbutil import owner_connect
 
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     with _gunicorn(DATABASE_URL=database_url()) as url:
         assert _post(url, key.key_id, key.secret, make_event())[0].status_code == 202
         with owner_connect() as owner:

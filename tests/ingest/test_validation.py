@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ingest.validation import canonical_json, loads, validate_event
-from tests.ingest.conftest import make_event
+from tests.helpers import make_event
 
 
 def _random_value(rng: random.Random, depth: int = 0):

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
-_seq = itertools.count(1)
-
-
-def noon(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -23,28 +16,25 @@ def yesterday() -> date:
 def ledger():
     """ledger(tenant, accepted, enriched=0, dead=0, received_at=...) -> the Event rows.
 
-    Events are written with the ORM in the tenant's scope (no enqueue); `enriched` of them go
-    through ingest's enrichment service, the next `dead` are dead-lettered by ingest's service.
+    Events come from tests.factories.EventFactory, written in one INSERT (no enqueue); `enriched`
+    of them go through ingest's enrichment service, the next `dead` are dead-lettered by it.
     """
     from ingest.models import Event
     from ingest.services.deadletters import deadletter_record
     from ingest.services.enrich import events_enrich
     from tenants.scope import tenant_scope
+    from tests.factories import EventFactory
 
     def make(tenant, accepted, *, enriched=0, dead=0, received_at):
         with tenant_scope(tenant.id):
             events = Event.objects.bulk_create(
-                Event(
+                EventFactory.build_batch(
+                    accepted,
                     tenant=tenant,
-                    idempotency_key=f"rk-{next(_seq)}",
-                    type="sale.completed",
-                    source="pos",
                     occurred_at=received_at - timedelta(seconds=5),
                     received_at=received_at,
                     payload={"amount": "1.00", "currency": "EUR"},
-                    fingerprint="f" * 64,
                 )
-                for _ in range(accepted)
             )
         ids = [e.id for e in events]
         if enriched:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconcile import services
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 @pytest.fixture

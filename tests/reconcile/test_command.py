@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from reconcile.models import ReconcileRun
 from tenants.scope import system_scope
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 def _run(*args) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from reconcile import selectors, services
 from reconcile.selectors import Grade
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from reconcile import services
 from reconcile.errors import ReconcileError
 from reconcile.models import ReconcileRun
 from tenants.scope import system_scope, tenant_scope
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 def _runs(tenant):

@@ -11,7 +11,7 @@ from codex.celery import app
 from reconcile import tasks
 from reconcile.models import ReconcileRun
 from tenants.scope import tenant_scope
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 def test_beat_schedule_has_nightly_reconcile_with_an_expiry():

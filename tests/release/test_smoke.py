@@ -48,7 +48,8 @@ def test_smoke_passes_against_a_live_server_and_stores_one_event(live_server, si
     from ingest.models import Event
     from tenants.scope import tenant_scope
 
-    tenant, key, _ = signed
+    tenant = signed.tenant
+    key = signed.key
     snapshot = tmp_path / "metrics.txt"
     result = run_smoke(live_server.url, key.key_id, key.secret, SMOKE_METRICS_OUT=str(snapshot))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -63,7 +64,7 @@ def test_smoke_passes_against_a_live_server_and_stores_one_event(live_server, si
 
 
 def test_wrong_secret_fails_the_ingest_check(live_server, signed):
-    _tenant, key, _ = signed
+    key = signed.key
     wrong = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
     result = run_smoke(live_server.url, key.key_id, wrong)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -74,7 +75,7 @@ def test_wrong_secret_fails_the_ingest_check(live_server, signed):
 
 
 def test_unexpected_version_fails_healthz(live_server, signed):
-    _tenant, key, _ = signed
+    key = signed.key
     result = run_smoke(live_server.url, key.key_id, key.secret, SMOKE_EXPECT_VERSION="9.9.9")
     assert result.returncode == 1
     assert "FAIL healthz: version is" in result.stderr
@@ -82,7 +83,7 @@ def test_unexpected_version_fails_healthz(live_server, signed):
 
 
 def test_nothing_listening_fails_healthz_fast(signed):
-    _tenant, key, _ = signed
+    key = signed.key
     result = run_smoke(f"http://127.0.0.1:{free_port()}", key.key_id, key.secret)
     assert result.returncode == 1
     assert "FAIL healthz" in result.stderr

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from tenants.sources import source_create
+from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
 from tests.signing import django_headers
-
-SHOPIFY_SECRET = "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"
-STRIPE_SECRET = "whsec_5ZWQ1bGkNsJ1q7tbSdLnqT2bm9qL1mB0"
-STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ingest.webhooks.services import source_counts_flush
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
 from tenants.sources import source_create, source_rotate_secret, source_set_enabled
-from tests.sources.conftest import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
+from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
 from tests.sources.webhook_signing import (
     encode,
     shopify_headers,

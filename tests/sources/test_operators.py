@@ -17,7 +17,7 @@ from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.keys import secrets_key_rotate
 from tenants.sources import source_create
-from tests.sources.conftest import SHOPIFY_SECRET
+from tests.helpers import SHOPIFY_SECRET
 
 
 def _run(name: str, *args: str) -> str:

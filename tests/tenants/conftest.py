@@ -14,46 +14,12 @@ import pytest
 from django.db import connection
 
 from tests.dbutil import owner_connect
+from tests.helpers import assert_restricted_role
 
 # test_pooling.py needs PgBouncer in front (CODEX_DB_POOL_MODE=transaction): `make test` runs it
 # in its pooled pass (scripts/pgbouncer_run.py), never in the direct one.
 if os.environ.get("CODEX_DB_POOL_MODE") != "transaction":
     collect_ignore = ["test_pooling.py"]
-
-# Tables RLS protects: every public table with a tenant_id column, plus tenants_tenant (by id).
-CATALOGUE_SQL = """
-SELECT c.oid, c.relname, a.attname, a.attnum, a.attnotnull,
-       c.relrowsecurity, c.relforcerowsecurity
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
-WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
-  AND (a.attname = 'tenant_id' OR (c.relname = 'tenants_tenant' AND a.attname = 'id'))
-ORDER BY c.relname
-"""
-
-
-def assert_restricted_role(cursor) -> None:
-    """The connection runs as a role that RLS applies to: no SUPERUSER, no BYPASSRLS."""
-    cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-    assert cursor.fetchone() == (False, False)
-
-
-def tenant_tables(cursor) -> list[dict]:
-    """Every RLS-protected table, as dicts (name, column, attnum, notnull, rls, forced)."""
-    cursor.execute(CATALOGUE_SQL)
-    return [
-        {
-            "oid": oid,
-            "table": name,
-            "column": column,
-            "attnum": attnum,
-            "notnull": notnull,
-            "rls": rls,
-            "forced": forced,
-        }
-        for oid, name, column, attnum, notnull, rls, forced in cursor.fetchall()
-    ]
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from ingest.models import DeadLetter, Event
+from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tenants.services.tenants import tenant_provision
+from tests.factories import EventFactory
 
 SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
 VIEW_ONLY = [
@@ -72,14 +73,7 @@ def _targets(acme):
 
 
 def _dead_letter(acme) -> int:
-    with tenant_scope(acme.id):
-        event = Event.objects.create(
-            tenant=acme,
-            idempotency_key="dlq",
-            type="sale.completed",
-            occurred_at="2026-12-01T00:00:00Z",
-            fingerprint="0" * 64,
-        )
+    event = EventFactory(tenant=acme)
     deadletter_record(
         tenant_id=acme.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
-from tests.tenants.conftest import assert_restricted_role, tenant_tables
+from tests.helpers import assert_restricted_role, tenant_tables
 
 
 def _policies(cursor, oid) -> list[tuple]:

@@ -18,7 +18,7 @@ from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope
 from tenants.services.keys import signing_key_rotate
 from tenants.services.tenants import tenant_provision
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.signing import django_headers, sign_headers
 
 WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]{8,}")

@@ -10,7 +10,7 @@ from tenants.audit import audit_record
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tenants.services.keys import signing_key_create
-from tests.tenants.conftest import assert_restricted_role, tenant_tables
+from tests.helpers import assert_restricted_role, tenant_tables
 
 
 def _seed(tenant_factory):

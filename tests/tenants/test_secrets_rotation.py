@@ -13,7 +13,7 @@ from codex import env as envreader
 from tenants import keycache
 from tenants.models import AuditLog, SigningKey
 from tenants.scope import system_scope
-from tests.ingest.conftest import make_event
+from tests.helpers import make_event
 
 K1, K2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
@@ -21,7 +21,7 @@ K1, K2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 @pytest.fixture
 def post_signed(client):
     """POST /v1/events through the test client, signed by the function given."""
-    from tests.ingest.conftest import encode
+    from tests.helpers import encode
     from tests.signing import django_headers
 
     def post(doc, *, sign_with):

@@ -1,0 +1,137 @@
+"""Helpers the tests share: plain functions and constants (fixtures stay in conftest.py).
+
+Test modules import these directly; conftest.py modules never export anything but fixtures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+
+_seq = itertools.count(1)
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def make_event(key: str | None = None, **fields) -> dict:
+    """A valid event document; fields override."""
+    doc = {
+        "idempotency_key": key or f"k-{next(_seq)}",
+        "type": "sale.completed",
+        "occurred_at": "2026-01-15T10:30:00Z",
+        "source": "pos",
+        "payload": {"amount": "12.34", "currency": "EUR", "store": "S1"},
+    }
+    doc.update(fields)
+    return doc
+
+
+def encode(doc) -> bytes:
+    """A document as the request body bytes (bytes pass through)."""
+    return doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll an observable condition until it holds or the deadline passes (no blind sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def noon(day: date) -> datetime:
+    """12:00 UTC of a day (well inside its reconcile window)."""
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+# --- row-level security ----------------------------------------------------------------------
+
+# Tables RLS protects: every public table with a tenant_id column, plus tenants_tenant (by id).
+CATALOGUE_SQL = """
+SELECT c.oid, c.relname, a.attname, a.attnum, a.attnotnull,
+       c.relrowsecurity, c.relforcerowsecurity
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+  AND (a.attname = 'tenant_id' OR (c.relname = 'tenants_tenant' AND a.attname = 'id'))
+ORDER BY c.relname
+"""
+
+
+def assert_restricted_role(cursor) -> None:
+    """The connection runs as a role that RLS applies to: no SUPERUSER, no BYPASSRLS."""
+    cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    assert cursor.fetchone() == (False, False)
+
+
+def tenant_tables(cursor) -> list[dict]:
+    """Every RLS-protected table, as dicts (name, column, attnum, notnull, rls, forced)."""
+    cursor.execute(CATALOGUE_SQL)
+    return [
+        {
+            "oid": oid,
+            "table": name,
+            "column": column,
+            "attnum": attnum,
+            "notnull": notnull,
+            "rls": rls,
+            "forced": forced,
+        }
+        for oid, name, column, attnum, notnull, rls, forced in cursor.fetchall()
+    ]
+
+
+# --- webhook sources -------------------------------------------------------------------------
+
+SHOPIFY_SECRET = "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"
+STRIPE_SECRET = "whsec_5ZWQ1bGkNsJ1q7tbSdLnqT2bm9qL1mB0"
+STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+_BUMP = """
+import sys
+from prometheus_client import Counter
+c = Counter("codex_test_bumps_total", "bumps", ["kind"])
+c.labels(kind=sys.argv[1]).inc(int(sys.argv[2]))
+"""
+
+
+def bump_metric_in_process(directory, kind: str, times: int) -> None:
+    """Count codex_test_bumps_total{kind} `times` in a separate process writing to `directory`."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    subprocess.run([sys.executable, "-c", _BUMP, kind, str(times)], env=env, check=True)
+
+
+# --- SDK against a live server ---------------------------------------------------------------
+
+SDK_INTERVAL = 5  # minIntervalSec for the live SDK tests: the smallest the flag allows
+
+
+def set_flags(tenant, **values) -> None:
+    """Set a tenant's flags through flags.services (history, cache invalidation)."""
+    from flags.services import flag_update
+
+    flag_update(tenant_id=tenant.id, values=values, actor="sdk-live-test", via="api")
+
+
+def stored_keys(tenant) -> list[str]:
+    """The idempotency keys of the tenant's ledger rows."""
+    from ingest.models import Event
+    from tenants.scope import tenant_scope
+
+    with tenant_scope(tenant.id):
+        return list(
+            Event.objects.filter(tenant_id=tenant.id).values_list("idempotency_key", flat=True)
+        )
