@@ -1,35 +1,35 @@
 """gunicorn settings: workers from WEB_CONCURRENCY, graceful SIGTERM, multiprocess metrics."""
 
-import os
 import shutil
 from pathlib import Path
 
+from codex import env
 from codex.logconfig import logging_config
 
-bind = os.environ.get("BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+bind = env.text("BIND", "127.0.0.1:8000")
+workers = max(1, env.integer("WEB_CONCURRENCY", 2))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+threads = env.integer("GUNICORN_THREADS", 4)
 # SIGTERM: stop accepting, let in-flight requests finish within graceful_timeout, then exit.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 25)
+graceful_timeout = env.integer("GUNICORN_GRACEFUL_TIMEOUT", 25)
 timeout = 30
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
 logger_class = "codex.gunicorn_logging.AppLogsAccess"
 errorlog = "-"
 # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON on stdout, like the app's.
-logconfig_dict = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
+logconfig_dict = logging_config(level=env.text("LOG_LEVEL", "INFO"))
 logconfig_dict["loggers"].update(
     {
         name: {"handlers": ["console"], "level": "INFO", "propagate": False}
         for name in ("gunicorn.error", "gunicorn.access")
     }
 )
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 100000)
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER") or 10000)
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+max_requests = env.integer("GUNICORN_MAX_REQUESTS", 100000)
+max_requests_jitter = env.integer("GUNICORN_MAX_REQUESTS_JITTER", 10000)
+forwarded_allow_ips = env.text("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = env.text("PROMETHEUS_MULTIPROC_DIR")
 
 
 def on_starting(server):

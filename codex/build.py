@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from codex import env
 
 # What a checkout reports when nothing set CODEX_VERSION (development, tests). Images get the
 # release from the Dockerfile's CODEX_VERSION build argument (cd.yml: the tag or main-<sha>).
@@ -42,8 +43,9 @@ def _git_commit(root: Path) -> str | None:
     return commit if result.returncode == 0 and commit else None
 
 
-def build_info_read(*, environ: Mapping[str, str] = os.environ, root: Path = _ROOT) -> BuildInfo:
+def build_info_read(*, environ: Mapping[str, str] | None = None, root: Path = _ROOT) -> BuildInfo:
     """CODEX_VERSION / CODEX_COMMIT (set in the image), else the default and the checkout's HEAD."""
+    environ = env.environ_copy() if environ is None else environ
     version = environ.get("CODEX_VERSION", "").strip() or DEFAULT_VERSION
     commit = environ.get("CODEX_COMMIT", "").strip() or _git_commit(root) or UNKNOWN_COMMIT
     return BuildInfo(version=version, commit=commit)

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery, signals
 
-from codex import context
+from codex import context, env
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "codex.settings")
 
@@ -44,7 +44,7 @@ def _clear_context(**_):
 
 def _metrics_dir_ready() -> None:
     """Create the multiprocess directory before any metric module is imported (they open files)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = env.text("PROMETHEUS_MULTIPROC_DIR")
     if path:
         os.makedirs(path, exist_ok=True)
 
@@ -67,7 +67,7 @@ def _prune_stale_metric_files(**_):
     Left in place they would be summed forever; this process's own files stay, so a solo-pool
     worker keeps counting.
     """
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = env.text("PROMETHEUS_MULTIPROC_DIR")
     if not path:
         return
     for name in os.listdir(path):
@@ -89,8 +89,8 @@ def _serve_worker_metrics(**_):
     Locally (make run) the web's /metrics reads the worker's multiprocess directory too; on
     separate hosts or containers set CODEX_WORKER_METRICS_PORT and scrape the worker directly.
     """
-    port = os.environ.get("CODEX_WORKER_METRICS_PORT")
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    port = env.text("CODEX_WORKER_METRICS_PORT")
+    path = env.text("PROMETHEUS_MULTIPROC_DIR")
     if not (port and path):
         return
     from prometheus_client import CollectorRegistry, start_http_server
@@ -98,7 +98,7 @@ def _serve_worker_metrics(**_):
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=path)
-    addr = os.environ.get("CODEX_WORKER_METRICS_ADDR", "127.0.0.1")
+    addr = env.text("CODEX_WORKER_METRICS_ADDR", "127.0.0.1")
     start_http_server(int(port), addr=addr, registry=registry)
 
 
@@ -114,7 +114,7 @@ def _fresh_db_connections(**_):
 @signals.worker_process_shutdown.connect
 def _mark_metrics_dead(pid=None, **_):
     """Let /metrics drop live gauges of a pool child that exited."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if env.text("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         from codex.metrics_files import archive_dead_process

@@ -10,8 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from codex import env as envreader
+
+# The embedded servers' directory (CODEX_DATA_DIR, default .data/) also keeps the admin
+# password and the demo credentials, so every path printed here is the one really used.
+from codex.embedded import DATA_DIR
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA = BASE_DIR / ".data"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -28,18 +33,18 @@ def _manage(*args: str, env: dict[str, str], capture: bool = False) -> subproces
 
 def _service_env() -> dict[str, str]:
     """Resolve the embedded servers once, so the three processes do not each start them."""
-    env = dict(os.environ)
+    env = envreader.environ_copy()
     env.setdefault("CODEX_ENV", "development")
     if not env.get("DATABASE_URL"):
         from codex import embedded
 
-        print("starting embedded PostgreSQL (data in .data/pg) ...", flush=True)
+        print(f"starting embedded PostgreSQL (data in {embedded.PG_DIR}) ...", flush=True)
         env["DATABASE_URL"] = embedded.postgres_url()
         env["CODEX_EMBEDDED_DB"] = "1"
     if not env.get("REDIS_URL"):
         from codex import embedded
 
-        print("starting embedded Redis (.data/redis) ...", flush=True)
+        print(f"starting embedded Redis ({embedded.REDIS_DIR}) ...", flush=True)
         env["REDIS_URL"] = embedded.redis_url()
     return env
 
@@ -47,9 +52,9 @@ def _service_env() -> dict[str, str]:
 def _credentials_path(env: dict[str, str]) -> Path:
     """Where the demo credentials live: one file per database, so switching servers never mixes."""
     if env.get("CODEX_EMBEDDED_DB") == "1":
-        return DATA / "demo-credentials.json"
+        return DATA_DIR / "demo-credentials.json"
     digest = hashlib.sha256(env["DATABASE_URL"].encode()).hexdigest()[:8]
-    return DATA / f"demo-credentials-{digest}.json"
+    return DATA_DIR / f"demo-credentials-{digest}.json"
 
 
 def _demo_credentials(env: dict[str, str]) -> Path | None:
@@ -73,7 +78,7 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
     doc = json.loads(result.stdout)
     if not any(k.get("secret") for k in doc.get("keys", [])):
         return None  # tenant existed from an earlier data dir; secrets are never shown twice
-    DATA.mkdir(exist_ok=True)
+    DATA_DIR.mkdir(exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=2)
@@ -87,7 +92,7 @@ def _demo_credentials(env: dict[str, str]) -> Path | None:
 
 
 def _admin_password(env: dict[str, str]) -> Path:
-    """A development superuser `admin`, password generated once under .data/secrets/."""
+    """A development superuser `admin`, password generated once under DATA_DIR/secrets/."""
     from codex.devsecrets import dev_secret
 
     password = dev_secret("admin-password", nbytes=12)
@@ -97,15 +102,15 @@ def _admin_password(env: dict[str, str]) -> Path:
         f"is_superuser=True); u.set_password({password!r}); u.save()"
     )
     _manage("shell", "--no-imports", "-c", code, env=env)
-    return DATA / "secrets" / "admin-password"
+    return DATA_DIR / "secrets" / "admin-password"
 
 
 def main() -> int:
     """Prepare and exec honcho; Ctrl-C stops web, worker and beat together."""
     env = _service_env()
     for sub in ("metrics/web", "metrics/worker"):
-        shutil.rmtree(DATA / sub, ignore_errors=True)
-        (DATA / sub).mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(DATA_DIR / sub, ignore_errors=True)
+        (DATA_DIR / sub).mkdir(parents=True, exist_ok=True)
     print("applying migrations ...", flush=True)
     _manage("migrate", "--no-input", env=env, capture=True)
     _manage("collectstatic", "--no-input", env=env, capture=True)

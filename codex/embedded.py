@@ -18,8 +18,10 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from codex import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("CODEX_DATA_DIR") or BASE_DIR / ".data")
+DATA_DIR = env.path("CODEX_DATA_DIR", BASE_DIR / ".data")
 PG_DIR = DATA_DIR / "pg"
 REDIS_DIR = DATA_DIR / "redis"
 DB_NAME = "codex"

@@ -1,9 +1,16 @@
-"""Read and validate the service's settings from the environment, in one place."""
+"""Read and validate the service's settings from the environment, in one place.
+
+`read()` is what settings.py needs at start; `text`, `integer`, `number`, `enabled` and `path` are
+the one way any other module (gunicorn.conf.py, the Celery hooks, /metrics, the embedded servers,
+billing) reads a variable: at call time, with a default for unset or empty, and an
+ImproperlyConfigured naming the variable when a number is not one.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -31,7 +38,6 @@ class Env:
     redis_url: str | None
     allowed_hosts: list[str]
     secrets_key: str | None
-    web_concurrency: int
     public_base_url: str
 
     @property
@@ -58,10 +64,6 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
             raise ImproperlyConfigured(
                 f"CODEX_ENV={name} refuses to start without: {', '.join(missing)}"
             )
-    try:
-        web_concurrency = int(environ.get("WEB_CONCURRENCY") or 2)
-    except ValueError as exc:
-        raise ImproperlyConfigured("WEB_CONCURRENCY must be an integer") from exc
     if environ.get("CODEX_SECRETS_KEY", "").strip():
         fernet_keys(environ["CODEX_SECRETS_KEY"])  # a malformed key refuses to start
     hosts = [h.strip() for h in environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
@@ -72,9 +74,48 @@ def read(environ: os._Environ[str] | dict[str, str] | None = None) -> Env:
         redis_url=environ.get("REDIS_URL") or None,
         allowed_hosts=hosts or ["127.0.0.1", "localhost", "testserver", "[::1]"],
         secrets_key=environ.get("CODEX_SECRETS_KEY") or None,
-        web_concurrency=max(1, web_concurrency),
         public_base_url=(environ.get("CODEX_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
     )
+
+
+def text(name: str, default: str | None = None) -> str | None:
+    """The variable's value now, or `default` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def integer(name: str, default: int) -> int:
+    """The variable as an integer, or `default`; ImproperlyConfigured when it is not one."""
+    raw = text(name)
+    try:
+        return default if raw is None else int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+
+
+def number(name: str, default: float) -> float:
+    """The variable as a float, or `default`; ImproperlyConfigured when it is not a number."""
+    raw = text(name)
+    try:
+        return default if raw is None else float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from exc
+
+
+def enabled(name: str, default: bool) -> bool:
+    """A 0/1 switch: "1" is on, anything else set is off, unset or empty is `default`."""
+    raw = text(name)
+    return default if raw is None else raw == "1"
+
+
+def path(name: str, default: Path) -> Path:
+    """The variable as a filesystem path, or `default`."""
+    raw = text(name)
+    return Path(raw) if raw else default
+
+
+def environ_copy() -> dict[str, str]:
+    """A copy of the whole environment, for a child process started with additions."""
+    return dict(os.environ)
 
 
 def fernet_keys(material: str | None) -> list:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 from prometheus_client.mmap_dict import MmapedDict
 
+from codex import env
+
 _ADDED = ("counter", "histogram", "summary")
 _LOCK = ".codex-metrics.lock"
 
@@ -50,7 +52,7 @@ def _fold(source: str, archive: str, *, newest: bool) -> None:
 
 def archive_dead_process(pid: int, path: str | None = None) -> int:
     """Fold process `pid`'s counter, histogram and mostrecent-gauge files; return files folded."""
-    path = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = path or env.text("PROMETHEUS_MULTIPROC_DIR")
     if not path or not os.path.isdir(path):
         return 0
     folded = 0

@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from codex import env
 from codex.errors import error_response
 from codex.metrics_files import directory_lock
 
@@ -34,8 +35,8 @@ class _MergedDirsCollector:
 
 def metric_dirs() -> list[str]:
     """The multiprocess directories to read: this process's plus CODEX_METRICS_DIRS."""
-    dirs = [os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")]
-    dirs += os.environ.get("CODEX_METRICS_DIRS", "").split(os.pathsep)
+    dirs = [env.text("PROMETHEUS_MULTIPROC_DIR", "")]
+    dirs += env.text("CODEX_METRICS_DIRS", "").split(os.pathsep)
     seen: list[str] = []
     for d in dirs:
         if d and os.path.isdir(d) and d not in seen:

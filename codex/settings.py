@@ -16,7 +16,7 @@ from codex.logconfig import logging_config
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV = envreader.read()
 CODEX_ENV = ENV.name
-DEBUG = CODEX_ENV == "development" and os.environ.get("DJANGO_DEBUG", "") == "1"
+DEBUG = CODEX_ENV == "development" and envreader.enabled("DJANGO_DEBUG", False)
 VERSION = BUILD.version  # codex/build.py: the one place /healthz and codex_build_info read
 
 # --- secrets -------------------------------------------------------------------------------
@@ -32,10 +32,10 @@ else:
 ALLOWED_HOSTS = ENV.allowed_hosts
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set (required when deployed:
 # it lists every tenant's slug and the traffic of each).
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+METRICS_TOKEN = envreader.text("METRICS_TOKEN")
 # Prometheus's HTTP API, read by `manage.py slo_report` (docs/observability.md "SLO report").
-PROMETHEUS_URL = os.environ.get("PROMETHEUS_URL") or None
-PROMETHEUS_TIMEOUT_S = float(os.environ.get("PROMETHEUS_TIMEOUT_S") or 10)
+PROMETHEUS_URL = envreader.text("PROMETHEUS_URL")
+PROMETHEUS_TIMEOUT_S = envreader.number("PROMETHEUS_TIMEOUT_S", 10.0)
 CODEX_PUBLIC_URL = ENV.public_base_url
 
 # --- services ------------------------------------------------------------------------------
@@ -54,23 +54,23 @@ else:
 if not DATABASE_URL or not REDIS_URL:
     raise ImproperlyConfigured("DATABASE_URL and REDIS_URL are required")
 
-CODEX_DB_APP_ROLE = os.environ.get("CODEX_DB_APP_ROLE", "codex_app")
+CODEX_DB_APP_ROLE = envreader.text("CODEX_DB_APP_ROLE", "codex_app")
 # Behind a transaction-pooling PgBouncer: CODEX_DB_POOL_MODE=transaction, DATABASE_URL logs in as
 # the app role, DATABASE_OWNER_URL is the owner for migrations (codex/db/pooling.py).
-_OWNER_URL = os.environ.get("DATABASE_OWNER_URL") or None
+_OWNER_URL = envreader.text("DATABASE_OWNER_URL")
 DATABASES = {
     "default": database_settings(
         envreader.database_config(DATABASE_URL),
         app_role=CODEX_DB_APP_ROLE,
-        pool_mode=os.environ.get("CODEX_DB_POOL_MODE") or "session",
+        pool_mode=envreader.text("CODEX_DB_POOL_MODE", "session"),
         owner=envreader.database_config(_OWNER_URL) if _OWNER_URL else None,
     )
 }
 # Per statement and per lock wait, for the app role (docs/reliability.md): well under gunicorn's
 # 30 s timeout and the 10 s the contract promises for a 503; 0 turns one off.
 DATABASES["default"]["TIME_LIMITS_MS"] = {
-    "statement_timeout": int(os.environ.get("CODEX_DB_STATEMENT_TIMEOUT_MS") or 5000),
-    "lock_timeout": int(os.environ.get("CODEX_DB_LOCK_TIMEOUT_MS") or 3000),
+    "statement_timeout": envreader.integer("CODEX_DB_STATEMENT_TIMEOUT_MS", 5000),
+    "lock_timeout": envreader.integer("CODEX_DB_LOCK_TIMEOUT_MS", 3000),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -78,7 +78,7 @@ CACHES = {
     "default": {
         "BACKEND": "codex.cache.ReusingRedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": os.environ.get("CODEX_CACHE_PREFIX") or "codex",
+        "KEY_PREFIX": envreader.text("CODEX_CACHE_PREFIX", "codex"),
         "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
     }
 }
@@ -138,7 +138,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 # Filled by collectstatic (make run, the Dockerfile, the production steps in the README).
-STATIC_ROOT = Path(os.environ.get("CODEX_STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATIC_ROOT = envreader.path("CODEX_STATIC_ROOT", BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -155,7 +155,7 @@ if CODEX_ENV == "test":
 
 if ENV.deployed:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = os.environ.get("CODEX_SSL_REDIRECT", "1") == "1"
+    SECURE_SSL_REDIRECT = envreader.enabled("CODEX_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -218,14 +218,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "socket_connect_timeout": 1,
 }
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CODEX_CELERY_QUEUE", "codex")
+CELERY_TASK_DEFAULT_QUEUE = envreader.text("CODEX_CELERY_QUEUE", "codex")
 if CODEX_ENV == "test":
     # A test run never shares a queue or cache keys with `make run` or another test run.
     CELERY_TASK_DEFAULT_QUEUE = f"codex-test-{os.getpid()}"
     CACHES["default"]["KEY_PREFIX"] = f"codex-test-{os.getpid()}"
 CELERY_TIMEZONE = "UTC"
 # beat keeps its schedule state under the data directory, never in the checkout's root.
-DATA_DIR = Path(os.environ.get("CODEX_DATA_DIR") or BASE_DIR / ".data")
+DATA_DIR = envreader.path("CODEX_DATA_DIR", BASE_DIR / ".data")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The one beat schedule. Each entry: why it exists, and an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
@@ -268,14 +268,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # Services log to stdout; manage.py commands default to stderr (manage.py sets CODEX_LOG_STREAM),
 # so what a command prints for people or scripts is never interleaved with log lines.
 LOGGING = logging_config(
-    level=os.environ.get("LOG_LEVEL", "INFO"),
-    stream="stderr" if os.environ.get("CODEX_LOG_STREAM") == "stderr" else "stdout",
+    level=envreader.text("LOG_LEVEL", "INFO"),
+    stream="stderr" if envreader.text("CODEX_LOG_STREAM") == "stderr" else "stdout",
 )
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
-CODEX_INGEST_RATE_PER_SEC = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC", "50"))
-CODEX_SOURCE_RATE_PER_SEC = int(os.environ.get("CODEX_SOURCE_RATE_PER_SEC", "25"))
+CODEX_INGEST_RATE_PER_SEC = envreader.integer("CODEX_INGEST_RATE_PER_SEC", 50)
+CODEX_SOURCE_RATE_PER_SEC = envreader.integer("CODEX_SOURCE_RATE_PER_SEC", 25)
 CODEX_RETRY_CAP = 3
 # Ingestion warnings (ingest/ingest_warnings.py): rows per tenant and minute before sampling
 # starts, days kept, and warnings per hour that make a tenant's Health line say so.
@@ -292,4 +292,4 @@ CODEX_RETENTION_DAYS = int(os.environ.get("CODEX_RETENTION_DAYS", "400"))
 CODEX_IDEMPOTENCY_GRACE_DAYS = int(os.environ.get("CODEX_IDEMPOTENCY_GRACE_DAYS", "30"))
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
-CODEX_KEY_CACHE_TTL_S = min(5.0, float(os.environ.get("CODEX_KEY_CACHE_TTL_S") or 3.0))
+CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))

@@ -129,98 +129,14 @@ def flag_update(
         raise FlagValueError("actor", "is required")
     tid = uuid.UUID(str(tenant_id)) if tenant_id is not None else None
     now = timezone.now()
-    changes: list[Change] = []
     with system_scope("flags"):
         if tid is not None:
-            if not Tenant.objects.filter(id=tid).exists():
-                raise FlagValueError("tenant", f"no tenant with id {tid}")
-            _lock(str(tid))
-            inherited = {key: spec.default for key, spec in specs().items()}
-            inherited.update(stored_layers(tenant_id=None)[0])
-            stored = {
-                row.key: row
-                for row in TenantFlag.objects.select_for_update().filter(
-                    tenant_id=tid, key__in=list(validated)
-                )
-            }
-            for key, new in validated.items():
-                row = stored.get(key)
-                old = row.value if row is not None else None
-                if old == new and type(old) is type(new):
-                    continue
-                if new is None:
-                    row.delete()
-                elif row is None:
-                    TenantFlag.objects.create(
-                        tenant_id=tid, key=key, value=new, updated_at=now, updated_by=actor
-                    )
-                else:
-                    TenantFlag.objects.filter(tenant_id=tid, id=row.id).update(
-                        value=new, updated_at=now, updated_by=actor
-                    )
-                changes.append(
-                    Change(
-                        tid,
-                        key,
-                        old,
-                        new,
-                        _in_force(key, old, inherited[key]),
-                        _in_force(key, new, inherited[key]),
-                    )
-                )
+            changes = _tenant_flags_write(tid=tid, validated=validated, actor=actor, now=now)
             cache_key = tenant_cache_key(tid)
         else:
-            _lock("global")
-            flags_global_rows_ensure()
-            stored = {
-                row.key: row
-                for row in GlobalFlag.objects.select_for_update().filter(key__in=list(validated))
-            }
-            for key, new in validated.items():
-                old = stored[key].value
-                if old == new and type(old) is type(new):
-                    continue
-                GlobalFlag.objects.filter(key=key).update(
-                    value=new, updated_at=now, updated_by=actor
-                )
-                default = spec_for(key).default
-                changes.append(
-                    Change(
-                        None,
-                        key,
-                        old,
-                        new,
-                        _in_force(key, old, default),
-                        _in_force(key, new, default),
-                    )
-                )
+            changes = _global_flags_write(validated=validated, actor=actor, now=now)
             cache_key = GLOBAL_CACHE_KEY
-        for change in changes:
-            FlagChange.objects.create(
-                tenant_id=change.tenant_id,
-                key=change.key,
-                old=change.old,
-                new=change.new,
-                old_effective=change.old_effective,
-                new_effective=change.new_effective,
-                actor=actor,
-                actor_user=user if getattr(user, "pk", None) else None,
-                via=via,
-                reason=reason[:200],
-                at=now,
-            )
-            audit_record(
-                actor=actor,
-                action="flag.update",
-                tenant_id=change.tenant_id,
-                target=change.key,
-                old=change.old,
-                new=change.new,
-                user=user,
-            )
-            metrics.FLAG_CHANGES.labels(
-                key=change.key, scope="tenant" if change.tenant_id else "global"
-            ).inc()
+        _changes_record(changes, actor=actor, user=user, via=via, reason=reason, now=now)
         if changes:
             # Invalidate after commit: a reader between our write and the commit would otherwise
             # put the old value straight back.
@@ -237,6 +153,95 @@ def flag_update(
             },
         )
     return changes
+
+
+def _tenant_flags_write(
+    *, tid: uuid.UUID, validated: dict[str, object], actor: str, now
+) -> list[Change]:
+    """Write one tenant's overrides (serialised per tenant); the changes, with effective values."""
+    if not Tenant.objects.filter(id=tid).exists():
+        raise FlagValueError("tenant", f"no tenant with id {tid}")
+    _lock(str(tid))
+    inherited = {key: spec.default for key, spec in specs().items()}
+    inherited.update(stored_layers(tenant_id=None)[0])
+    stored = {
+        row.key: row
+        for row in TenantFlag.objects.select_for_update().filter(
+            tenant_id=tid, key__in=list(validated)
+        )
+    }
+    changes: list[Change] = []
+    for key, new in validated.items():
+        row = stored.get(key)
+        old = row.value if row is not None else None
+        if old == new and type(old) is type(new):
+            continue
+        if new is None:
+            row.delete()
+        elif row is None:
+            TenantFlag.objects.create(
+                tenant_id=tid, key=key, value=new, updated_at=now, updated_by=actor
+            )
+        else:
+            TenantFlag.objects.filter(tenant_id=tid, id=row.id).update(
+                value=new, updated_at=now, updated_by=actor
+            )
+        fallback = inherited[key]
+        changes.append(
+            Change(tid, key, old, new, _in_force(key, old, fallback), _in_force(key, new, fallback))
+        )
+    return changes
+
+
+def _global_flags_write(*, validated: dict[str, object], actor: str, now) -> list[Change]:
+    """Write global values (serialised); the changes, with effective values."""
+    _lock("global")
+    flags_global_rows_ensure()
+    stored = {
+        row.key: row
+        for row in GlobalFlag.objects.select_for_update().filter(key__in=list(validated))
+    }
+    changes: list[Change] = []
+    for key, new in validated.items():
+        old = stored[key].value
+        if old == new and type(old) is type(new):
+            continue
+        GlobalFlag.objects.filter(key=key).update(value=new, updated_at=now, updated_by=actor)
+        default = spec_for(key).default
+        changes.append(
+            Change(None, key, old, new, _in_force(key, old, default), _in_force(key, new, default))
+        )
+    return changes
+
+
+def _changes_record(changes: list[Change], *, actor: str, user, via: str, reason: str, now) -> None:
+    """The history of each change: a FlagChange row, an AuditLog row and the metric."""
+    for change in changes:
+        FlagChange.objects.create(
+            tenant_id=change.tenant_id,
+            key=change.key,
+            old=change.old,
+            new=change.new,
+            old_effective=change.old_effective,
+            new_effective=change.new_effective,
+            actor=actor,
+            actor_user=user if getattr(user, "pk", None) else None,
+            via=via,
+            reason=reason[:200],
+            at=now,
+        )
+        audit_record(
+            actor=actor,
+            action="flag.update",
+            tenant_id=change.tenant_id,
+            target=change.key,
+            old=change.old,
+            new=change.new,
+            user=user,
+        )
+        metrics.FLAG_CHANGES.labels(
+            key=change.key, scope="tenant" if change.tenant_id else "global"
+        ).inc()
 
 
 def flags_set_sync_all(

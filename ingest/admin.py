@@ -100,9 +100,7 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
     @admin.action(description="Replay selected entries (re-run enrichment)", permissions=["replay"])
     def replay(self, request, queryset):
         ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
-        results = deadletter_replay(
-            entry_ids=ids, actor=actor_of(request.user, "admin"), user=request.user
-        )
+        results = deadletter_replay(entry_ids=ids, actor=actor_of(request.user), user=request.user)
         resolved = sum(1 for r in results if r.outcome == "resolved")
         failed = len(results) - resolved
         level = messages.SUCCESS if not failed else messages.WARNING

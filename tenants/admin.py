@@ -149,7 +149,7 @@ class TenantAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         if change:
             if "name" in form.changed_data:
                 tenant_rename(tenant=obj, name=obj.name, actor=actor, user=request.user)
@@ -178,7 +178,7 @@ class TenantAdmin(admin.ModelAdmin):
         description="Suspend selected tenants (their requests get 403)", permissions=["suspend"]
     )
     def suspend_tenants(self, request, queryset):
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         with transaction.atomic():  # all or nothing
             changed = [
                 t.slug for t in queryset if tenant_suspend(tenant=t, actor=actor, user=request.user)
@@ -187,7 +187,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume selected tenants", permissions=["suspend"])
     def resume_tenants(self, request, queryset):
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         with transaction.atomic():  # all or nothing
             changed = [
                 t.slug for t in queryset if tenant_resume(tenant=t, actor=actor, user=request.user)
@@ -227,7 +227,7 @@ class DeviceAdmin(admin.ModelAdmin):
                 _, revoked = device_revoke(
                     tenant=device.tenant,
                     name=device.name,
-                    actor=actor_of(request.user, "admin"),
+                    actor=actor_of(request.user),
                     user=request.user,
                 )
                 done.append(f"{device.tenant.slug}/{device.name} ({revoked} key(s))")
@@ -264,7 +264,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
         permissions=["rotate"],
     )
     def rotate_keys(self, request, queryset):
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         owners: dict[tuple, SigningKey] = {}
         skipped = []
         for key in queryset.select_related("tenant", "device"):
@@ -306,7 +306,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
         description="Revoke selected keys (stop verifying at once)", permissions=["revoke"]
     )
     def revoke_keys(self, request, queryset):
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         with transaction.atomic():  # all or nothing
             revoked = [
                 k.key_id

@@ -171,7 +171,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
                 secret=form.cleaned_data["secret"],
                 type_field=form.cleaned_data.get("type_field") or "type",
                 api_key=form.cleaned_data.get("api_key") or "",
-                actor=actor_of(request.user, "admin"),
+                actor=actor_of(request.user),
                 user=request.user,
             )
         except SourceError as exc:
@@ -186,7 +186,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         return request.user.has_perm("tenants.disable_webhooksource")
 
     def _set_enabled(self, request, queryset, enabled: bool) -> list[str]:
-        actor = actor_of(request.user, "admin")
+        actor = actor_of(request.user)
         with transaction.atomic():  # all or nothing
             return [
                 s.source_id
@@ -225,7 +225,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         source = get_object_or_404(WebhookSource, pk=object_id)
         form = RotateForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            actor = actor_of(request.user, "admin")
+            actor = actor_of(request.user)
             secret, api_key = form.cleaned_data["secret"], form.cleaned_data["api_key"]
             try:
                 if not secret and not api_key:

@@ -32,8 +32,11 @@ def audit_record(
         )
 
 
-def actor_of(user=None, default: str = "cli") -> str:
-    """A readable actor name for a Django user, or the default (e.g. 'cli', 'system')."""
+def actor_of(user) -> str:
+    """The audit actor for an operator in the admin: the username ('admin' if anonymous).
+
+    The one actor helper of the admin; commands use codex.commands.cli_actor ('cli:<os user>').
+    """
     if user is not None and getattr(user, "is_authenticated", False):
         return user.get_username()
-    return default
+    return "admin"

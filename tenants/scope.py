@@ -17,7 +17,7 @@ from codex import context
 
 logger = logging.getLogger(__name__)
 # Hot-path scopes (one per request) are logged at DEBUG to keep the logs readable.
-QUIET_REASONS = frozenset({"auth", "admin"})
+QUIET_REASONS = frozenset({"admin"})
 
 
 _SWAP_SQL = (

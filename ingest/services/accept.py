@@ -135,19 +135,20 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
     fingerprints.update({key: fp for key, (_, fp) in existing.items()})
     ids = dict(inserted)
     ids.update({key: event_id for key, (event_id, _) in existing.items()})
+    return _item_results(items, inserted=inserted, ids=ids, fingerprints=fingerprints)
 
+
+def _item_results(
+    items: list[Item], *, inserted: dict[str, int], ids: dict[str, int], fingerprints: dict
+) -> list[ItemResult]:
+    """Each position's answer: accepted (first of a new key), duplicate, conflict, rejected."""
     results: list[ItemResult] = []
     answered_new: set[str] = set()
     for item in items:
         event = item.event
         if event is None:
-            results.append(
-                ItemResult(
-                    item.idempotency_key,
-                    "rejected",
-                    error={"code": "invalid_event", "message": item.error or "invalid"},
-                )
-            )
+            error = {"code": "invalid_event", "message": item.error or "invalid"}
+            results.append(ItemResult(item.idempotency_key, "rejected", error=error))
             continue
         key = event.idempotency_key
         if key in inserted and key not in answered_new:
@@ -156,16 +157,6 @@ def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> li
         elif event.fingerprint == fingerprints[key]:
             results.append(ItemResult(key, "duplicate", ids[key], source=event.source))
         else:
-            results.append(
-                ItemResult(
-                    key,
-                    "conflict",
-                    None,
-                    error={
-                        "code": "idempotency_key_reused",
-                        "message": CONFLICT_MESSAGE,
-                    },
-                    source=event.source,
-                )
-            )
+            error = {"code": "idempotency_key_reused", "message": CONFLICT_MESSAGE}
+            results.append(ItemResult(key, "conflict", None, error=error, source=event.source))
     return results

@@ -10,12 +10,12 @@ creates nothing; creates also carry an idempotency key, so a retried request is 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
 
+from codex import env
 from tenants.errors import TenantError
 from tenants.selectors import tenant_find
 
@@ -53,10 +53,8 @@ class StripeProductReport:
 
 def stripe_config() -> tuple[str | None, str | None]:
     """(api key, api base) from settings if set there, else from the environment."""
-    api_key = getattr(settings, "STRIPE_API_KEY", None) or os.environ.get("STRIPE_API_KEY")
-    api_base = getattr(settings, "CODEX_STRIPE_API_BASE", None) or os.environ.get(
-        "CODEX_STRIPE_API_BASE"
-    )
+    api_key = getattr(settings, "STRIPE_API_KEY", None) or env.text("STRIPE_API_KEY")
+    api_base = getattr(settings, "CODEX_STRIPE_API_BASE", None) or env.text("CODEX_STRIPE_API_BASE")
     return (api_key.strip() or None) if api_key else None, api_base or None
 
 

@@ -112,7 +112,7 @@ def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it
     assert len(_enriched(tenant, bad_id)) == 1
     audits = _audit()
     assert [a.new["outcome"] for a in audits] == ["failed", "resolved"]
-    assert all(a.tenant_id == tenant.id and a.actor == "cli" for a in audits)
+    assert all(a.tenant_id == tenant.id and a.actor.startswith("cli:") for a in audits)
     assert audits[1].target == f"deadletter:{entry.id} event:{bad_id}"
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import CommandError
 
-from codex.commands import DomainCommand
+from codex.commands import DomainCommand, cli_actor
 from ingest import selectors
 from ingest.services.replay import deadletter_replay
 from tenants.selectors import tenant_get
@@ -30,9 +30,11 @@ class Command(DomainCommand):
             "--since", type=_when, help="dead-lettered at or after this time (ISO 8601)"
         )
         parser.add_argument("--until", type=_when, help="dead-lettered before this time")
-        parser.add_argument("--actor", default="cli", help="name recorded in the audit log")
+        parser.add_argument(
+            "--actor", help="name recorded in the audit log (default: cli:<os user>)"
+        )
 
-    def handle(self, *args, tenant=None, ids=None, replay_all=False, actor="cli", **options):
+    def handle(self, *args, tenant=None, ids=None, replay_all=False, actor=None, **options):
         since, until = options.get("since"), options.get("until")
         window = since is not None or until is not None
         if not (tenant or ids or replay_all or window):
@@ -52,7 +54,7 @@ class Command(DomainCommand):
             missing = sorted(set(ids) - set(entry_ids))
             if missing:
                 self.stderr.write(f"not open (or not found): {', '.join(map(str, missing))}")
-        results = deadletter_replay(entry_ids=entry_ids, actor=actor)
+        results = deadletter_replay(entry_ids=entry_ids, actor=actor or cli_actor())
         for r in results:
             line = f"entry {r.entry_id} (event {r.event_id}, tenant {r.tenant_id}): {r.outcome}"
             self.stdout.write(line + (f" ({r.error})" if r.error else ""))

@@ -86,6 +86,11 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
+def _lease_owner() -> str:
+    """Unique per Client instance: leases held by a crashed process simply expire."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Client:
     """Codex Ingest device client.
 
@@ -133,12 +138,10 @@ class Client:
         self._config_refresh_sec = config_refresh_sec
         self._backoff_base = backoff_base
         self._on_sync = on_sync
-        # Unique per Client instance: leases held by a crashed process simply expire.
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._syncer = Syncer(
             self._store,
             self._api,
-            owner=owner,
+            owner=_lease_owner(),
             timeout=timeout,
             lease_sec=lease_sec if lease_sec is not None else max(60.0, 3 * timeout),
             backoff_base=backoff_base,
@@ -155,15 +158,7 @@ class Client:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-        self._config, self._config_source, self._etag = DEFAULT_CONFIG, "default", None
-        persisted = self._store.get_meta("config")
-        if persisted:
-            try:
-                self._config = RemoteConfig.from_wire(persisted["config"])
-                self._etag = persisted.get("etag")
-                self._config_source = "persisted"
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring unreadable persisted config")
+        self._config, self._config_source, self._etag = self._persisted_config()
         self._config_expires = 0.0  # monotonic; 0 = fetch on first use
         self._config_fetched_at: float | None = None
         self._config_error: str | None = None
@@ -172,6 +167,17 @@ class Client:
         self._last_pass_end: float | None = None  # monotonic
         self._last_pass_failed = False
         self._totals = {"accepted": 0, "duplicate": 0, "dead": 0, "passes": 0}
+
+    def _persisted_config(self) -> tuple[RemoteConfig, str, str | None]:
+        """The config a previous run stored (config, "persisted", etag), else the defaults."""
+        persisted = self._store.get_meta("config")
+        if persisted:
+            try:
+                config = RemoteConfig.from_wire(persisted["config"])
+                return config, "persisted", persisted.get("etag")
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring unreadable persisted config")
+        return DEFAULT_CONFIG, "default", None
 
     # -- context manager -----------------------------------------------------------------
 
