@@ -45,7 +45,7 @@ def deadletter_depths(*, tenant_id: uuid.UUID | str | None = None) -> dict[str, 
 
 def deadletter_open_ids(
     *,
-    tenant_slug: str | None = None,
+    tenant_id: uuid.UUID | str | None = None,
     ids: list[int] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -60,8 +60,8 @@ def deadletter_open_ids(
             qs = qs.filter(last_failed_at__gte=since)
         if until is not None:
             qs = qs.filter(last_failed_at__lt=until)
-        if tenant_slug is not None:
-            qs = qs.filter(tenant__slug=tenant_slug)
+        if tenant_id is not None:
+            qs = qs.filter(tenant_id=tenant_id)
         if ids:
             qs = qs.filter(id__in=ids)
         return list(qs.order_by("id").values_list("id", flat=True))

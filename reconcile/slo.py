@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from reconcile.errors import ReconcileError
+
 WINDOW_S = 300  # the recording rules' 5-minute windows
 DAY_S = 86_400
 WINDOWS_PER_DAY = DAY_S // WINDOW_S
@@ -27,8 +29,11 @@ SYNC_RATIO_RULE = "codex:sync_batch_success_ratio:rate1d"
 SYNC_RATE_RULE = "codex:sync_batches:rate1d"
 
 
-class PrometheusError(Exception):
+class PrometheusError(ReconcileError):
     """Prometheus could not be asked (unreachable, timed out) or refused the query."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="prometheus_unavailable")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Fixtures for the ingest tests: a signed POST, a live server with a wide backlog."""
+"""Fixtures for the ingest tests: a signed POST."""
 
 from __future__ import annotations
 
@@ -22,34 +22,3 @@ def post_signed(client, signed):
         )
 
     return post
-
-
-@pytest.fixture
-def wide_live_server(transactional_db):
-    """Django's threaded live server with a listen backlog for 50+ simultaneous connections.
-
-    (pytest-django's live_server keeps Django's backlog of 10: a burst of 50 connects overflows
-    it and the kernel resets connections, which is a property of the test server, not of ours.)
-    """
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer
-    from django.test.testcases import LiveServerThread
-
-    class Server(ThreadedWSGIServer):
-        request_queue_size = 256
-
-    class Thread(LiveServerThread):
-        server_class = Server
-
-    thread = Thread("127.0.0.1", StaticFilesHandler, connections_override={}, port=0)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-
-    class Live:
-        url = f"http://127.0.0.1:{thread.port}"
-
-    yield Live()
-    thread.terminate()

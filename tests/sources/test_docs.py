@@ -15,7 +15,6 @@ from ingest.models import EnrichedEvent, Event
 from ingest.services.enrich import events_drain
 from tenants.scope import tenant_scope
 from tenants.sources import source_create
-from tests.ingest.conftest import wide_live_server  # noqa: F401 - fixture
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 pytestmark = pytest.mark.skipif(
@@ -52,7 +51,7 @@ def _run(script: str, url: str, secret: str) -> dict:
     ],
 )
 def test_the_documented_curl_delivery_is_accepted_and_enriched(
-    wide_live_server,  # noqa: F811
+    wide_live_server,
     tenant_factory,
     kind,
     secret,

@@ -15,9 +15,9 @@ from ingest.models import Event
 from tenants.scope import tenant_scope
 from tenants.sources import source_create
 from tests.dbutil import database_url
+from tests.helpers import SHOPIFY_SECRET
 from tests.netutil import free_port
 from tests.procs import gunicorn_server
-from tests.sources.conftest import SHOPIFY_SECRET
 from tests.sources.webhook_signing import encode, shopify_headers, shopify_order
 
 pytestmark = pytest.mark.slow

@@ -45,10 +45,10 @@ class Command(DomainCommand):
             raise CommandError("--all replays everything; do not combine it with other filters")
         if since is not None and until is not None and since >= until:
             raise CommandError("--since must be before --until")
-        if tenant:
-            tenant_get(slug=tenant)  # an unknown slug is an error, not "nothing to replay"
+        # An unknown slug is an error (TenantNotFound), not "nothing to replay".
+        tenant_id = tenant_get(slug=tenant).id if tenant else None
         entry_ids = selectors.deadletter_open_ids(
-            tenant_slug=tenant, ids=ids, since=since, until=until
+            tenant_id=tenant_id, ids=ids, since=since, until=until
         )
         if ids:
             missing = sorted(set(ids) - set(entry_ids))

@@ -6,9 +6,10 @@ import json
 from datetime import UTC, datetime, time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from reconcile.slo import MAX_DAYS, PrometheusError, slo_report_compute, slo_report_render
+from codex.commands import DomainCommand
+from reconcile.slo import MAX_DAYS, slo_report_compute, slo_report_render
 
 
 def parse_end(value: str | None) -> datetime:
@@ -25,7 +26,7 @@ def parse_end(value: str | None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     """Print each SLO's compliance per day and the error budget left over the period."""
 
     help = (
@@ -56,15 +57,12 @@ class Command(BaseCommand):
             raise CommandError("PROMETHEUS_URL is not set (or pass --prometheus-url)")
         if not 1 <= opts["days"] <= MAX_DAYS:
             raise CommandError(f"--days must be between 1 and {MAX_DAYS}")
-        try:
-            report = slo_report_compute(
-                prometheus_url=url,
-                days=opts["days"],
-                end=parse_end(opts["end"]),
-                timeout_s=opts["timeout"],
-            )
-        except PrometheusError as exc:
-            raise CommandError(str(exc)) from exc
+        report = slo_report_compute(
+            prometheus_url=url,
+            days=opts["days"],
+            end=parse_end(opts["end"]),
+            timeout_s=opts["timeout"],
+        )
         if opts["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
