@@ -72,9 +72,6 @@ class ApiError(DomainError, exceptions.APIException):
         DomainError.__init__(self, code, message, status_code=status_code, headers=headers)
         exceptions.APIException.__init__(self, detail=message, code=code)
 
-    def __str__(self) -> str:
-        return self.message
-
 
 def domain_error(exc: BaseException) -> DomainError | None:
     """The DomainError an exception answers as, or None for a failure that is a 500.
