@@ -280,16 +280,14 @@ CODEX_RETRY_CAP = 3
 # Ingestion warnings (ingest/ingest_warnings.py): rows per tenant and minute before sampling
 # starts, days kept, and warnings per hour that make a tenant's Health line say so.
 # The nightly reconcile redoes this many days before yesterday too (late enrichment, replays).
-CODEX_RECONCILE_LOOKBACK_DAYS = int(os.environ.get("CODEX_RECONCILE_LOOKBACK_DAYS", "3"))
-CODEX_INGEST_WARNINGS_PER_MINUTE = int(os.environ.get("CODEX_INGEST_WARNINGS_PER_MINUTE", "100"))
-CODEX_INGEST_WARNINGS_KEEP_DAYS = int(os.environ.get("CODEX_INGEST_WARNINGS_KEEP_DAYS", "7"))
-CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = int(
-    os.environ.get("CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR", "50")
-)
+CODEX_RECONCILE_LOOKBACK_DAYS = envreader.integer("CODEX_RECONCILE_LOOKBACK_DAYS", 3)
+CODEX_INGEST_WARNINGS_PER_MINUTE = envreader.integer("CODEX_INGEST_WARNINGS_PER_MINUTE", 100)
+CODEX_INGEST_WARNINGS_KEEP_DAYS = envreader.integer("CODEX_INGEST_WARNINGS_KEEP_DAYS", 7)
+CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = envreader.integer("CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR", 50)
 # Data lifecycle (docs/lifecycle.md): the global default of the retentionDays flag, and how many
 # days longer than its event an idempotency key is remembered.
-CODEX_RETENTION_DAYS = int(os.environ.get("CODEX_RETENTION_DAYS", "400"))
-CODEX_IDEMPOTENCY_GRACE_DAYS = int(os.environ.get("CODEX_IDEMPOTENCY_GRACE_DAYS", "30"))
+CODEX_RETENTION_DAYS = envreader.integer("CODEX_RETENTION_DAYS", 400)
+CODEX_IDEMPOTENCY_GRACE_DAYS = envreader.integer("CODEX_IDEMPOTENCY_GRACE_DAYS", 30)
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
 CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))

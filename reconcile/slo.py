@@ -245,7 +245,7 @@ def slo_report_compute(
 ) -> SloReport:
     """Every SLO for `days` 24-hour slices ending at `end`, from the shipped recording rules."""
     if not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"days must be 1..{MAX_DAYS}, not {days}")
+        raise ReconcileError(f"days must be 1..{MAX_DAYS}, not {days}", code="invalid_days")
     client = PrometheusClient(prometheus_url, timeout_s=timeout_s)
     end = end.astimezone(UTC).replace(microsecond=0)
     slos = [_window_slo(client, slo, end, days) for slo in WINDOW_SLOS]

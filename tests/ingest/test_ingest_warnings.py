@@ -15,7 +15,7 @@ from django.utils import timezone
 from ingest import ingest_warnings, metrics
 from ingest.models import IngestWarning
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.netutil import free_port
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,8 @@ def _count(tenant, code) -> float:
 
 
 def test_rejected_and_conflicting_batch_items_are_recorded_with_the_request_id(signed, post_signed):
-    tenant, key, _sign = signed
+    tenant = signed.tenant
+    key = signed.key
     post_signed(make_event("taken"))
     before = _count(tenant, "invalid_event")
     bad = {"idempotency_key": "k-bad", "type": "BAD TYPE", "occurred_at": "2026-01-01T00:00:00Z"}
@@ -55,7 +56,7 @@ def test_rejected_and_conflicting_batch_items_are_recorded_with_the_request_id(s
 
 
 def test_an_accepted_batch_and_a_single_accepted_event_record_nothing(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     assert post_signed({"events": [make_event(), make_event()]}).status_code == 200
     assert post_signed(make_event()).status_code == 202
     assert _warnings(tenant) == []
@@ -75,7 +76,8 @@ def test_bad_requests_of_an_authenticated_tenant_are_recorded_with_the_body(
 ):
     from tests.signing import django_headers
 
-    tenant, _key, sign = signed
+    tenant = signed.tenant
+    sign = signed.sign
     response = client.generic(
         "POST", "/v1/events", body, content_type=content_type, **django_headers(sign(body))
     )
@@ -87,7 +89,7 @@ def test_bad_requests_of_an_authenticated_tenant_are_recorded_with_the_body(
 
 
 def test_a_single_event_conflict_is_recorded(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     post_signed(make_event("dup", payload={"a": 1}))
     assert post_signed(make_event("dup", payload={"a": 2})).status_code == 422
     [warning] = _warnings(tenant)
@@ -95,7 +97,6 @@ def test_a_single_event_conflict_is_recorded(signed, post_signed):
 
 
 def test_unsigned_requests_record_nothing(client, signed):
-    _tenant, _key, _sign = signed
     response = client.generic("POST", "/v1/events", b"{bad", content_type="application/json")
     assert response.status_code == 401
     with system_scope("test"):
@@ -103,7 +104,7 @@ def test_unsigned_requests_record_nothing(client, signed):
 
 
 def test_items_are_truncated_to_8_kib_on_a_character_boundary(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     big = {"idempotency_key": "big", "type": "x", "payload": {"t": "é" * 20_000}}
     post_signed({"events": [big]})
     [warning] = _warnings(tenant)
@@ -114,7 +115,7 @@ def test_items_are_truncated_to_8_kib_on_a_character_boundary(signed, post_signe
 
 @override_settings(CODEX_INGEST_WARNINGS_PER_MINUTE=5)
 def test_beyond_the_per_minute_budget_warnings_are_sampled_but_all_counted(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     before = _count(tenant, "invalid_event")
     response = post_signed({"events": [{"n": i} for i in range(300)]})
     assert response.json()["rejected"] == 300
@@ -124,7 +125,7 @@ def test_beyond_the_per_minute_budget_warnings_are_sampled_but_all_counted(signe
 
 
 def test_warnings_stay_in_their_tenant(signed, post_signed, tenant_factory):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     post_signed({"events": [{"n": 1}]})
     other = tenant_factory()
     with tenant_scope(other.id):
@@ -133,7 +134,7 @@ def test_warnings_stay_in_their_tenant(signed, post_signed, tenant_factory):
 
 
 def test_redis_down_while_recording_keeps_the_answer_and_counts_the_error(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     dead = {
         **settings.CACHES["default"],
         "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
@@ -152,7 +153,6 @@ def test_a_locked_warnings_table_keeps_the_400_and_counts_the_error(
 ):
     from tests.dbutil import owner_connect
 
-    _tenant, _key, _sign = signed
     before = metrics.WARNING_RECORD_ERRORS.labels(stage="database")._value.get()
     with owner_connect() as owner:
         owner.execute("LOCK TABLE ingest_ingestwarning IN ACCESS EXCLUSIVE MODE")
@@ -165,7 +165,7 @@ def test_a_locked_warnings_table_keeps_the_400_and_counts_the_error(
 
 
 def test_prune_deletes_warnings_older_than_7_days_only(signed, post_signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     post_signed({"events": [{"n": 1}, {"n": 2}]})
     old, new = _warnings(tenant)
     with tenant_scope(tenant.id):
@@ -194,7 +194,7 @@ def _staff(*perms: str) -> Client:
 def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(
     signed, post_signed, tenant_factory, key_factory
 ):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     post_signed({"events": [{"marker": "mine"}]})
     url = "/admin/ingest/ingestwarning/"
     viewer = _staff("ingest.view_ingestwarning")

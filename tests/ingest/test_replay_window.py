@@ -13,14 +13,14 @@ from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import make_event
-from tests.ingest.test_enrichment import _make_events
+from tests.factories import EventFactory
+from tests.helpers import make_event
 
 pytestmark = pytest.mark.django_db
 
 
 def _park(tenant, key: str, hours_ago: float) -> DeadLetter:
-    [event] = _make_events(tenant, make_event(key))
+    event = EventFactory.from_doc(tenant, make_event(key))
     deadletter_record(
         tenant_id=tenant.id, failures={event.id: ValueError("x")}, attempts=4, first_failed_at=None
     )

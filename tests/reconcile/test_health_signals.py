@@ -13,7 +13,7 @@ from reconcile import selectors, services
 from reconcile.selectors import Grade
 from reconcile.tenant_signals import DLQ_INFLOW_CRITICAL
 from tenants.scope import tenant_scope
-from tests.reconcile.conftest import noon
+from tests.helpers import noon
 
 
 @pytest.fixture

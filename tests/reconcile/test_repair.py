@@ -13,8 +13,7 @@ from django.utils import timezone
 from ingest.models import EnrichedEvent, Event
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import wait_for
-from tests.reconcile.conftest import noon
+from tests.helpers import noon, wait_for
 
 RUN_KEYS = {
     "tenant",
