@@ -16,7 +16,7 @@ from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 from tests.ingest.lifecycle_helpers import counts, put_event
 
 NOW = datetime.now(UTC)

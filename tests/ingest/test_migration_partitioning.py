@@ -12,7 +12,7 @@ from ingest.models import DeadLetter, EnrichedEvent, Event, IdempotencyKey
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.scope import tenant_scope
-from tests.ingest.conftest import encode, make_event
+from tests.helpers import encode, make_event
 
 OLD_EVENT = """
 INSERT INTO ingest_event (tenant_id, idempotency_key, type, source, occurred_at, received_at,

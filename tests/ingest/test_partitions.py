@@ -13,8 +13,7 @@ from ingest.models import EnrichedEvent, Event
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.scope import system_scope, tenant_scope
-from tests.ingest.conftest import encode, make_event
-from tests.tenants.conftest import assert_restricted_role
+from tests.helpers import assert_restricted_role, encode, make_event
 
 
 @pytest.fixture

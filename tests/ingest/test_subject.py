@@ -7,12 +7,12 @@ import pytest
 from codex_sdk.events import build_event, encode_event
 from ingest.models import Event
 from tenants.scope import tenant_scope
-from tests.ingest.conftest import make_event
+from tests.helpers import make_event
 
 
 @pytest.mark.django_db
 def test_an_event_with_a_subject_stores_it(post_signed, signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     response = post_signed(make_event("s-1", subject_id="cus_42"))
     assert response.status_code == 202, response.content
     with tenant_scope(tenant.id):
@@ -21,7 +21,7 @@ def test_an_event_with_a_subject_stores_it(post_signed, signed):
 
 @pytest.mark.django_db
 def test_an_event_without_a_subject_stores_null(post_signed, signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     assert post_signed(make_event("s-2")).status_code == 202
     with tenant_scope(tenant.id):
         assert Event.objects.get(tenant_id=tenant.id, idempotency_key="s-2").subject_id is None
@@ -61,7 +61,7 @@ def test_the_same_key_with_another_subject_is_a_conflict(post_signed):
 
 @pytest.mark.django_db
 def test_the_sdks_event_with_a_subject_is_accepted_as_sent(post_signed, signed):
-    tenant, _key, _sign = signed
+    tenant = signed.tenant
     event = build_event("sale.completed", {"amount": "3.10"}, subject_id="cus_sdk")
     response = post_signed(encode_event(event).encode())
     assert response.status_code == 202, response.content

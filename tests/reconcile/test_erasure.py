@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ingest.lifecycle import events_erase
 from reconcile.services import drift_compute
+from tests.helpers import noon
 from tests.ingest.lifecycle_helpers import put_event
-from tests.reconcile.conftest import noon
 
 
 def test_erased_events_count_as_neither_drift_nor_pending(db, tenant_factory, yesterday):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from codex.commands import DomainCommand, cli_actor
 from ingest.lifecycle import events_erase
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.errors import TenantError
 from tenants.selectors import tenant_get
 
 
@@ -20,7 +19,7 @@ def _day(text: str) -> datetime:
     return day.replace(tzinfo=UTC)
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Delete the events of one subject (subject_id) of a tenant, with their enriched rows and "
         "dead letters; --before DATE: only events received before that UTC day. Audited with "
@@ -37,14 +36,10 @@ class Command(BaseCommand):
         if not 1 <= len(subject) <= 255 or "\x00" in subject:
             raise CommandError("--subject must be 1 to 255 characters")
         before = _day(options["before"]) if options["before"] else None
-        try:
-            tenant = tenant_get(slug=options["tenant"])
-        except TenantError as exc:
-            raise CommandError(str(exc)) from exc
-        with logs_to_stderr():
-            result = events_erase(
-                tenant_id=tenant.id, subject_id=subject, before=before, actor=cli_actor()
-            )
+        tenant = tenant_get(slug=options["tenant"])
+        result = events_erase(
+            tenant_id=tenant.id, subject_id=subject, before=before, actor=cli_actor()
+        )
         self.stdout.write(
             f"{tenant.slug}: erased events={result.events} enriched={result.enriched} "
             f"dead_letters={result.dead_letters}"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
+from codex.commands import DomainCommand, cli_actor
 from ingest.lifecycle import retention_enforce
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.scope import system_scope
+from tenants.selectors import tenant_get
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Delete events, enriched rows and resolved dead letters older than each tenant's "
         "retentionDays flag (whole month partitions when no tenant needs them), and idempotency "
@@ -23,15 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         slug = options["tenant"]
         if slug is not None:
-            from tenants.models import Tenant
-
-            with system_scope("tenant-lookup"):
-                if not Tenant.objects.filter(slug=slug).exists():
-                    raise CommandError(f"no tenant {slug!r}")
-        with logs_to_stderr():
-            report = retention_enforce(
-                tenant_slug=slug, dry_run=options["dry_run"], actor=cli_actor()
-            )
+            tenant_get(slug=slug)  # an unknown slug is an error, not "nothing to delete"
+        report = retention_enforce(tenant_slug=slug, dry_run=options["dry_run"], actor=cli_actor())
         verb = "would delete" if report.dry_run else "deleted"
         for part in report.partitions_dropped:
             self.stdout.write(f"partition {part}: {'would drop' if report.dry_run else 'dropped'}")

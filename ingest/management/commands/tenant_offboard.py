@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from codex.commands import DomainCommand, cli_actor
 from ingest.lifecycle import tenant_offboard
-from tenants.cli import cli_actor, logs_to_stderr
-from tenants.errors import TenantError
 from tenants.selectors import tenant_get
 
 
-class Command(BaseCommand):
+class Command(DomainCommand):
     help = (
         "Offboard a tenant: suspend it, revoke every signing key, disable every webhook source, "
         "delete all its events and other data in batches, keep the tenant row (status "
@@ -31,12 +30,8 @@ class Command(BaseCommand):
             )
         if options["batch"] < 1:
             raise CommandError("--batch must be at least 1")
-        try:
-            tenant = tenant_get(slug=slug)
-        except TenantError as exc:
-            raise CommandError(str(exc)) from exc
-        with logs_to_stderr():
-            report = tenant_offboard(tenant=tenant, actor=cli_actor(), limit=options["batch"])
+        tenant = tenant_get(slug=slug)
+        report = tenant_offboard(tenant=tenant, actor=cli_actor(), limit=options["batch"])
         if report.already_done:
             self.stdout.write(f"{slug}: already offboarded; nothing to do")
             return
