@@ -178,3 +178,23 @@ def test_the_app_role_cannot_create_or_drop_partitions(db, restricted_cursor):
     month = partitions.month_floor(datetime.now(UTC) + timedelta(days=40))
     with pytest.raises(DatabaseError, match="must be owner"), transaction.atomic():
         restricted_cursor.execute(f"DROP TABLE {partitions.partition_name('ingest_event', month)}")
+
+
+def test_the_beat_task_recreates_a_missing_month_as_the_owner(transactional_db):
+    from ingest import tasks
+    from tests.dbutil import owner_connect
+
+    month = partitions.add_months(partitions.month_floor(datetime.now(UTC)), 3)
+    name = partitions.partition_name("ingest_event", month)
+    with owner_connect(autocommit=True) as owner:
+        owner.execute(f"DROP TABLE {name}")
+    created = tasks.partitions_ensure()
+    assert created == [name]
+    with owner_connect(autocommit=True) as owner:
+        rls, forced = owner.execute(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = %s", [name]
+        ).fetchone()
+        granted = owner.execute(
+            "SELECT has_table_privilege(%s, %s, 'INSERT')", [settings.CODEX_DB_APP_ROLE, name]
+        ).fetchone()[0]
+    assert (rls, forced, granted) == (True, True, True)
