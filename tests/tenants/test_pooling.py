@@ -164,7 +164,7 @@ def test_pooled_partition_ddl_runs_through_the_owner_login_and_the_partitions_ar
     from datetime import date
 
     from ingest import partitions
-    from tests.tenants.conftest import tenant_tables
+    from tests.helpers import tenant_tables
 
     outcome = partitions.partitions_ensure(
         today=date(2031, 1, 1), since=date(2031, 1, 1), months_ahead=0
