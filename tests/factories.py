@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import factory
 from django.utils import timezone
 
-from ingest.models import Event
+from ingest.models import DeadLetter, EnrichedEvent, Event, IdempotencyKey
 from tenants.models import Device, Tenant
 from tenants.scope import system_scope, tenant_scope
 
@@ -92,6 +92,20 @@ class EventFactory(_TenantOwnedFactory):
     )
 
     @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """The row and its idempotency key, as the one-statement write stores them together."""
+        event = super()._create(model_class, *args, **kwargs)
+        with tenant_scope(event.tenant_id):
+            IdempotencyKey.objects.create(
+                tenant_id=event.tenant_id,
+                idempotency_key=event.idempotency_key,
+                fingerprint=event.fingerprint,
+                event_id=event.id,
+                received_at=event.received_at,
+            )
+        return event
+
+    @classmethod
     def from_doc(cls, tenant: Tenant, doc: dict, **overrides) -> Event:
         """A ledger row for an /v1/events document (tests.helpers.make_event)."""
         return cls(
@@ -103,3 +117,33 @@ class EventFactory(_TenantOwnedFactory):
             payload=doc.get("payload", {}),
             **overrides,
         )
+
+
+class EnrichedEventFactory(_TenantOwnedFactory):
+    """The events_enriched row of an Event (pass event=...), amounts as the enrichment writes."""
+
+    class Meta:
+        model = EnrichedEvent
+
+    event = factory.SubFactory(EventFactory)
+    tenant = factory.SelfAttribute("event.tenant")
+    type = factory.SelfAttribute("event.type")
+    source = factory.SelfAttribute("event.source")
+    occurred_at = factory.SelfAttribute("event.occurred_at")
+    occurred_date = factory.LazyAttribute(lambda o: o.occurred_at.date())
+    received_at = factory.SelfAttribute("event.received_at")
+    amount_minor = 100
+    currency = "EUR"
+    lag_ms = 0
+
+
+class DeadLetterFactory(_TenantOwnedFactory):
+    """An open dead letter of an Event (pass event=...)."""
+
+    class Meta:
+        model = DeadLetter
+
+    event = factory.SubFactory(EventFactory)
+    tenant = factory.SelfAttribute("event.tenant")
+    error_class = "RuntimeError"
+    error_message = "boom"

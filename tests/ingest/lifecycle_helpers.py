@@ -6,8 +6,9 @@ from datetime import datetime
 
 from django.db import connection
 
-from ingest.models import DeadLetter, EnrichedEvent, Event, IdempotencyKey
-from tenants.scope import system_scope, tenant_scope
+from ingest.models import Event
+from tenants.scope import system_scope
+from tests.factories import DeadLetterFactory, EnrichedEventFactory, EventFactory
 
 
 def put_event(
@@ -23,48 +24,25 @@ def put_event(
 
     dead_letter: True for an open entry, "resolved" for one resolved at received_at.
     """
-    with tenant_scope(tenant.id):
-        event = Event.objects.create(
-            tenant=tenant,
-            idempotency_key=key,
-            type="sale.completed",
-            source="pos",
-            occurred_at=received_at,
-            received_at=received_at,
-            fingerprint="f" * 64,
-            subject_id=subject,
-            payload={"amount": "1.00", "currency": "EUR"},
-            enriched_at=received_at if enriched else None,
+    event = EventFactory(
+        tenant=tenant,
+        idempotency_key=key,
+        occurred_at=received_at,
+        received_at=received_at,
+        subject_id=subject,
+        payload={"amount": "1.00", "currency": "EUR"},
+        enriched_at=received_at if enriched else None,
+    )
+    if enriched:
+        EnrichedEventFactory(event=event)
+    if dead_letter:
+        DeadLetterFactory(
+            event=event,
+            error_class="E",
+            first_failed_at=received_at,
+            last_failed_at=received_at,
+            resolved_at=received_at if dead_letter == "resolved" else None,
         )
-        IdempotencyKey.objects.create(
-            tenant=tenant,
-            idempotency_key=key,
-            fingerprint="f" * 64,
-            event_id=event.id,
-            received_at=received_at,
-        )
-        if enriched:
-            EnrichedEvent.objects.create(
-                tenant=tenant,
-                event_id=event.id,
-                type=event.type,
-                source=event.source,
-                occurred_at=received_at,
-                occurred_date=received_at.date(),
-                received_at=received_at,
-                amount_minor=100,
-                currency="EUR",
-                lag_ms=0,
-            )
-        if dead_letter:
-            DeadLetter.objects.create(
-                tenant=tenant,
-                event_id=event.id,
-                error_class="E",
-                first_failed_at=received_at,
-                last_failed_at=received_at,
-                resolved_at=received_at if dead_letter == "resolved" else None,
-            )
     return event
 
 

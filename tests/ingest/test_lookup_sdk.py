@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -16,17 +17,27 @@ from tenants.scope import tenant_scope
 from tenants.services.keys import signing_key_revoke
 
 
+@dataclass(frozen=True)
+class Device:
+    """A tenant, its key and an SDK client signing with it against the live server."""
+
+    tenant: object
+    key: object
+    client: Client
+
+
 @pytest.fixture
 def device(live_server, tenant_factory, key_factory, tmp_path):
     tenant = tenant_factory()
     key = key_factory(tenant)
     client = Client(live_server.url, key.key_id, key.secret, queue_path=tmp_path / "q.sqlite3")
-    yield tenant, key, client
+    yield Device(tenant=tenant, key=key, client=client)
     client.close(flush=False)
 
 
 def test_client_lookup_follows_an_event_from_accepted_to_enriched(device):
-    tenant, _key, client = device
+    tenant = device.tenant
+    client = device.client
     key = client.track("sale.completed", {"amount": "1.00", "currency": "EUR"})
     assert client.lookup(key) is None  # still only on the device
     assert client.flush().statuses[key] == "accepted"
@@ -40,7 +51,8 @@ def test_client_lookup_follows_an_event_from_accepted_to_enriched(device):
 
 
 def test_client_lookup_of_a_dead_lettered_event_names_stage_and_error_class(device):
-    tenant, _key, client = device
+    tenant = device.tenant
+    client = device.client
     key = client.track("sale.completed", {})
     client.flush()
     event_id = client.lookup(key).id
@@ -58,7 +70,7 @@ def test_client_lookup_of_a_dead_lettered_event_names_stage_and_error_class(devi
 def test_client_lookup_does_not_see_another_tenants_event(
     device, live_server, tenant_factory, key_factory, tmp_path
 ):
-    _tenant, _key, client = device
+    client = device.client
     key = client.track("door.opened", {})
     client.flush()
     other = key_factory(tenant_factory())
@@ -67,7 +79,9 @@ def test_client_lookup_does_not_see_another_tenants_event(
 
 
 def test_lookup_with_a_revoked_key_raises_the_servers_401(device):
-    tenant, key, client = device
+    tenant = device.tenant
+    key = device.key
+    client = device.client
     with tenant_scope(tenant.id):
         row = SigningKey.objects.get(tenant_id=tenant.id, key_id=key.key_id)
     signing_key_revoke(key=row, actor="test")
@@ -79,7 +93,8 @@ def test_lookup_with_a_revoked_key_raises_the_servers_401(device):
 def test_cli_status_event_prints_the_fate_and_fails_for_an_unknown_key(
     device, live_server, tmp_path, capsys
 ):
-    _tenant, key, client = device
+    key = device.key
+    client = device.client
     idem = client.track("door.opened", {})
     client.flush()
     creds = tmp_path / "creds.json"

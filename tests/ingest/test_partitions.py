@@ -9,10 +9,11 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from ingest import partitions
-from ingest.models import EnrichedEvent, Event
+from ingest.models import Event
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import EnrichedEventFactory, EventFactory
 from tests.helpers import assert_restricted_role, encode, make_event
 
 
@@ -35,15 +36,9 @@ def _partition_of(table: str, tenant_id, event_id) -> str:
 
 
 def _event(tenant, key: str, received_at: datetime) -> Event:
-    with tenant_scope(tenant.id):
-        return Event.objects.create(
-            tenant=tenant,
-            idempotency_key=key,
-            type="sale.completed",
-            occurred_at=received_at,
-            received_at=received_at,
-            fingerprint="0" * 64,
-        )
+    return EventFactory(
+        tenant=tenant, idempotency_key=key, occurred_at=received_at, received_at=received_at
+    )
 
 
 def test_partitions_exist_for_this_month_and_three_ahead_plus_a_default(db):
@@ -96,17 +91,7 @@ def test_an_insert_past_the_last_month_lands_in_the_default_then_moves_to_its_mo
     after = _event(tenant, "after-midnight", new_year)
     assert _partition_of("ingest_event", tenant.id, before.id) == "ingest_event_p203112"
     assert _partition_of("ingest_event", tenant.id, after.id) == "ingest_event_default"
-    with tenant_scope(tenant.id):
-        EnrichedEvent.objects.create(
-            tenant=tenant,
-            event_id=after.id,
-            type="sale.completed",
-            source="pos",
-            occurred_at=new_year,
-            occurred_date=new_year.date(),
-            received_at=new_year,
-            lag_ms=0,
-        )
+    EnrichedEventFactory(event=after)
 
     created = partitions.partitions_ensure(
         today=date(2032, 1, 15), since=date(2032, 1, 1), months_ahead=0

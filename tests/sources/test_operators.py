@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -126,10 +127,19 @@ def _staff(*perms: str) -> Client:
     return client
 
 
+@dataclass(frozen=True)
+class Shop:
+    """A tenant and its Shopify source (as source_create answered)."""
+
+    tenant: object
+    info: object
+
+
 @pytest.fixture
 def shop(tenant_factory):
     tenant = tenant_factory("acme")
-    return tenant, source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+    info = source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+    return Shop(tenant=tenant, info=info)
 
 
 def _changelist_action(client, action: str, source_id: str):
@@ -141,7 +151,7 @@ def _changelist_action(client, action: str, source_id: str):
 
 
 def test_admin_staff_without_permissions_cannot_add_disable_or_rotate(shop):
-    _tenant, info = shop
+    info = shop.info
     client = _staff("tenants.view_webhooksource", "tenants.view_tenant")
     listing = client.get(reverse("admin:tenants_webhooksource_changelist"))
     assert listing.status_code == 200
@@ -160,7 +170,7 @@ def test_admin_staff_without_permissions_cannot_add_disable_or_rotate(shop):
 
 
 def test_admin_disable_permission_is_enough_to_disable_and_enable(shop):
-    _, info = shop
+    info = shop.info
     client = _staff("tenants.view_webhooksource", "tenants.disable_webhooksource")
     _changelist_action(client, "disable_sources", info.source_id)
     assert not _source(info.source_id).enabled
@@ -171,7 +181,7 @@ def test_admin_disable_permission_is_enough_to_disable_and_enable(shop):
 
 
 def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
-    _, info = shop
+    info = shop.info
     client = _staff("tenants.view_webhooksource", "tenants.rotate_webhooksource_secret")
     pk = _source(info.source_id).pk
     rotate = reverse("admin:tenants_webhooksource_rotate", args=[pk])
@@ -190,7 +200,7 @@ def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
 
 
 def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
-    tenant, _ = shop
+    tenant = shop.tenant
     client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
     response = client.post(
         reverse("admin:tenants_webhooksource_add"),
@@ -206,7 +216,7 @@ def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
 
 
 def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop, django_user_model):
-    tenant, info = shop
+    tenant, info = shop.tenant, shop.info
     user = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
     client = Client()
     client.force_login(user)
@@ -220,7 +230,7 @@ def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop,
 
 
 def test_admin_add_with_a_bad_standard_secret_is_a_form_error_not_a_500(shop):
-    tenant, _ = shop
+    tenant = shop.tenant
     client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
     response = client.post(
         reverse("admin:tenants_webhooksource_add"),
