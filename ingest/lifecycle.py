@@ -26,9 +26,10 @@ from ingest import metrics, partitions
 from tenants.audit import audit_record
 from tenants.models import AuditLog, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
+from tenants.selectors import sources_of_tenant
 from tenants.services.keys import signing_key_revoke
+from tenants.services.sources import source_set_enabled
 from tenants.services.tenants import tenant_suspend
-from tenants.sources import source_set_enabled, sources_of_tenant
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ the ledger does not is `missing_at_ingest`, recorded in reconcile_source_run bes
 reconcile_run; with repair=True those events are ingested through the same idempotent write path
 as a delivery (events_ingest), and the repair is audited.
 
-Configuration: the source's API key (tenants.sources.source_set_api_key, stored encrypted);
+Configuration: the source's API key (tenants.services.sources.source_set_api_key, stored encrypted);
 CODEX_STRIPE_API_BASE (settings or environment) points the library elsewhere (tests: a stand-in).
 """
 
@@ -32,8 +32,8 @@ from reconcile.services import SETTLE, day_window
 from tenants.audit import audit_record
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
+from tenants.selectors import source_api_key, sources_of_tenant
 from tenants.services.billing import stripe_config
-from tenants.sources import source_api_key, sources_of_tenant
 
 logger = logging.getLogger(__name__)
 

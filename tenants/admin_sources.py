@@ -1,8 +1,9 @@
 """Operator admin for webhook sources: add, disable/enable, rotate the secret, set the API key.
 
 Each write has its own permission (add_webhooksource, disable_webhooksource,
-rotate_webhooksource_secret), goes through tenants.sources and is audited with the operator's
-user. No secret is ever rendered: the encrypted columns are never part of a form or a page.
+rotate_webhooksource_secret), goes through tenants.services.sources and is audited with the
+operator's user. No secret is ever rendered: the encrypted columns are never part of a form or a
+page.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from django.utils.html import format_html
 from codex.commands import duration_parse
 from codex.errors import DomainError
 from tenants.audit import actor_of
+from tenants.errors import SourceError
 from tenants.models import Tenant, WebhookSource
-from tenants.sources import (
-    SourceError,
+from tenants.selectors import source_path
+from tenants.services.sources import (
     source_check,
     source_create,
-    source_path,
     source_rotate_secret,
     source_set_api_key,
     source_set_enabled,

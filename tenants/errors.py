@@ -17,3 +17,10 @@ class TenantNotFound(TenantError):
 
     def __init__(self, message: str, *, code: str = "tenant_not_found"):
         super().__init__(message, code=code, status_code=404)
+
+
+class SourceError(TenantError):
+    """An operator request about a source that cannot be carried out (safe to show)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="source_error")

@@ -1,8 +1,9 @@
-"""Reads of the tenants app: tenants by slug, devices, signing keys (the hot path's lookup)."""
+"""Reads of the tenants app: tenants by slug, devices, signing keys and webhook sources."""
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,8 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenants import crypto, keycache
-from tenants.errors import TenantNotFound
-from tenants.models import Device, SigningKey, Tenant
+from tenants.errors import SourceError, TenantNotFound
+from tenants.models import Device, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -162,3 +163,122 @@ def signing_key_resolve_cached(key_id: str) -> ResolvedKey | None:
     resolved = signing_key_resolve(key_id)
     keycache.put(key_id, resolved)
     return resolved
+
+
+# src_<tenant hex>_<24 hex>: names its tenant (the lookup opens that tenant's scope, as key ids
+# do) and carries 96 random bits, so a source's URL cannot be guessed.
+_SOURCE_ID_RE = re.compile(r"src_([0-9a-f]{32})_[0-9a-f]{24}", re.ASCII)
+SOURCE_CACHE_PREFIX = "source:"
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """What the delivery path needs: tenant, kind, state and the secrets that verify now."""
+
+    source_id: str
+    tenant_id: uuid.UUID
+    tenant_slug: str
+    tenant_active: bool
+    kind: str
+    enabled: bool
+    type_field: str
+    secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
+    previous_valid_until: datetime | None = None
+
+    def secrets_at(self, now: datetime) -> tuple[str, ...]:
+        """The secrets that verify at `now`: the previous one only inside its overlap."""
+        if len(self.secrets) > 1 and (
+            self.previous_valid_until is None or now >= self.previous_valid_until
+        ):
+            return self.secrets[:1]
+        return self.secrets
+
+
+def source_path(source_id: str) -> str:
+    """The delivery path of a source."""
+    return f"/v1/sources/{source_id}/webhooks"
+
+
+def tenant_of_source_id(source_id: str) -> uuid.UUID | None:
+    """The tenant a source id names, or None when it is not of our form."""
+    match = _SOURCE_ID_RE.fullmatch(source_id)
+    return uuid.UUID(hex=match.group(1)) if match else None
+
+
+def source_get(*, source_id: str) -> WebhookSource:
+    """The source with this id (with its tenant); SourceError when there is none."""
+    tenant_id = tenant_of_source_id(source_id)
+    source = None
+    if tenant_id is not None:
+        with tenant_scope(tenant_id):
+            source = (
+                WebhookSource.objects.select_related("tenant")
+                .filter(tenant_id=tenant_id, source_id=source_id)
+                .first()
+            )
+    if source is None:
+        raise SourceError(f"no source {source_id!r}")
+    return source
+
+
+def source_api_key(*, source: WebhookSource) -> str | None:
+    """The clear Stripe API key of a source, or None when none is stored."""
+    return crypto.decrypt(source.api_key_encrypted) if source.api_key_encrypted else None
+
+
+def source_resolve(source_id: str) -> ResolvedSource | None:
+    """Look a source up for a delivery (its tenant's scope); None when no such source exists."""
+    tenant_id = tenant_of_source_id(source_id)
+    if tenant_id is None:
+        return None
+    with tenant_scope(tenant_id):
+        source = (
+            WebhookSource.objects.select_related("tenant")
+            .filter(tenant_id=tenant_id, source_id=source_id)
+            .first()
+        )
+        if source is None:
+            return None
+        try:
+            current = crypto.decrypt(source.secret_encrypted)
+            previous = (
+                crypto.decrypt(source.previous_secret_encrypted)
+                if source.previous_secret_encrypted
+                and source.previous_valid_until
+                and source.previous_valid_until > timezone.now()
+                else None
+            )
+        except crypto.SecretUndecryptable:
+            logger.error(
+                "source secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it",
+                extra={"source_id": source_id},
+            )
+            raise
+    return ResolvedSource(
+        source_id=source.source_id,
+        tenant_id=source.tenant_id,
+        tenant_slug=source.tenant.slug,
+        tenant_active=source.tenant.status == Tenant.Status.ACTIVE,
+        kind=source.kind,
+        enabled=source.enabled,
+        type_field=source.type_field,
+        secrets=(current, previous) if previous else (current,),
+        previous_valid_until=source.previous_valid_until if previous else None,
+    )
+
+
+def source_resolve_cached(source_id: str) -> ResolvedSource | None:
+    """source_resolve through the in-process key cache (same TTL and invalidation as keys)."""
+    cache_key = SOURCE_CACHE_PREFIX + source_id
+    hit = keycache.get(cache_key)
+    if hit is not keycache.MISSING:
+        return hit
+    resolved = source_resolve(source_id)
+    keycache.put(cache_key, resolved)
+    return resolved
+
+
+def sources_of_tenant(*, tenant_id: uuid.UUID) -> list[WebhookSource]:
+    """A tenant's sources, oldest first (selector for commands and the admin)."""
+    with tenant_scope(tenant_id):
+        return list(WebhookSource.objects.filter(tenant_id=tenant_id).order_by("created_at", "id"))

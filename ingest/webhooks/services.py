@@ -20,7 +20,8 @@ from ingest.webhooks import shapes
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.verify import VERIFIERS, SignatureRejected
 from tenants.crypto import SecretUndecryptable
-from tenants.sources import ResolvedSource, source_resolve_cached, source_touch
+from tenants.selectors import ResolvedSource, source_resolve_cached
+from tenants.services.sources import source_touch
 
 logger = logging.getLogger(__name__)
 

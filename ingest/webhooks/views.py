@@ -19,7 +19,7 @@ from codex.http import body_size_check
 from ingest import metrics
 from ingest.webhooks import services
 from ingest.webhooks.shapes import MAX_DELIVERY_BYTES
-from tenants.sources import ResolvedSource
+from tenants.selectors import ResolvedSource
 
 _OUTCOME_BY_STATUS = {
     400: "rejected",

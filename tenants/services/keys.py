@@ -16,7 +16,7 @@ from tenants.audit import audit_record
 from tenants.errors import TenantError
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
-from tenants.sources import source_secrets_reencrypt
+from tenants.services.sources import source_secrets_reencrypt
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def secrets_key_rotate(*, actor: str, batch: int = 500) -> SecretsKeyRotation:
         if len(rows) < batch:
             break
         last_id = rows[-1][1]
-    # Webhook source secrets and API keys are under the same key (tenants.sources).
+    # Webhook source secrets and API keys are under the same key (tenants.services.sources).
     source_total, source_changed = source_secrets_reencrypt()
     total += source_total
     reencrypted += source_changed

@@ -18,7 +18,7 @@ from flags.services import flag_update
 from ingest.models import IdempotencyKey
 from tenants.models import AuditLog, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.dbutil import database_url, owner_connect
 from tests.ingest.lifecycle_helpers import counts, put_event
 

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from flags.services import flag_update
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.dbutil import database_url
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers

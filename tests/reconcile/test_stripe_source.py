@@ -14,7 +14,7 @@ from ingest.services.enrich import events_drain
 from reconcile.models import SourceReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.reconcile.stripe_events_standin import stripe_events  # noqa: F401 - fixture
 from tests.signing import django_headers
 from tests.sources.webhook_signing import encode, stripe_charge_event, stripe_header_library

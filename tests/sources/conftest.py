@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
 from tests.signing import django_headers
 

@@ -13,7 +13,7 @@ from ingest.services.enrich import events_drain
 from ingest.webhooks.services import source_counts_flush
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
-from tenants.sources import source_create, source_rotate_secret, source_set_enabled
+from tenants.services.sources import source_create, source_rotate_secret, source_set_enabled
 from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
 from tests.sources.webhook_signing import (
     encode,

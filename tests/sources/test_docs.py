@@ -14,7 +14,7 @@ import pytest
 from ingest.models import EnrichedEvent, Event
 from ingest.services.enrich import events_drain
 from tenants.scope import tenant_scope
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 pytestmark = pytest.mark.skipif(

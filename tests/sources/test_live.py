@@ -13,7 +13,7 @@ import pytest
 from flags.services import flag_update
 from ingest.models import Event
 from tenants.scope import tenant_scope
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.dbutil import database_url
 from tests.helpers import SHOPIFY_SECRET
 from tests.netutil import free_port

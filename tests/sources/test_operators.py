@@ -17,7 +17,7 @@ from tenants import crypto
 from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.keys import secrets_key_rotate
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 from tests.helpers import SHOPIFY_SECRET
 
 

@@ -8,7 +8,7 @@ import sys
 from codex.commands import DomainCommand, cli_actor
 from tenants.models import WebhookSource
 from tenants.selectors import tenant_get
-from tenants.sources import source_create
+from tenants.services.sources import source_create
 
 
 def read_secret(value: str) -> str:
@@ -17,7 +17,7 @@ def read_secret(value: str) -> str:
 
 
 class Command(DomainCommand):
-    """Thin edge over tenants.sources.source_create."""
+    """Thin edge over tenants.services.sources.source_create."""
 
     help = (
         "Create a webhook source for a tenant and print its id, path, URL (under "

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from codex.commands import DomainCommand, cli_actor
-from tenants.sources import source_set_enabled
+from tenants.services.sources import source_set_enabled
 
 
 class Command(DomainCommand):
-    """Thin edge over tenants.sources.source_set_enabled."""
+    """Thin edge over tenants.services.sources.source_set_enabled."""
 
     help = "Disable a webhook source: its deliveries are answered 410 (audited)."
     enabled = False

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from codex.commands import DomainCommand, cli_actor, duration_parse
 from tenants.management.commands.source_add import read_secret
-from tenants.sources import source_rotate_secret
+from tenants.services.sources import source_rotate_secret
 
 
 class Command(DomainCommand):
-    """Thin edge over tenants.sources.source_rotate_secret."""
+    """Thin edge over tenants.services.sources.source_rotate_secret."""
 
     help = (
         "Make NEW the source's signing secret; the current one keeps verifying for --overlap "

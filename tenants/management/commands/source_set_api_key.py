@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from codex.commands import DomainCommand, cli_actor
 from tenants.management.commands.source_add import read_secret
-from tenants.sources import source_set_api_key
+from tenants.services.sources import source_set_api_key
 
 
 class Command(DomainCommand):
-    """Thin edge over tenants.sources.source_set_api_key."""
+    """Thin edge over tenants.services.sources.source_set_api_key."""
 
     help = (
         "Store a stripe source's API key (encrypted; a restricted key that may read events is "

@@ -1,9 +1,10 @@
-"""Webhook sources: create, disable/enable, rotate the secret, resolve them for deliveries.
+"""Webhook sources: create, disable/enable, rotate the secret, store the Stripe API key.
 
 A source's secret is the one its platform signs with (Shopify's app secret, Stripe's endpoint
 `whsec_...`, a Standard Webhooks `whsec_...`): operators paste it in, it is stored Fernet-encrypted
 (tenants.crypto, CODEX_SECRETS_KEY) and never shown again. A rotation keeps the previous secret
-verifying for an overlap, so deliveries signed before the platform switched still pass.
+verifying for an overlap, so deliveries signed before the platform switched still pass. Reads
+(resolving a source for a delivery, a tenant's sources) are in tenants.selectors.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,25 +23,15 @@ from django.utils import timezone
 
 from tenants import crypto, keycache
 from tenants.audit import audit_record
-from tenants.errors import TenantError
+from tenants.errors import SourceError
 from tenants.models import Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
+from tenants.selectors import source_get, source_path
 
 logger = logging.getLogger(__name__)
 
 MAX_SECRET_LEN = 512
 _TYPE_FIELD_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
-# src_<tenant hex>_<24 hex>: names its tenant (the lookup opens that tenant's scope, as key ids
-# do) and carries 96 random bits, so a source's URL cannot be guessed.
-_SOURCE_ID_RE = re.compile(r"src_([0-9a-f]{32})_[0-9a-f]{24}", re.ASCII)
-CACHE_PREFIX = "source:"
-
-
-class SourceError(TenantError):
-    """An operator request about a source that cannot be carried out (safe to show)."""
-
-    def __init__(self, message: str):
-        super().__init__(message, code="source_error")
 
 
 @dataclass(frozen=True)
@@ -57,40 +48,6 @@ class SourceInfo:
     def as_json(self) -> dict:
         """The `source_add --json` document."""
         return {"source_id": self.source_id, "path": self.path, "url": self.url, "kind": self.kind}
-
-
-@dataclass(frozen=True)
-class ResolvedSource:
-    """What the delivery path needs: tenant, kind, state and the secrets that verify now."""
-
-    source_id: str
-    tenant_id: uuid.UUID
-    tenant_slug: str
-    tenant_active: bool
-    kind: str
-    enabled: bool
-    type_field: str
-    secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
-    previous_valid_until: datetime | None = None
-
-    def secrets_at(self, now: datetime) -> tuple[str, ...]:
-        """The secrets that verify at `now`: the previous one only inside its overlap."""
-        if len(self.secrets) > 1 and (
-            self.previous_valid_until is None or now >= self.previous_valid_until
-        ):
-            return self.secrets[:1]
-        return self.secrets
-
-
-def source_path(source_id: str) -> str:
-    """The delivery path of a source."""
-    return f"/v1/sources/{source_id}/webhooks"
-
-
-def tenant_of_source_id(source_id: str) -> uuid.UUID | None:
-    """The tenant a source id names, or None when it is not of our form."""
-    match = _SOURCE_ID_RE.fullmatch(source_id)
-    return uuid.UUID(hex=match.group(1)) if match else None
 
 
 def _info(source: WebhookSource, slug: str) -> SourceInfo:
@@ -169,22 +126,6 @@ def source_create(
         extra={"tenant_slug": tenant.slug, "source_id": source.source_id, "kind": kind},
     )
     return _info(source, tenant.slug)
-
-
-def source_get(*, source_id: str) -> WebhookSource:
-    """The source with this id (with its tenant); SourceError when there is none."""
-    tenant_id = tenant_of_source_id(source_id)
-    source = None
-    if tenant_id is not None:
-        with tenant_scope(tenant_id):
-            source = (
-                WebhookSource.objects.select_related("tenant")
-                .filter(tenant_id=tenant_id, source_id=source_id)
-                .first()
-            )
-    if source is None:
-        raise SourceError(f"no source {source_id!r}")
-    return source
 
 
 def source_set_enabled(*, source_id: str, enabled: bool, actor: str, user=None) -> bool:
@@ -274,63 +215,6 @@ def source_set_api_key(*, source_id: str, api_key: str, actor: str, user=None) -
         )
 
 
-def source_api_key(*, source: WebhookSource) -> str | None:
-    """The clear Stripe API key of a source, or None when none is stored."""
-    return crypto.decrypt(source.api_key_encrypted) if source.api_key_encrypted else None
-
-
-def source_resolve(source_id: str) -> ResolvedSource | None:
-    """Look a source up for a delivery (its tenant's scope); None when no such source exists."""
-    tenant_id = tenant_of_source_id(source_id)
-    if tenant_id is None:
-        return None
-    with tenant_scope(tenant_id):
-        source = (
-            WebhookSource.objects.select_related("tenant")
-            .filter(tenant_id=tenant_id, source_id=source_id)
-            .first()
-        )
-        if source is None:
-            return None
-        try:
-            current = crypto.decrypt(source.secret_encrypted)
-            previous = (
-                crypto.decrypt(source.previous_secret_encrypted)
-                if source.previous_secret_encrypted
-                and source.previous_valid_until
-                and source.previous_valid_until > timezone.now()
-                else None
-            )
-        except crypto.SecretUndecryptable:
-            logger.error(
-                "source secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it",
-                extra={"source_id": source_id},
-            )
-            raise
-    return ResolvedSource(
-        source_id=source.source_id,
-        tenant_id=source.tenant_id,
-        tenant_slug=source.tenant.slug,
-        tenant_active=source.tenant.status == Tenant.Status.ACTIVE,
-        kind=source.kind,
-        enabled=source.enabled,
-        type_field=source.type_field,
-        secrets=(current, previous) if previous else (current,),
-        previous_valid_until=source.previous_valid_until if previous else None,
-    )
-
-
-def source_resolve_cached(source_id: str) -> ResolvedSource | None:
-    """source_resolve through the in-process key cache (same TTL and invalidation as keys)."""
-    cache_key = CACHE_PREFIX + source_id
-    hit = keycache.get(cache_key)
-    if hit is not keycache.MISSING:
-        return hit
-    resolved = source_resolve(source_id)
-    keycache.put(cache_key, resolved)
-    return resolved
-
-
 def source_touch(*, tenant_id: uuid.UUID, source_id: str, accepted: int, duplicate: int) -> None:
     """Count a delivery and record its time (one UPDATE in the tenant's scope)."""
     with tenant_scope(tenant_id):
@@ -370,9 +254,3 @@ def source_secrets_reencrypt() -> tuple[int, int]:
                 WebhookSource.objects.filter(tenant_id=row.tenant_id, id=row.id).update(**updates)
                 changed += len(updates)
     return total, changed
-
-
-def sources_of_tenant(*, tenant_id: uuid.UUID) -> list[WebhookSource]:
-    """A tenant's sources, oldest first (selector for commands and the admin)."""
-    with tenant_scope(tenant_id):
-        return list(WebhookSource.objects.filter(tenant_id=tenant_id).order_by("created_at", "id"))
