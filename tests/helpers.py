@@ -135,3 +135,19 @@ def stored_keys(tenant) -> list[str]:
         return list(
             Event.objects.filter(tenant_id=tenant.id).values_list("idempotency_key", flat=True)
         )
+
+
+def staff_client(*perms: str):
+    """A logged-in admin client of a new staff user holding exactly `perms` ("app.codename")."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client

@@ -8,14 +8,13 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission, User
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.utils import timezone
 
 from ingest import ingest_warnings, metrics
 from ingest.models import IngestWarning
 from tenants.scope import system_scope, tenant_scope
-from tests.helpers import encode, make_event
+from tests.helpers import encode, make_event, staff_client
 from tests.netutil import free_port
 
 pytestmark = pytest.mark.django_db
@@ -179,29 +178,17 @@ def test_prune_deletes_warnings_older_than_7_days_only(signed, post_signed):
     assert entry["options"]["expires"]
 
 
-def _staff(*perms: str) -> Client:
-    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-        )
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(
     signed, post_signed, tenant_factory, key_factory
 ):
     tenant = signed.tenant
     post_signed({"events": [{"marker": "mine"}]})
     url = "/admin/ingest/ingestwarning/"
-    viewer = _staff("ingest.view_ingestwarning")
+    viewer = staff_client("ingest.view_ingestwarning")
     page = viewer.get(url, {"tenant__id__exact": str(tenant.id), "code": "invalid_event"})
     assert page.status_code == 200
     assert "invalid_event" in page.content.decode()
     assert "By code" in page.content.decode() or "code" in page.content.decode()
     empty = viewer.get(url, {"tenant__id__exact": str(tenant_factory().id)})
     assert "0 ingestion warnings" in empty.content.decode()
-    assert _staff("ingest.view_deadletter").get(url).status_code == 403
+    assert staff_client("ingest.view_deadletter").get(url).status_code == 403

@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -18,7 +17,7 @@ from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.keys import secrets_key_rotate
 from tenants.services.sources import source_create
-from tests.helpers import SHOPIFY_SECRET
+from tests.helpers import SHOPIFY_SECRET, staff_client
 
 
 def _run(name: str, *args: str) -> str:
@@ -115,18 +114,6 @@ def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(tenant_facto
 # --- admin --------------------------------------------------------------------------------
 
 
-def _staff(*perms: str) -> Client:
-    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-        )
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @dataclass(frozen=True)
 class Shop:
     """A tenant and its Shopify source (as source_create answered)."""
@@ -152,7 +139,7 @@ def _changelist_action(client, action: str, source_id: str):
 
 def test_admin_staff_without_permissions_cannot_add_disable_or_rotate(shop):
     info = shop.info
-    client = _staff("tenants.view_webhooksource", "tenants.view_tenant")
+    client = staff_client("tenants.view_webhooksource", "tenants.view_tenant")
     listing = client.get(reverse("admin:tenants_webhooksource_changelist"))
     assert listing.status_code == 200
     assert info.source_id.encode() in listing.content
@@ -171,7 +158,7 @@ def test_admin_staff_without_permissions_cannot_add_disable_or_rotate(shop):
 
 def test_admin_disable_permission_is_enough_to_disable_and_enable(shop):
     info = shop.info
-    client = _staff("tenants.view_webhooksource", "tenants.disable_webhooksource")
+    client = staff_client("tenants.view_webhooksource", "tenants.disable_webhooksource")
     _changelist_action(client, "disable_sources", info.source_id)
     assert not _source(info.source_id).enabled
     _changelist_action(client, "enable_sources", info.source_id)
@@ -182,7 +169,7 @@ def test_admin_disable_permission_is_enough_to_disable_and_enable(shop):
 
 def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
     info = shop.info
-    client = _staff("tenants.view_webhooksource", "tenants.rotate_webhooksource_secret")
+    client = staff_client("tenants.view_webhooksource", "tenants.rotate_webhooksource_secret")
     pk = _source(info.source_id).pk
     rotate = reverse("admin:tenants_webhooksource_rotate", args=[pk])
     page = client.get(rotate)
@@ -201,7 +188,7 @@ def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
 
 def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
     tenant = shop.tenant
-    client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
+    client = staff_client("tenants.view_webhooksource", "tenants.add_webhooksource")
     response = client.post(
         reverse("admin:tenants_webhooksource_add"),
         {"tenant": tenant.pk, "kind": "stripe", "secret": "whsec_added", "type_field": "type"},
@@ -231,7 +218,7 @@ def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop,
 
 def test_admin_add_with_a_bad_standard_secret_is_a_form_error_not_a_500(shop):
     tenant = shop.tenant
-    client = _staff("tenants.view_webhooksource", "tenants.add_webhooksource")
+    client = staff_client("tenants.view_webhooksource", "tenants.add_webhooksource")
     response = client.post(
         reverse("admin:tenants_webhooksource_add"),
         {"tenant": tenant.pk, "kind": "standard", "secret": "not base64!", "type_field": "type"},

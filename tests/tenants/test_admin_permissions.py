@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.test import Client
 from django.urls import reverse
 
 from ingest.models import DeadLetter
@@ -16,6 +14,7 @@ from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tenants.services.tenants import tenant_provision
 from tests.factories import EventFactory
+from tests.helpers import staff_client
 
 SECRET_RE = re.compile(r"whsec_[A-Za-z0-9+/=]{20,}")
 VIEW_ONLY = [
@@ -24,18 +23,6 @@ VIEW_ONLY = [
     "tenants.view_signingkey",
     "ingest.view_deadletter",
 ]
-
-
-def _staff(*perms: str) -> Client:
-    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-    for perm in perms:
-        app, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-        )
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -102,7 +89,7 @@ def _ids(kind, acme):
 def test_view_only_staff_cannot_run_the_action(acme, app_model, action, perm, kind):
     ids = _ids(kind, acme)
     before = _state()
-    client = _staff(*VIEW_ONLY)
+    client = staff_client(*VIEW_ONLY)
     page = client.get(reverse(f"admin:{app_model}_changelist"))
     assert page.status_code == 200
     assert f'value="{action}"' not in page.content.decode()  # not offered
@@ -117,7 +104,7 @@ def test_view_only_staff_cannot_run_the_action(acme, app_model, action, perm, ki
 def test_the_actions_own_permission_is_enough(acme, app_model, action, perm, kind):
     ids = _ids(kind, acme)
     before = _state()
-    client = _staff(*VIEW_ONLY, perm)
+    client = staff_client(*VIEW_ONLY, perm)
     response = _post_action(client, app_model, action, ids)
     assert response.status_code == 200
     assert _state() != before
@@ -127,13 +114,13 @@ def test_the_actions_own_permission_is_enough(acme, app_model, action, perm, kin
 
 @pytest.mark.django_db
 def test_provisioning_in_the_admin_needs_the_secret_permission(db):
-    plain = _staff("tenants.view_tenant", "tenants.add_tenant")
+    plain = staff_client("tenants.view_tenant", "tenants.add_tenant")
     assert plain.get(reverse("admin:tenants_tenant_add")).status_code == 403
     response = plain.post(reverse("admin:tenants_tenant_add"), {"slug": "newco", "name": "N"})
     assert response.status_code == 403
     with system_scope("test"):
         assert not Tenant.objects.filter(slug="newco").exists()
-    allowed = _staff("tenants.view_tenant", "tenants.add_tenant", "tenants.rotate_signingkey")
+    allowed = staff_client("tenants.view_tenant", "tenants.add_tenant", "tenants.rotate_signingkey")
     response = allowed.post(
         reverse("admin:tenants_tenant_add"), {"slug": "newco", "name": "N"}, follow=True
     )
@@ -159,7 +146,7 @@ def test_a_rotation_that_fails_half_way_changes_nothing(acme, monkeypatch):
 
     monkeypatch.setattr(tenants_admin, "signing_key_rotate", rotate_then_fail)
     before = _state()
-    client = _staff(*VIEW_ONLY, "tenants.rotate_signingkey")
+    client = staff_client(*VIEW_ONLY, "tenants.rotate_signingkey")
     response = _post_action(client, "tenants_signingkey", "rotate_keys", ids)
     assert len(calls) == 2
     assert "Nothing rotated" in response.content.decode()
