@@ -205,17 +205,22 @@ def tenant_of_source_id(source_id: str) -> uuid.UUID | None:
     return uuid.UUID(hex=match.group(1)) if match else None
 
 
+def source_find(source_id: str) -> WebhookSource | None:
+    """The source with this id (with its tenant), read in the tenant's scope its id names."""
+    tenant_id = tenant_of_source_id(source_id)
+    if tenant_id is None:
+        return None
+    with tenant_scope(tenant_id):
+        return (
+            WebhookSource.objects.select_related("tenant")
+            .filter(tenant_id=tenant_id, source_id=source_id)
+            .first()
+        )
+
+
 def source_get(*, source_id: str) -> WebhookSource:
     """The source with this id (with its tenant); SourceError when there is none."""
-    tenant_id = tenant_of_source_id(source_id)
-    source = None
-    if tenant_id is not None:
-        with tenant_scope(tenant_id):
-            source = (
-                WebhookSource.objects.select_related("tenant")
-                .filter(tenant_id=tenant_id, source_id=source_id)
-                .first()
-            )
+    source = source_find(source_id)
     if source is None:
         raise SourceError(f"no source {source_id!r}")
     return source
@@ -228,32 +233,24 @@ def source_api_key(*, source: WebhookSource) -> str | None:
 
 def source_resolve(source_id: str) -> ResolvedSource | None:
     """Look a source up for a delivery (its tenant's scope); None when no such source exists."""
-    tenant_id = tenant_of_source_id(source_id)
-    if tenant_id is None:
+    source = source_find(source_id)
+    if source is None:
         return None
-    with tenant_scope(tenant_id):
-        source = (
-            WebhookSource.objects.select_related("tenant")
-            .filter(tenant_id=tenant_id, source_id=source_id)
-            .first()
+    try:
+        current = crypto.decrypt(source.secret_encrypted)
+        previous = (
+            crypto.decrypt(source.previous_secret_encrypted)
+            if source.previous_secret_encrypted
+            and source.previous_valid_until
+            and source.previous_valid_until > timezone.now()
+            else None
         )
-        if source is None:
-            return None
-        try:
-            current = crypto.decrypt(source.secret_encrypted)
-            previous = (
-                crypto.decrypt(source.previous_secret_encrypted)
-                if source.previous_secret_encrypted
-                and source.previous_valid_until
-                and source.previous_valid_until > timezone.now()
-                else None
-            )
-        except crypto.SecretUndecryptable:
-            logger.error(
-                "source secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it",
-                extra={"source_id": source_id},
-            )
-            raise
+    except crypto.SecretUndecryptable:
+        logger.error(
+            "source secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it",
+            extra={"source_id": source_id},
+        )
+        raise
     return ResolvedSource(
         source_id=source.source_id,
         tenant_id=source.tenant_id,
