@@ -112,7 +112,9 @@ def test_report_reads_the_recording_rules_fed_by_a_live_server(
     (sync,) = slos["sync_success"]["days"]
     assert 0.7 < sync["compliance"] < 0.8, sync
     assert sync["met"] is False
-    assert 8 <= sync["batches"] < 16, sync  # 8, stretched by rate()'s extrapolation
+    # 8 sent; rate()'s extrapolation stretches or shrinks the count with scrape timing, so only
+    # the ratio above is exact enough to assert (exact counts: the backfilled test below).
+    assert sync["batches"] > 0, sync
     assert slos["sync_success"]["budget_left_ratio"] < -10  # 25 % failed of a 2 % budget
     assert "| 24 h from (UTC) | P95 ingest latency < 1 s |" in text
     assert "(1/1 windows) ok" in text
