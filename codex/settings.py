@@ -249,7 +249,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"expires": 12 * 3600},
     },
     # Nightly retention: events, enriched rows and resolved dead letters older than each tenant's
-    # retentionDays (ingest.lifecycle); whole month partitions when no tenant needs them.
+    # retentionDays (ingest.services.retention); whole month partitions when no tenant needs them.
     "ingest-retention-nightly": {
         "task": "ingest.tasks.retention_enforce",
         "schedule": crontab(hour=3, minute=30),

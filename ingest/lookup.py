@@ -42,7 +42,7 @@ def event_status_get(*, tenant_id: uuid.UUID | str, idempotency_key: str) -> Eve
         if claim is None:
             return None
         if claim["erased_at"] is not None:
-            # Erased (ingest.lifecycle.events_erase): only the key is left, no event data.
+            # Erased (ingest.services.erasure.events_erase): only the key is left, no event data.
             return EventStatus(
                 id=claim["event_id"],
                 idempotency_key=idempotency_key,

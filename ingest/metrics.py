@@ -214,7 +214,7 @@ def record_sync_response(request, response, tenant_slug: str | None) -> None:
     record_sync_batch(tenant_slug or "unknown", sync_batch_outcome(response.status_code, body))
 
 
-# Data lifecycle (ingest.lifecycle): what retention, erasure and offboarding removed.
+# Data lifecycle (ingest.services.{retention,erasure,offboard}): what they removed.
 LIFECYCLE_DELETED = Counter(
     "codex_ingest_lifecycle_deleted_rows_total",
     "Rows deleted by the data lifecycle, by reason (retention, erasure, offboard) and table.",

@@ -9,7 +9,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from codex.db import roles
-from ingest import ingest_warnings, lifecycle, metrics, partitions, selectors, wake
+from ingest import ingest_warnings, metrics, partitions, selectors, wake
+from ingest.services import retention
 from ingest.services.deadletters import deadletter_depth_refresh
 from ingest.services.enrich import DRAIN_BATCH, events_drain
 
@@ -97,8 +98,8 @@ def partitions_ensure() -> list[str]:
     name="ingest.tasks.retention_enforce", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 60
 )
 def retention_enforce() -> dict[str, int]:
-    """Beat, nightly: remove what each tenant's retentionDays no longer keeps (ingest.lifecycle)."""
-    report = lifecycle.retention_enforce(actor="beat:retention")
+    """Beat, nightly: remove what each tenant's retentionDays no longer keeps."""
+    report = retention.retention_enforce(actor="beat:retention")
     return {
         "tenants": len(report.tenants),
         "events": sum(t.events for t in report.tenants),

@@ -9,10 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ingest import partitions
-from ingest.lifecycle import events_erase, subject_digest
 from ingest.lookup import ERASED, event_status_get
 from ingest.models import IdempotencyKey
 from ingest.services.accept import events_ingest
+from ingest.services.erasure import events_erase, subject_digest
 from ingest.validation import parse_body
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope

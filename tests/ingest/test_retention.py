@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from flags.registry import spec_for
 from flags.services import flag_update
 from ingest import partitions
-from ingest.lifecycle import idempotency_grace, retention_enforce
 from ingest.services.accept import events_ingest
+from ingest.services.retention import idempotency_grace, retention_enforce
 from ingest.validation import parse_body
 from tenants.models import AuditLog
 from tenants.scope import system_scope

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.lifecycle import events_erase
+from ingest.services.erasure import events_erase
 from reconcile.services import drift_compute
 from tests.helpers import noon
 from tests.ingest.lifecycle_helpers import put_event

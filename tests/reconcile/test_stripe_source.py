@@ -15,9 +15,9 @@ from reconcile.models import SourceReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tenants.services.sources import source_create
-from tests.reconcile.stripe_events_standin import stripe_events  # noqa: F401 - fixture
 from tests.signing import django_headers
 from tests.sources.webhook_signing import encode, stripe_charge_event, stripe_header_library
+from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture
 
 SECRET = "whsec_reconcile_test_secret"
 API_KEY = "rk_test_standin_reader"
@@ -52,7 +52,7 @@ def _ledger_keys(tenant) -> set[str]:
         return set(Event.objects.filter(tenant=tenant).values_list("idempotency_key", flat=True))
 
 
-def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_events, client):  # noqa: F811
+def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_standin, client):  # noqa: F811
     tenant, info = acme
     day = datetime.now(UTC).date() - timedelta(days=1)
     events = _day_events(day, 120)
@@ -60,7 +60,7 @@ def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_events, 
         stripe_charge_event("evt_before", created=events[0]["created"] - 86400),
         stripe_charge_event("evt_after", created=events[0]["created"] + 86400),
     ]
-    stripe_events.events = events + outside
+    stripe_standin.events = events + outside
     missing = {e["id"] for e in events[::24]}  # 5 that Stripe "never delivered"
     for event in events + outside:
         if event["id"] in missing:
@@ -82,7 +82,7 @@ def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_events, 
     with system_scope("test"):
         run = SourceReconcileRun.objects.get(source_id=info.source_id, day=day)
     assert (run.at_source, run.missing_at_ingest, run.repaired) == (120, 5, 0)
-    listed = [r for r in stripe_events.requests if r["path"] == "/v1/events"]
+    listed = [r for r in stripe_standin.requests if r["path"] == "/v1/events"]
     assert len(listed) == 2  # 120 events, pages of 100
     assert listed[1]["query"]["starting_after"].startswith("evt_day_")
     start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
@@ -123,12 +123,12 @@ def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_events, 
         assert AuditLog.objects.filter(action="reconcile.repair_source").count() == 1
 
 
-def test_stripe_reconcile_without_an_api_key_says_what_to_do(tenant_factory, stripe_events):  # noqa: F811
+def test_stripe_reconcile_without_an_api_key_says_what_to_do(tenant_factory, stripe_standin):  # noqa: F811
     tenant = tenant_factory("acme")
     source_create(tenant=tenant, kind="stripe", secret=SECRET, actor="t")
     with pytest.raises(CommandError, match="no stripe source with an API key"):
         _run("--source", "stripe", "--tenant", "acme")
-    assert stripe_events.requests == []
+    assert stripe_standin.requests == []
 
 
 def test_source_and_repair_need_a_tenant(db):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from django.core.management.base import CommandError
 
 from codex.commands import DomainCommand, cli_actor
-from ingest.lifecycle import events_erase
+from ingest.services.erasure import events_erase
 from tenants.selectors import tenant_get
 
 

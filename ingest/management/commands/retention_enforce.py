@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from codex.commands import DomainCommand, cli_actor
-from ingest.lifecycle import retention_enforce
+from ingest.services.retention import retention_enforce
 from tenants.selectors import tenant_get
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from codex.commands import DomainCommand, cli_actor
-from ingest.lifecycle import tenant_offboard
+from ingest.services.offboard import tenant_offboard
 from tenants.selectors import tenant_get
 
 
