@@ -104,6 +104,17 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# What json.dumps(ensure_ascii=False) escapes in a string: quote, backslash, control characters.
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_string(value: str) -> str:
+    """canonical_json(value) for a string, without building an encoder when nothing is escaped."""
+    if _NEEDS_ESCAPE.search(value) is None:
+        return f'"{value}"'
+    return canonical_json(value)
+
+
 def _storable_text(value: str, field: str) -> None:
     # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
     if "\x00" in value:
@@ -135,7 +146,9 @@ def _check_payload_strings(value: Any) -> bool:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            _storable_text(item, "payload")
+            # Lone surrogates are caught when the payload is serialized (_payload_json).
+            if "\x00" in item:
+                raise EventInvalid("payload: must not contain NUL characters")
         elif isinstance(item, float) or (isinstance(item, int) and not -_INT64 <= item < _INT64):
             same = False
         elif isinstance(item, (dict, list)):
@@ -143,11 +156,28 @@ def _check_payload_strings(value: Any) -> bool:
                 raise EventInvalid(f"payload: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
             if isinstance(item, dict):
                 for k, v in item.items():
-                    _storable_text(k, "payload")
+                    if "\x00" in k:
+                        raise EventInvalid("payload: must not contain NUL characters")
                     stack.append((v, depth + 1))
             else:
                 stack.extend((v, depth + 1) for v in item)
     return same
+
+
+def _payload_json(payload: dict, max_bytes: int) -> str:
+    """The payload's canonical JSON text; EventInvalid if it is not storable or too large."""
+    try:
+        if _check_payload_strings(payload):
+            text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
+        else:
+            text = canonical_json(payload)
+        size = len(text.encode("utf-8"))
+    except (UnicodeEncodeError, orjson.JSONEncodeError) as exc:
+        # A lone surrogate: orjson refuses it, the stdlib's text cannot be encoded as UTF-8.
+        raise EventInvalid("payload: must be valid Unicode") from exc
+    if size > max_bytes:
+        raise EventInvalid(f"payload: at most {max_bytes} bytes serialized")
+    return text
 
 
 def parse_occurred_at(value: Any) -> datetime:
@@ -198,20 +228,15 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     payload = raw.get("payload", {})
     if not isinstance(payload, dict):
         raise EventInvalid("payload: must be a JSON object")
-    if _check_payload_strings(payload):
-        payload_json = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
-    else:
-        payload_json = canonical_json(payload)
-    if len(payload_json.encode("utf-8")) > max_payload_bytes:
-        raise EventInvalid(f"payload: at most {max_payload_bytes} bytes serialized")
+    payload_json = _payload_json(payload, max_payload_bytes)
     # canonical_json({"type", "occurred_at", "source", "payload"}) spelled out in sorted key order,
     # so the payload is serialized once, not twice (byte-identical: the stored fingerprints hold).
     # A subject is part of the content (same key, other subject: a conflict); events without
     # one keep the fingerprint they always had.
-    subject = "" if subject_id is None else f',"subject_id":{canonical_json(subject_id)}'
+    subject = "" if subject_id is None else f',"subject_id":{_json_string(subject_id)}'
     content = (
-        f'{{"occurred_at":{canonical_json(occurred_at.isoformat())},"payload":{payload_json},'
-        f'"source":{canonical_json(source)}{subject},"type":{canonical_json(etype)}}}'
+        f'{{"occurred_at":{_json_string(occurred_at.isoformat())},"payload":{payload_json},'
+        f'"source":{_json_string(source)}{subject},"type":{_json_string(etype)}}}'
     )
     return ValidEvent(
         idempotency_key=key,
