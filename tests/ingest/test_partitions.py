@@ -183,3 +183,35 @@ def test_the_beat_task_recreates_a_missing_month_as_the_owner(transactional_db):
             "SELECT has_table_privilege(%s, %s, 'INSERT')", [settings.CODEX_DB_APP_ROLE, name]
         ).fetchone()[0]
     assert (rls, forced, granted) == (True, True, True)
+
+
+def test_one_drain_batch_spanning_months_marks_every_event_in_its_own_partition(db, tenant_factory):
+    """The drain's UPDATEs are bounded by the batch's received_at range: every month in it."""
+    from ingest.services.enrich import events_drain
+
+    settings.CODEX_ENRICH_FAIL_TYPES = {"fault.enrich"}
+    tenant = tenant_factory()
+    partitions.partitions_ensure(today=date(2031, 10, 1), since=date(2031, 10, 1), months_ahead=1)
+    october = _event(tenant, "october", datetime(2031, 10, 31, 23, 0, tzinfo=UTC))
+    november = _event(tenant, "november", datetime(2031, 11, 1, 1, 0, tzinfo=UTC))
+    later = _event(tenant, "default", datetime(2032, 6, 1, tzinfo=UTC))  # no month: the default
+    broken = EventFactory(
+        tenant=tenant,
+        idempotency_key="broken",
+        type="fault.enrich",
+        received_at=datetime(2031, 11, 2, tzinfo=UTC),
+    )
+    outcome = events_drain(tenant_id=tenant.id)
+    assert sorted(outcome.enriched) == sorted([october.id, november.id, later.id])
+    assert list(outcome.failed) == [broken.id]
+    with tenant_scope(tenant.id):
+        state = {
+            e.idempotency_key: (e.enriched_at is not None, e.enrich_attempts)
+            for e in Event.objects.filter(tenant_id=tenant.id)
+        }
+    assert state == {
+        "october": (True, 0),
+        "november": (True, 0),
+        "default": (True, 0),
+        "broken": (False, 1),
+    }
