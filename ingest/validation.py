@@ -115,10 +115,15 @@ def _json_string(value: str) -> str:
     return canonical_json(value)
 
 
-def _storable_text(value: str, field: str) -> None:
-    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8.
+def _no_nul(value: str, field: str) -> None:
+    # PostgreSQL text (and jsonb strings) cannot hold NUL.
     if "\x00" in value:
         raise EventInvalid(f"{field}: must not contain NUL characters")
+
+
+def _storable_text(value: str, field: str) -> None:
+    # Lone surrogates cannot be encoded as UTF-8.
+    _no_nul(value, field)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -146,9 +151,7 @@ def _check_payload_strings(value: Any) -> bool:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            # Lone surrogates are caught when the payload is serialized (_payload_json).
-            if "\x00" in item:
-                raise EventInvalid("payload: must not contain NUL characters")
+            _no_nul(item, "payload")  # lone surrogates: caught when serialized (_payload_json)
         elif isinstance(item, float) or (isinstance(item, int) and not -_INT64 <= item < _INT64):
             same = False
         elif isinstance(item, (dict, list)):
@@ -156,8 +159,7 @@ def _check_payload_strings(value: Any) -> bool:
                 raise EventInvalid(f"payload: nested deeper than {MAX_PAYLOAD_DEPTH} levels")
             if isinstance(item, dict):
                 for k, v in item.items():
-                    if "\x00" in k:
-                        raise EventInvalid("payload: must not contain NUL characters")
+                    _no_nul(k, "payload")
                     stack.append((v, depth + 1))
             else:
                 stack.extend((v, depth + 1) for v in item)

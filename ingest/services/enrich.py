@@ -116,12 +116,9 @@ def _write_enriched(cursor, tenant_id: str, rows: list, now: datetime) -> Enrich
     if values:
         columns = [list(column) for column in zip(*values, strict=True)]
         cursor.execute(_ENRICHED_INSERT_SQL, [tenant_id, now, *columns])
-        outcome.enriched = [v[0] for v in values]
-        received = [row[4] for row in rows if row[0] not in outcome.failed]
-        cursor.execute(
-            _MARK_ENRICHED_SQL,
-            [now, tenant_id, outcome.enriched, min(received), max(received)],
-        )
+        ids, received = columns[0], columns[5]  # enriched_values(): id first, received_at 6th
+        outcome.enriched = ids
+        cursor.execute(_MARK_ENRICHED_SQL, [now, tenant_id, ids, min(received), max(received)])
     return outcome
 
 
