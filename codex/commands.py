@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -88,3 +88,12 @@ def duration_parse(text: str) -> timedelta:
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
     return timedelta(seconds=seconds)
+
+
+def moment_parse(text: str) -> datetime:
+    """An ISO 8601 date or date-time, UTC unless it carries an offset; ValueError otherwise."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

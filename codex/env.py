@@ -83,22 +83,22 @@ def text(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
-def integer(name: str, default: int) -> int:
-    """The variable as an integer, or `default`; ImproperlyConfigured when it is not one."""
+def _converted(name: str, default, convert, what: str):
     raw = text(name)
     try:
-        return default if raw is None else int(raw)
+        return default if raw is None else convert(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+        raise ImproperlyConfigured(f"{name} must be {what}, not {raw!r}") from exc
+
+
+def integer(name: str, default: int) -> int:
+    """The variable as an integer, or `default`; ImproperlyConfigured when it is not one."""
+    return _converted(name, default, int, "an integer")
 
 
 def number(name: str, default: float) -> float:
     """The variable as a float, or `default`; ImproperlyConfigured when it is not a number."""
-    raw = text(name)
-    try:
-        return default if raw is None else float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from exc
+    return _converted(name, default, float, "a number")
 
 
 def enabled(name: str, default: bool) -> bool:

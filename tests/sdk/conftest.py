@@ -117,3 +117,11 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SDK_SRC), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture
+def offline_client(tmp_path: Path, secret: str) -> Iterator[Client]:
+    """A client whose server is port 9 (discard) on localhost: for tests that send nothing."""
+    client = Client("http://127.0.0.1:9", "ck_x", secret, queue_path=tmp_path / "q.sqlite3")
+    yield client
+    client.close(flush=False)

@@ -10,15 +10,6 @@ import pytest
 from codex_sdk import Client
 from codex_sdk.events import build_event
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@pytest.fixture
-def offline_client(tmp_path: Path):
-    client = Client("http://127.0.0.1:9", "ck_x", SECRET, queue_path=tmp_path / "q.sqlite3")
-    yield client
-    client.close(flush=False)
-
 
 def test_build_event_carries_the_subject_only_when_given() -> None:
     with_subject = build_event("sale.completed", {}, idempotency_key="k1", subject_id="cus_42")

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from codex_sdk import Client
 from codex_sdk.events import MAX_PAYLOAD_BYTES, build_event
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@pytest.fixture
-def offline_client(tmp_path: Path):
-    # Port 9 (discard) on localhost: nothing is sent in these tests anyway.
-    client = Client("http://127.0.0.1:9", "ck_x", SECRET, queue_path=tmp_path / "q.sqlite3")
-    yield client
-    client.close(flush=False)
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.core.management.base import CommandError
 
-from codex.commands import DomainCommand, cli_actor
+from codex.commands import DomainCommand, cli_actor, moment_parse
 from ingest import selectors
 from ingest.services.replay import deadletter_replay
 from tenants.selectors import tenant_get
@@ -27,9 +25,9 @@ class Command(DomainCommand):
             "--all", action="store_true", dest="replay_all", help="every open entry, all tenants"
         )
         parser.add_argument(
-            "--since", type=_when, help="dead-lettered at or after this time (ISO 8601)"
+            "--since", type=moment_parse, help="dead-lettered at or after this time (ISO 8601)"
         )
-        parser.add_argument("--until", type=_when, help="dead-lettered before this time")
+        parser.add_argument("--until", type=moment_parse, help="dead-lettered before this time")
         parser.add_argument(
             "--actor", help="name recorded in the audit log (default: cli:<os user>)"
         )
@@ -64,12 +62,3 @@ class Command(DomainCommand):
         )
         if len(results) != resolved:
             raise CommandError("some entries failed again; they stay open", returncode=1)
-
-
-def _when(value: str) -> datetime:
-    """An ISO 8601 date or date-time; UTC unless it carries an offset."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"not an ISO 8601 time: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

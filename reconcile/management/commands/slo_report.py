@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from codex.commands import DomainCommand
+from codex.commands import DomainCommand, moment_parse
 from reconcile.slo import MAX_DAYS, slo_report_compute, slo_report_render
 
 
@@ -19,11 +19,10 @@ def parse_end(value: str | None) -> datetime:
     if value == "today":
         return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
     try:
-        moment = datetime.fromisoformat(value)
+        return moment_parse(value)
     except ValueError as exc:
         message = f"--end must be now, today, YYYY-MM-DD or an ISO time, not {value!r}"
         raise CommandError(message) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Command(DomainCommand):
