@@ -25,6 +25,10 @@ DATA_DIR = env.path("CODEX_DATA_DIR", BASE_DIR / ".data")
 PG_DIR = DATA_DIR / "pg"
 REDIS_DIR = DATA_DIR / "redis"
 DB_NAME = "codex"
+# The login everything runs as: shaped like a managed provider's owner (no superuser, no
+# BYPASSRLS; codex.db.bootstrap). The superuser only creates it and the database.
+OWNER = "codex_owner"
+_OWNER_MARKER = ".codex-managed-owner-v1"
 
 
 @contextmanager
@@ -54,14 +58,30 @@ def postgres_url() -> str:
         server = pgserver.get_server(PG_DIR, cleanup_mode=None)
         info = server.get_postmaster_info()
         socket_dir = info.socket_dir
-        url = f"postgresql://postgres@/{DB_NAME}?host={socket_dir}"
-        marker = PG_DIR / ".codex-db-created"
+        url = f"postgresql://{OWNER}@/{DB_NAME}?host={socket_dir}"
+        marker = PG_DIR / _OWNER_MARKER
         if not marker.exists():
-            out = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
-            if "(1 row)" not in out:
-                server.psql(f"CREATE DATABASE {DB_NAME};")
+            _managed_owner_ensure(socket_dir, info.port)
             marker.touch()
     return url
+
+
+def _managed_owner_ensure(socket_dir, port) -> None:
+    """As the embedded superuser: the managed owner and its database (older ones handed over)."""
+    import psycopg
+
+    from codex.db import bootstrap
+
+    with psycopg.connect(
+        dbname="postgres", user="postgres", host=str(socket_dir), port=port, autocommit=True
+    ) as admin:
+        older = [
+            row[0]
+            for row in admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"test\\_{DB_NAME}%"]
+            )
+        ]
+        bootstrap.managed_owner_ensure(admin, owner=OWNER, database=DB_NAME, adopt=tuple(older))
 
 
 def _redis_paths() -> tuple[Path, Path]:

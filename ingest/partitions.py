@@ -20,6 +20,7 @@ from psycopg import sql
 
 from codex.db import roles
 from tenants import rls
+from tenants.scope import system_scope
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,9 @@ def partitions_ensure(
     for table in PARTITIONED_TABLES:
         with (
             roles.owner_for_ddl(),  # behind PgBouncer: on the DATABASE_OWNER_URL login
-            transaction.atomic(),
+            # The owner is no superuser where the database is managed: forced RLS hides the
+            # default partition's rows from it unless the transaction names its scope.
+            system_scope("partitions"),
             connection.cursor() as cursor,
             _as_owner(cursor),
         ):

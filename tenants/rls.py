@@ -69,3 +69,71 @@ def tenant_table(
         *backward,
     ]
     return [migrations.RunSQL(sql=forward, reverse_sql=backward)]
+
+
+# --- data migrations ---------------------------------------------------------------------------
+
+
+class MigrationDataLoss(RuntimeError):
+    """A data migration read rows it did not write back: it stops before dropping anything."""
+
+
+def migration_scope(cursor, reason: str) -> None:
+    """Open the system scope for the rest of this migration's transaction.
+
+    Forced row-level security applies to a managed database's owner (no superuser, no
+    BYPASSRLS): without a scope every tenant table looks empty to a migration.
+    """
+    cursor.execute("SELECT set_config('app.system_scope', %s, true)", [f"migration:{reason}"])
+
+
+def _scope_open(cursor) -> bool:
+    cursor.execute(
+        "SELECT coalesce(current_setting('app.system_scope', true), '') <> ''"
+        " OR (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)"
+    )
+    return bool(cursor.fetchone()[0])
+
+
+def table_digest(cursor, table: str, columns: str) -> dict[str, tuple[int, int]]:
+    """Per tenant: (rows, checksum of `columns`) of `table`, as the current scope sees it."""
+    cursor.execute(
+        f"SELECT tenant_id::text, count(*), coalesce(sum(hashtextextended(ROW({columns})::text, 0)"
+        f"::numeric), 0) FROM {table} GROUP BY tenant_id"
+    )
+    return {tenant: (int(rows), int(checksum)) for tenant, rows, checksum in cursor.fetchall()}
+
+
+def rows_moved_check(
+    cursor,
+    *,
+    source: str,
+    target: str,
+    columns: str,
+    target_columns: str | None = None,
+) -> int:
+    """Raise MigrationDataLoss unless `target` holds exactly `source`'s rows; return the count.
+
+    Compares row counts and a checksum per tenant over `columns` (named `target_columns` in the
+    target). Refuses to vouch for anything read outside a system scope, where forced RLS would
+    make both sides look equally empty.
+    """
+    if not _scope_open(cursor):
+        raise MigrationDataLoss(
+            f"{source} -> {target}: not in a system scope (rls.migration_scope): row-level "
+            "security would hide the rows from this check"
+        )
+    before = table_digest(cursor, source, columns)
+    after = table_digest(cursor, target, target_columns or columns)
+    if before != after:
+        lost = {
+            tenant: (counts, after.get(tenant, (0, 0)))
+            for tenant, counts in before.items()
+            if after.get(tenant) != counts
+        }
+        extra = sorted(set(after) - set(before))
+        raise MigrationDataLoss(
+            f"{source} -> {target}: rows differ per tenant (source, target): {lost}"
+            + (f"; tenants only in the target: {extra}" if extra else "")
+        )
+    return sum(rows for rows, _ in before.values())

@@ -23,9 +23,51 @@ def _fresh_process_caches():
     local_flags_clear()
 
 
+# The suite's owner when DATABASE_URL names a superuser: the superuser only makes this login.
+SUITE_OWNER = "codex_suite_owner"
+
+
+def _managed_owner_for_suite() -> None:
+    """Run the suite as a managed-shaped owner (no SUPERUSER, no BYPASSRLS), as deployed.
+
+    The embedded PostgreSQL already hands out one (codex.embedded). A DATABASE_URL that logs in
+    as a superuser is used only to create that owner; the suite then migrates and runs as it.
+    """
+    import psycopg
+    from django.conf import settings
+
+    from codex.db import bootstrap
+
+    db = settings.DATABASES["default"]
+    login = db.get("OWNER") or db
+    params = {
+        "dbname": "postgres",
+        "user": login["USER"] or None,
+        "password": login["PASSWORD"] or None,
+        "host": login["HOST"] or None,
+        "port": login["PORT"] or None,
+        "connect_timeout": 10,
+    }
+    with psycopg.connect(**params, autocommit=True) as admin:
+        if not bootstrap.login_is_privileged(admin):
+            return
+        bootstrap.managed_owner_ensure(
+            admin,
+            owner=SUITE_OWNER,
+            database=db["NAME"],
+            password=SUITE_OWNER,  # a throwaway login on a test server
+            app_role=db.get("APP_ROLE") or "codex_app",
+            adopt=(f"test_{db['NAME']}",),
+        )
+    for settings_dict in (db, connections["default"].settings_dict):
+        target = settings_dict.get("OWNER") or settings_dict
+        target["USER"], target["PASSWORD"] = SUITE_OWNER, SUITE_OWNER
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Create the test database and run migrations as the owner (the app role may not)."""
+    _managed_owner_for_suite()
     roles.enter_owner_mode()
 
 

@@ -20,7 +20,11 @@ def database_url() -> str:
 
 
 def owner_connect(*, autocommit: bool = False):
-    """A separate psycopg connection to the test database as the owner (no SET ROLE, sees all)."""
+    """A separate psycopg connection to the test database as the owner, in a system scope.
+
+    The owner is no superuser: forced row-level security applies to it, so the connection names
+    its scope (a session setting, this connection only) to see every tenant's rows.
+    """
     import psycopg
 
     s = connection.settings_dict
@@ -32,4 +36,5 @@ def owner_connect(*, autocommit: bool = False):
         host=login["HOST"] or None,
         port=login["PORT"] or None,
         autocommit=autocommit,
+        options="-c app.system_scope=tests-owner",
     )

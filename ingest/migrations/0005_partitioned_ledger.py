@@ -103,14 +103,19 @@ FORWARD_COPY = [
     " FROM ingest_event_unpartitioned_id_seq",
     "SELECT setval(pg_get_serial_sequence('events_enriched', 'id'), last_value, is_called)"
     " FROM events_enriched_unpartitioned_id_seq",
-    "DROP TABLE ingest_event_unpartitioned, events_enriched_unpartitioned",
 ]
+FORWARD_DROP = "DROP TABLE ingest_event_unpartitioned, events_enriched_unpartitioned"
+IDEMPOTENCY_FROM_EVENT = "tenant_id, idempotency_key, fingerprint, id, received_at"
+IDEMPOTENCY_COLUMNS = "tenant_id, idempotency_key, fingerprint, event_id, received_at"
 
 
 def forward(apps, schema_editor):
     from ingest import partitions
 
     with schema_editor.connection.cursor() as cursor:
+        # The owner of a managed database is subject to forced RLS: without the scope the copy
+        # reads nothing (and used to drop every row with the old tables).
+        rls.migration_scope(cursor, "ingest.0005_partitioned_ledger")
         for statement in FORWARD_ASIDE + FORWARD_CREATE:
             cursor.execute(statement)
         cursor.execute(
@@ -122,9 +127,27 @@ def forward(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         for statement in FORWARD_COPY:
             cursor.execute(statement)
+        # Nothing is dropped before every row read is proven written.
+        rls.rows_moved_check(
+            cursor, source="ingest_event_unpartitioned", target="ingest_event", columns=EVENT_COLUMNS
+        )
+        rls.rows_moved_check(
+            cursor,
+            source="ingest_event_unpartitioned",
+            target="ingest_idempotency",
+            columns=IDEMPOTENCY_FROM_EVENT,
+            target_columns=IDEMPOTENCY_COLUMNS,
+        )
+        rls.rows_moved_check(
+            cursor,
+            source="events_enriched_unpartitioned",
+            target="events_enriched",
+            columns=ENRICHED_COLUMNS,
+        )
+        cursor.execute(FORWARD_DROP)
 
 
-BACKWARD = [
+BACKWARD_COPY = [
     "CREATE TABLE ingest_event_plain (LIKE ingest_event INCLUDING DEFAULTS INCLUDING IDENTITY"
     " INCLUDING CONSTRAINTS)",
     "ALTER TABLE ingest_event_plain DROP COLUMN subject_id",
@@ -137,6 +160,8 @@ BACKWARD = [
     " FROM events_enriched",
     "SELECT setval(pg_get_serial_sequence('events_enriched_plain', 'id'), last_value, is_called)"
     " FROM events_enriched_id_seq",
+]
+BACKWARD = [
     "DROP TABLE events_enriched, ingest_event",
     "ALTER TABLE ingest_event_plain RENAME TO ingest_event",
     "ALTER SEQUENCE ingest_event_plain_id_seq RENAME TO ingest_event_id_seq",
@@ -174,6 +199,18 @@ BACKWARD = [
 
 def backward(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
+        rls.migration_scope(cursor, "ingest.0005_partitioned_ledger backwards")
+        for statement in BACKWARD_COPY:
+            cursor.execute(statement)
+        rls.rows_moved_check(
+            cursor, source="ingest_event", target="ingest_event_plain", columns=EVENT_COLUMNS
+        )
+        rls.rows_moved_check(
+            cursor,
+            source="events_enriched",
+            target="events_enriched_plain",
+            columns=ENRICHED_COLUMNS,
+        )
         for statement in BACKWARD:
             cursor.execute(statement)
 
