@@ -131,6 +131,14 @@ def specs() -> dict[str, FlagSpec]:
             help="Days a tenant's events (and enriched rows, resolved dead letters) are kept; "
             "retention_enforce removes older ones nightly.",
         ),
+        "reconcileAutoRepair": FlagSpec(
+            "reconcileAutoRepair",
+            bool,
+            False,
+            public=False,
+            help="The nightly reconcile also repairs what it finds pending (re-enriches events "
+            "missing from events_enriched, audited), as `reconcile --repair` does.",
+        ),
     }
 
 

@@ -34,3 +34,10 @@ SOURCE_MISSING = Gauge(
     ["source"],
     multiprocess_mode="mostrecent",
 )
+REPAIRED = Counter(
+    "codex_reconcile_repaired_events_total",
+    "Events a reconcile repair found pending (no events_enriched row, no open dead letter), by "
+    "trigger (command, nightly) and outcome (reenriched; failed: enrichment failed again, left "
+    "due to the drain's retries and dead-letter queue; error: the repair itself failed).",
+    ["trigger", "outcome"],
+)

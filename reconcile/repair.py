@@ -1,4 +1,10 @@
-"""Heal what reconcile finds: make a window's pending events due now and wake their drain."""
+"""Heal what reconcile finds: re-enrich a window's pending events through ingest's enrichment.
+
+Pending is what reconcile counts as pending: received in the window, no events_enriched row,
+no open dead letter (those are the DLQ's to replay: replay_dlq). That includes events the ledger
+marks enriched (`ingest_event.enriched_at`) whose events_enriched row was later deleted or lost:
+their marker is cleared so that ingest's enrichment service takes them again.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,48 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
+from flags.selectors import effective_flags
 from ingest import wake
+from ingest.services.enrich import DRAIN_BATCH, events_enrich
+from reconcile import metrics
+from reconcile.services import DayDrift, ReconcileOutcome, drift_compute
 from tenants.audit import audit_record
 from tenants.scope import tenant_scope
 
 logger = logging.getLogger(__name__)
 
-# Pending = received in the window, not enriched, no open dead letter (those are the DLQ's to
-# replay: replay_dlq). A pending event waiting out a retry backoff is made due now.
-_PENDING_DUE_SQL = """
-UPDATE ingest_event e SET enrich_retry_at = NULL
-WHERE e.tenant_id = %(tenant)s::uuid
-  AND e.received_at >= %(start)s AND e.received_at < %(end)s
-  AND e.enriched_at IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM ingest_deadletter d
-      WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.resolved_at IS NULL
-  )
-RETURNING e.id
+AUTO_REPAIR_FLAG = "reconcileAutoRepair"
+NIGHTLY_ACTOR = "beat:reconcile"
+
+# One batch of a window's pending events, in (received_at, id) order after the last batch's:
+# made due again (marker and retry backoff cleared) and locked for this transaction. SKIP LOCKED:
+# a row a drain holds is being enriched right now. `lost`: the ledger had it marked enriched.
+_PENDING_BATCH_SQL = """
+WITH pending AS MATERIALIZED (
+    SELECT e.id, e.received_at, e.enriched_at IS NOT NULL AS lost
+    FROM ingest_event e
+    WHERE e.tenant_id = %(tenant)s::uuid
+      AND e.received_at >= %(start)s AND e.received_at < %(end)s
+      AND (e.received_at, e.id) > (%(after_at)s, %(after_id)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM events_enriched ee
+          WHERE ee.tenant_id = e.tenant_id AND ee.event_id = e.id
+            AND ee.received_at = e.received_at
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM ingest_deadletter d
+          WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.resolved_at IS NULL
+      )
+    ORDER BY e.received_at, e.id
+    LIMIT %(limit)s
+    FOR NO KEY UPDATE OF e SKIP LOCKED
+)
+UPDATE ingest_event e SET enriched_at = NULL, enrich_retry_at = NULL
+FROM pending p
+WHERE e.tenant_id = %(tenant)s::uuid AND e.id = p.id AND e.received_at = p.received_at
+RETURNING e.id, e.received_at, p.lost
 """
 
 
@@ -38,8 +66,11 @@ class RepairReport:
     day: str
     window_start: datetime
     window_end: datetime
-    pending: int  # events found pending (and made due now)
-    enqueued: bool  # the drain wake-up was published (else the sweeper wakes it within ~3 min)
+    pending: int  # events found pending: no events_enriched row, no open dead letter
+    lost: int  # of those, marked enriched in the ledger (their events_enriched row had gone)
+    reenriched: int  # enriched again now, by ingest.services.enrich.events_enrich
+    failed: int  # enrichment failed again: left due for the drain (its retries, then the DLQ)
+    enqueued: bool  # the drain was woken for the failed ones (else the sweeper, within ~3 min)
 
     def as_json(self) -> dict:
         return {
@@ -48,6 +79,9 @@ class RepairReport:
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "pending": self.pending,
+            "lost": self.lost,
+            "reenriched": self.reenriched,
+            "failed": self.failed,
             "enqueued": self.enqueued,
         }
 
@@ -61,22 +95,126 @@ def reconcile_repair(
     window_end: datetime,
     actor: str,
     user=None,
+    trigger: str = "command",
+    batch: int = DRAIN_BATCH,
 ) -> RepairReport:
-    """Enqueue enrichment for the pending events of one tenant's reconcile window (audited)."""
-    params = {"tenant": str(tenant_id), "start": window_start, "end": window_end}
-    with tenant_scope(tenant_id), connection.cursor() as cursor:
-        cursor.execute(_PENDING_DUE_SQL, params)
-        pending = len(cursor.fetchall())
-    enqueued = wake.publish([str(tenant_id)]) if pending else False
-    report = RepairReport(slug, day, window_start, window_end, pending, enqueued)
-    audit_record(
-        actor=actor,
-        action="reconcile.repair",
-        tenant_id=tenant_id,
-        target=f"{slug} {day}",
-        old={"pending": pending},
-        new={"made_due": pending, "drain_enqueued": enqueued},
-        user=user,
+    """Re-enrich the pending events of one tenant's reconcile window now (audited, idempotent).
+
+    Batch by batch, each in one transaction of the tenant's scope: the events reconcile counts as
+    pending get their ledger marker cleared and go through ingest's enrichment service
+    (`events_enrich`, what a replay uses; the drain writes rows the same way). One that fails
+    again stays due: the drain is woken and applies its retries and the dead-letter queue. A
+    window with nothing pending changes nothing and writes no audit row.
+    """
+    tid = str(tenant_id)
+    params = {
+        "tenant": tid,
+        "start": window_start,
+        "end": window_end,
+        "after_at": window_start,
+        "after_id": 0,
+        "limit": batch,
+    }
+    pending = lost = reenriched = failed = 0
+    while True:
+        with tenant_scope(tid):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")  # per-event probes, as in drift_compute
+                cursor.execute(_PENDING_BATCH_SQL, params)
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            outcome = events_enrich(tenant_id=tid, event_ids=[row[0] for row in rows])
+        pending += len(rows)
+        lost += sum(1 for row in rows if row[2])
+        reenriched += len(outcome.enriched)
+        failed += len(outcome.failed)
+        params["after_at"], params["after_id"] = max((row[1], row[0]) for row in rows)
+        if len(rows) < batch:
+            break
+    enqueued = wake.publish([tid]) if failed else False
+    report = RepairReport(
+        slug, day, window_start, window_end, pending, lost, reenriched, failed, enqueued
     )
-    logger.info("reconcile repair", extra={"tenant": slug, "day": day, "pending": pending})
+    if reenriched:
+        metrics.REPAIRED.labels(trigger=trigger, outcome="reenriched").inc(reenriched)
+    if failed:
+        metrics.REPAIRED.labels(trigger=trigger, outcome="failed").inc(failed)
+    if pending:
+        audit_record(
+            actor=actor,
+            action="reconcile.repair",
+            tenant_id=tenant_id,
+            target=f"{slug} {day}",
+            old={"pending": pending, "lost": lost},
+            new={"reenriched": reenriched, "failed": failed, "drain_enqueued": enqueued},
+            user=user,
+        )
+    logger.info(
+        "reconcile repair",
+        extra={
+            "tenant": slug,
+            "day": day,
+            "pending": pending,
+            "lost": lost,
+            "reenriched": reenriched,
+            "failed": failed,
+            "trigger": trigger,
+        },
+    )
+    return report
+
+
+def drift_repair(
+    *, outcome: ReconcileOutcome, actor: str, user=None, trigger: str = "command"
+) -> list[RepairReport]:
+    """Repair every run of a drift_compute outcome (the command), recording repaired days again.
+
+    The re-recorded runs keep the pass's run_at, so the Health card and the drift gauge show
+    what is left after the repair, not what the repair healed (the audit rows and
+    codex_reconcile_repaired_events_total keep that).
+    """
+    return [
+        _repair_and_record(run, outcome, actor=actor, user=user, trigger=trigger)
+        for run in outcome.runs
+    ]
+
+
+def drift_auto_repair(*, outcome: ReconcileOutcome) -> list[RepairReport]:
+    """The nightly job's repair: pending runs of tenants whose reconcileAutoRepair flag is on.
+
+    The flag is off by default. One tenant's failure is logged and does not stop the others.
+    """
+    reports = []
+    for run in outcome.runs:
+        if run.pending <= 0 or not effective_flags(tenant_id=run.tenant_id)[AUTO_REPAIR_FLAG]:
+            continue
+        try:
+            reports.append(
+                _repair_and_record(run, outcome, actor=NIGHTLY_ACTOR, user=None, trigger="nightly")
+            )
+        except DatabaseError:
+            metrics.REPAIRED.labels(trigger="nightly", outcome="error").inc(run.pending)
+            logger.exception(
+                "reconcile auto-repair failed for a tenant",
+                extra={"tenant": run.slug, "day": run.day.isoformat()},
+            )
+    return reports
+
+
+def _repair_and_record(
+    run: DayDrift, outcome: ReconcileOutcome, *, actor: str, user, trigger: str
+) -> RepairReport:
+    report = reconcile_repair(
+        tenant_id=run.tenant_id,
+        slug=run.slug,
+        day=run.day.isoformat(),
+        window_start=run.window_start,
+        window_end=run.window_end,
+        actor=actor,
+        user=user,
+        trigger=trigger,
+    )
+    if report.pending:
+        drift_compute(day=run.day, tenant_id=run.tenant_id, run_at=outcome.run_at)
     return report

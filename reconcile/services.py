@@ -96,6 +96,7 @@ class ReconcileOutcome:
     day: date
     runs: list[DayDrift] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # slug -> error
+    run_at: datetime | None = None  # the pass the runs belong to (a repair records them again)
 
 
 def utc_today(now: datetime | None = None) -> date:
@@ -135,7 +136,7 @@ def drift_compute(
         if tenant_id is not None:
             tenants = tenants.filter(id=tenant_id)
         targets = list(tenants.values_list("id", "slug"))
-    outcome = ReconcileOutcome(day=day)
+    outcome = ReconcileOutcome(day=day, run_at=run_at)
     params = {"day": day, "start": start, "end": end, "run_at": run_at}
     for tid, slug in targets:
         try:

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from reconcile import services
+from reconcile import repair, services
 
 
 # Every tenant in turn: far longer than the default limits, bounded all the same.
@@ -21,6 +21,8 @@ def reconcile_nightly(days: list[str] | None = None) -> dict[str, dict[str, int]
     CODEX_RECONCILE_LOOKBACK_DAYS days before yesterday are reconciled again, oldest first, so
     what changed them later (late enrichment, a DLQ replay, a repair) shows in their runs.
     `days` (ISO dates) overrides the default, e.g. to catch up a missed night by hand.
+    With a tenant's reconcileAutoRepair flag on (off by default) its pending events are repaired
+    as `reconcile --repair` does, and the repaired days recorded again.
     """
     run_at = timezone.now()
     today = services.utc_today(run_at)
@@ -32,5 +34,10 @@ def reconcile_nightly(days: list[str] | None = None) -> dict[str, dict[str, int]
     summary: dict[str, dict[str, int]] = {}
     for day in wanted:
         outcome = services.drift_compute(day=day, run_at=run_at)
-        summary[day.isoformat()] = {"tenants": len(outcome.runs), "failed": len(outcome.failed)}
+        repairs = repair.drift_auto_repair(outcome=outcome)
+        summary[day.isoformat()] = {
+            "tenants": len(outcome.runs),
+            "failed": len(outcome.failed),
+            "repaired": sum(r.reenriched for r in repairs),
+        }
     return summary

@@ -205,6 +205,7 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "ingestRatePerSec": 50,
         "sourceRatePerSec": 25,
         "retentionDays": 400,
+        "reconcileAutoRepair": False,
     }
 
 

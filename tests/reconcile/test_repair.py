@@ -70,8 +70,8 @@ def _enriched_ids(tenant) -> set[int]:
         return set(EnrichedEvent.objects.filter(tenant=tenant).values_list("event_id", flat=True))
 
 
-def test_repair_enqueues_enrichment_for_the_windows_pending_events_and_audits(
-    transactional_db, celery_worker, tenant_factory, ledger, yesterday
+def test_repair_reenriches_the_windows_pending_events_now_and_audits(
+    db, tenant_factory, ledger, yesterday
 ):
     tenant = tenant_factory("acme")
     events = ledger(tenant, 6, enriched=2, dead=1, received_at=noon(yesterday))
@@ -88,13 +88,13 @@ def test_repair_enqueues_enrichment_for_the_windows_pending_events_and_audits(
             "window_start": doc["runs"][0]["window_start"],
             "window_end": doc["runs"][0]["window_end"],
             "pending": 3,
-            "enqueued": True,
+            "lost": 0,
+            "reenriched": 3,
+            "failed": 0,
+            "enqueued": False,  # nothing left for the drain
         }
     ]
-    wait_for(
-        lambda: {e.id for e in pending} <= _enriched_ids(tenant),
-        what="the repaired events to be enriched by the woken drain",
-    )
+    assert {e.id for e in pending} <= _enriched_ids(tenant)  # a retry backoff is cut short
     assert dead.id not in _enriched_ids(tenant)  # dead letters are replay_dlq's, not repair's
     with system_scope("test"):
         [audit] = AuditLog.objects.filter(action="reconcile.repair")
@@ -103,18 +103,49 @@ def test_repair_enqueues_enrichment_for_the_windows_pending_events_and_audits(
         tenant.id,
         f"acme {yesterday.isoformat()}",
     )
-    assert audit.new == {"made_due": 3, "drain_enqueued": True}
+    assert audit.old == {"pending": 3, "lost": 0}
+    assert audit.new == {"reenriched": 3, "failed": 0, "drain_enqueued": False}
     # Healed: a second reconcile finds nothing pending.
     assert _json("--tenant", "acme")["runs"][0]["pending"] == 0
 
 
+def test_repair_leaves_an_event_that_fails_again_due_and_wakes_the_drain(
+    transactional_db, celery_worker, tenant_factory, ledger, yesterday, settings
+):
+    settings.CODEX_ENRICH_FAIL_TYPES = ["sale.broken"]
+    tenant = tenant_factory("acme")
+    good, broken = ledger(tenant, 2, received_at=noon(yesterday))
+    with tenant_scope(tenant.id):
+        Event.objects.filter(id=broken.id).update(type="sale.broken")
+    _pending_with_backoff(tenant, [good, broken])
+
+    [repair] = _json("--repair", "--tenant", "acme")["repairs"]
+
+    assert (repair["pending"], repair["reenriched"], repair["failed"], repair["enqueued"]) == (
+        2,
+        1,
+        1,
+        True,
+    )
+    assert _enriched_ids(tenant) == {good.id}
+
+    def attempts() -> int:
+        with tenant_scope(tenant.id):
+            return Event.objects.get(id=broken.id).enrich_attempts
+
+    # Made due (its backoff cut short) and handed to the drain, which counts its next attempt.
+    wait_for(lambda: attempts() == 3, what="the woken drain to retry the failing event")
+
+
 def test_repair_in_the_table_output_says_what_it_did(db, tenant_factory, ledger, yesterday):
     tenant = tenant_factory("acme")
+    zeta = tenant_factory("zeta")
     _pending_with_backoff(tenant, ledger(tenant, 2, received_at=noon(yesterday)))
+    ledger(zeta, 1, enriched=1, received_at=noon(yesterday))
     out = io.StringIO()
     call_command("reconcile", "--repair", stdout=out)
-    assert "repair acme " + yesterday.isoformat() + ": 2 pending event(s) made due" in (
-        out.getvalue()
-    )
+    text = out.getvalue()
+    assert f"repair acme {yesterday.isoformat()}: 2 pending event(s) re-enriched\n" in text
+    assert f"repair zeta {yesterday.isoformat()}: nothing pending\n" in text
     with tenant_scope(tenant.id):
-        assert not Event.objects.filter(enrich_retry_at__isnull=False).exists()
+        assert not Event.objects.filter(enriched_at__isnull=True).exists()

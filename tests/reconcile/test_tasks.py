@@ -8,10 +8,12 @@ from celery.schedules import crontab
 from django.conf import settings
 
 from codex.celery import app
+from ingest.models import EnrichedEvent
 from reconcile import tasks
 from reconcile.models import ReconcileRun
-from tenants.scope import tenant_scope
-from tests.helpers import noon
+from tenants.models import AuditLog
+from tenants.scope import system_scope, tenant_scope
+from tests.helpers import noon, set_flags
 
 
 def test_beat_schedule_has_nightly_reconcile_with_an_expiry():
@@ -36,8 +38,8 @@ def test_reconcile_nightly_records_yesterday_and_today_in_one_run(
 
     today = yesterday + timedelta(days=1)
     assert summary == {
-        yesterday.isoformat(): {"tenants": 1, "failed": 0},
-        today.isoformat(): {"tenants": 1, "failed": 0},
+        yesterday.isoformat(): {"tenants": 1, "failed": 0, "repaired": 0},
+        today.isoformat(): {"tenants": 1, "failed": 0, "repaired": 0},
     }
     with tenant_scope(tenant.id):
         runs = list(ReconcileRun.objects.order_by("day").values_list("day", "accepted", "run_at"))
@@ -66,3 +68,62 @@ def test_reconcile_nightly_redoes_the_look_back_days_so_late_enrichment_shows(
     events_enrich(tenant_id=tenant.id, event_ids=[e.id for e in events])
     tasks.reconcile_nightly()
     assert (run_of(three_days_ago).enriched, run_of(three_days_ago).drift) == (4, 0.0)
+
+
+def _lose_enriched_rows(tenant, events) -> None:
+    with tenant_scope(tenant.id):
+        EnrichedEvent.objects.filter(tenant=tenant, event_id__in=[e.id for e in events]).delete()
+
+
+def _state(tenant, day) -> tuple[int, int, set[int]]:
+    """(accepted, enriched) of the day's recorded run, and the ids in events_enriched."""
+    with tenant_scope(tenant.id):
+        run = ReconcileRun.objects.get(tenant=tenant, day=day)
+        ids = set(EnrichedEvent.objects.filter(tenant=tenant).values_list("event_id", flat=True))
+    return run.accepted, run.enriched, ids
+
+
+def _repair_audits() -> list[tuple[str, str]]:
+    with system_scope("test"):
+        return list(
+            AuditLog.objects.filter(action="reconcile.repair").values_list("actor", "target")
+        )
+
+
+def test_reconcile_nightly_does_not_repair_while_reconcile_auto_repair_is_off(
+    tenant_factory, ledger, yesterday, settings
+):
+    settings.CODEX_RECONCILE_LOOKBACK_DAYS = 0
+    tenant = tenant_factory("acme")
+    events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
+    _lose_enriched_rows(tenant, events[:3])
+
+    summary = tasks.reconcile_nightly()  # the flag's default: off
+
+    assert summary[yesterday.isoformat()]["repaired"] == 0
+    accepted, enriched, ids = _state(tenant, yesterday)
+    assert (accepted, enriched, len(ids)) == (10, 7, 7)  # reported, not repaired
+    assert _repair_audits() == []
+
+
+def test_reconcile_nightly_repairs_what_it_found_when_reconcile_auto_repair_is_on(
+    tenant_factory, ledger, yesterday, settings
+):
+    settings.CODEX_RECONCILE_LOOKBACK_DAYS = 0
+    tenant, other = tenant_factory("acme"), tenant_factory("zeta")
+    events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
+    others = ledger(other, 4, enriched=4, received_at=noon(yesterday))
+    _lose_enriched_rows(tenant, events[:3])
+    _lose_enriched_rows(other, others[:1])
+    set_flags(tenant, reconcileAutoRepair=True)  # zeta keeps the default (off)
+
+    summary = tasks.reconcile_nightly()
+
+    assert summary[yesterday.isoformat()] == {"tenants": 2, "failed": 0, "repaired": 3}
+    accepted, enriched, ids = _state(tenant, yesterday)
+    assert (accepted, enriched, ids) == (10, 10, {e.id for e in events})  # recorded healed
+    assert _state(other, yesterday)[:2] == (4, 3)  # not its flag: reported only
+    assert _repair_audits() == [("beat:reconcile", f"acme {yesterday.isoformat()}")]
+    # The next night finds nothing left: no second repair, no second audit row.
+    assert tasks.reconcile_nightly()[yesterday.isoformat()]["repaired"] == 0
+    assert len(_repair_audits()) == 1

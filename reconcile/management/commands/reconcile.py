@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from codex.commands import DomainCommand
 from reconcile import selectors, services
 from reconcile.management.source_reconcile import reconcile_source
-from reconcile.repair import reconcile_repair
+from reconcile.repair import drift_repair
 from tenants.selectors import tenant_get
 
 COLUMNS = ("tenant", "day", "accepted", "enriched", "dead", "pending", "drift", "grade")
@@ -22,7 +22,8 @@ class Command(DomainCommand):
     help = (
         "Compare accepted events with events_enriched for a UTC day (default: yesterday) and "
         "record the runs: --date YYYY-MM-DD|today|yesterday, --tenant SLUG, --json, --repair "
-        "(enqueue enrichment for the window's pending events; audited)."
+        "(re-enrich the window's pending events, those missing from events_enriched included; "
+        "audited)."
     )
 
     def add_arguments(self, parser):
@@ -37,8 +38,9 @@ class Command(DomainCommand):
             "--repair",
             action="store_true",
             help=(
-                "enqueue enrichment for the pending events of each window; with --source also "
-                "ingest what the source has and the ledger lacks (audited)"
+                "re-enrich the pending events of each window (no events_enriched row, no open "
+                "dead letter); with --source also ingest what the source has and the ledger "
+                "lacks (audited)"
             ),
         )
         parser.add_argument(
@@ -62,17 +64,7 @@ class Command(DomainCommand):
         outcome = services.drift_compute(day=target, tenant_id=tenant_id)
         repairs = []
         if options["repair"]:
-            repairs = [
-                reconcile_repair(
-                    tenant_id=r.tenant_id,
-                    slug=r.slug,
-                    day=r.day.isoformat(),
-                    window_start=r.window_start,
-                    window_end=r.window_end,
-                    actor=options["actor"],
-                )
-                for r in outcome.runs
-            ]
+            repairs = drift_repair(outcome=outcome, actor=options["actor"])
         if as_json:
             document = {"runs": [self._run_json(r) for r in outcome.runs]}
             if options["repair"]:
@@ -103,11 +95,7 @@ class Command(DomainCommand):
         else:
             self.stdout.write("no tenants to reconcile")
         for r in repairs:
-            how = "drain enqueued" if r.enqueued else "left to the sweeper"
-            self.stdout.write(
-                f"repair {r.tenant} {r.day}: {r.pending} pending event(s) made due"
-                + (f", {how}" if r.pending else "")
-            )
+            self.stdout.write(self._repair_line(r))
         health = selectors.reconcile_health()
         self.stdout.write(f"health: {health.grade.value} ({'; '.join(health.reasons)})")
         if source:
@@ -125,6 +113,19 @@ class Command(DomainCommand):
             for slug, error in outcome.failed.items():
                 self.stderr.write(f"{slug}: {error}")
             raise CommandError(f"reconcile failed for {len(outcome.failed)} tenant(s)")
+
+    @staticmethod
+    def _repair_line(r) -> str:
+        line = f"repair {r.tenant} {r.day}: "
+        if not r.pending:
+            return line + "nothing pending"
+        line += f"{r.reenriched} pending event(s) re-enriched"
+        if r.lost:
+            line += f" ({r.lost} marked enriched in the ledger but missing from events_enriched)"
+        if r.failed:
+            how = "drain enqueued" if r.enqueued else "left to the sweeper"
+            line += f"; {r.failed} failed again, left to the drain's retries ({how})"
+        return line
 
     @staticmethod
     def _run_json(r) -> dict:
