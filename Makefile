@@ -64,5 +64,13 @@ smoke:
 drill: $(STAMP)
 	$(PY) scripts/rollback_drill.py
 
+## drill-restore: pgBackRest full backup + point-in-time restore of a throwaway PostgreSQL 15 cluster
+## under signed load; every event answered before the mark back exactly once, none after, no drift
+## (infra/runbooks/restore.md). OUT=path also writes the figures as JSON.
+.PHONY: drill-restore
+drill-restore: $(STAMP)
+	@bash scripts/ensure_pgbackrest.sh
+	$(PY) scripts/restore_drill.py $(if $(OUT),--out $(OUT))
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
