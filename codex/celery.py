@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery, signals
+from celery import Celery, beat, signals
+from django.core.exceptions import ImproperlyConfigured
 
 from codex import context, env
 
@@ -52,12 +53,30 @@ def _metrics_dir_ready() -> None:
 _metrics_dir_ready()
 
 
-@signals.beat_init.connect
-def _schedule_dir_ready(sender=None, **_):
-    """Create the directory of beat's schedule file (settings.CELERY_BEAT_SCHEDULE_FILENAME)."""
-    schedule = getattr(sender, "schedule_filename", None) or app.conf.beat_schedule_filename
-    if schedule:
-        os.makedirs(os.path.dirname(os.path.abspath(schedule)), exist_ok=True)
+def schedule_dir_ensure(schedule_filename: str) -> None:
+    """Create the directory of beat's schedule file, or refuse naming the setting it comes from."""
+    directory = os.path.dirname(os.path.abspath(schedule_filename))
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"celery beat cannot create {directory}, the directory of its schedule file "
+            f"{schedule_filename} (settings.CELERY_BEAT_SCHEDULE_FILENAME, under CODEX_DATA_DIR; "
+            f"or beat's -s/--schedule): {exc}"
+        ) from exc
+
+
+class DataDirScheduler(beat.PersistentScheduler):
+    """Beat's shelve scheduler, creating its schedule file's directory before opening the file.
+
+    settings.CELERY_BEAT_SCHEDULER names it. The schedule file lives under CODEX_DATA_DIR, which a
+    fresh checkout or image does not have, and beat opens it as it builds the scheduler, before
+    it sends beat_init: `celery beat` crashed there, and `celery worker -B` ran on without beat.
+    """
+
+    def setup_schedule(self) -> None:
+        schedule_dir_ensure(self.schedule_filename)
+        super().setup_schedule()
 
 
 @signals.worker_init.connect

@@ -227,6 +227,8 @@ CELERY_TIMEZONE = "UTC"
 # beat keeps its schedule state under the data directory, never in the checkout's root.
 DATA_DIR = envreader.path("CODEX_DATA_DIR", BASE_DIR / ".data")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# The shelve scheduler that creates that directory first (a fresh checkout has no .data/).
+CELERY_BEAT_SCHEDULER = "codex.celery:DataDirScheduler"
 # The one beat schedule. Each entry: why it exists, and an expiry so a backlog never piles up.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Accepted events whose enqueue was lost (Redis or worker down) get enriched when they return.
