@@ -64,6 +64,13 @@ smoke:
 drill: $(STAMP)
 	$(PY) scripts/rollback_drill.py
 
+## drill-upgrade: the previous release serves signed load while this checkout migrates (as a
+## non-superuser owner) and takes over; nothing lost, nothing twice, no 5xx but 503 (docs/release.md).
+## OUT=path also writes the figures as JSON; DRILL_ARGS e.g. --stop-first, --from REV, --admin-url URL.
+.PHONY: drill-upgrade
+drill-upgrade: $(STAMP)
+	$(PY) scripts/upgrade_drill.py $(if $(OUT),--out $(OUT)) $(DRILL_ARGS)
+
 ## drill-restore: pgBackRest full backup + point-in-time restore of a throwaway PostgreSQL 15 cluster
 ## under signed load; every event answered before the mark back exactly once, none after, no drift
 ## (infra/runbooks/restore.md). OUT=path also writes the figures as JSON.
