@@ -57,9 +57,7 @@ def _tenant_of(table: str, row: dict) -> str:
     return str(row["id"] if table == "tenants_tenant" else row["tenant_id"])
 
 
-def digest(
-    snap: Snapshot, table: str, columns: list[str]
-) -> dict[str, tuple[int, str]]:
+def digest(snap: Snapshot, table: str, columns: list[str]) -> dict[str, tuple[int, str]]:
     """Per tenant: (rows, sha256 of its rows over `columns`) of one table."""
     per_tenant: dict[str, list[str]] = {}
     for row in snap.tables[table][1]:
@@ -84,7 +82,10 @@ def compare(history: list[Snapshot], first: Snapshot, last: Snapshot) -> dict[st
             if table in snap.tables:
                 shared &= set(snap.tables[table][0])
         columns = sorted(shared)
-        out[table] = {"before": digest(first, table, columns), "after": digest(last, table, columns)}
+        out[table] = {
+            "before": digest(first, table, columns),
+            "after": digest(last, table, columns),
+        }
     return out
 
 
@@ -161,10 +162,10 @@ def migration_data_write(*, tenants: int = 3, per_tenant: int = 6) -> WrittenDat
     """
     from flags.services import flag_update
     from ingest import partitions
+    from ingest.ingest_warnings import WarningEntry, ingest_warnings_record
     from ingest.services.accept import events_ingest
     from ingest.services.deadletters import deadletter_record
     from ingest.services.enrich import events_enrich
-    from ingest.ingest_warnings import WarningEntry, ingest_warnings_record
     from ingest.validation import parse_body
     from reconcile.tasks import reconcile_nightly
     from tenants.services.sources import source_create
@@ -189,9 +190,7 @@ def migration_data_write(*, tenants: int = 3, per_tenant: int = 6) -> WrittenDat
             key_id=key.key_id,
             entries=[WarningEntry(code="invalid_event", message="bad", item="{}")],
         )
-        flag_update(
-            tenant_id=tenant.id, values={"minIntervalSec": 10 + n}, actor="test", via="api"
-        )
+        flag_update(tenant_id=tenant.id, values={"minIntervalSec": 10 + n}, actor="test", via="api")
         docs = [make_event(f"{tenant.slug}-now-{i}") for i in range(per_tenant)]
         results = events_ingest(
             tenant_id=tenant.id, key_id=key.key_id, items=parse_body(encode({"events": docs})).items

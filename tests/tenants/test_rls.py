@@ -96,13 +96,17 @@ def test_rls_no_scope_every_tenant_table_returns_zero_rows_though_rows_exist(
     with owner_connection.cursor() as owner:
         owner.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
         owner_bypasses = owner.fetchone()[0]
+        owner.execute("SHOW app.system_scope")
+        owner_scope = owner.fetchone()[0]
         tables = tenant_tables(owner)
         existing = {}
         for t in tables:
             owner.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t["table"])))
             existing[t["table"]] = owner.fetchone()[0]
-    # The owner (a superuser here, or the tables' owner with BYPASSRLS) sees the seeded rows.
-    assert owner_bypasses
+    # The owner (no superuser, no BYPASSRLS: as on a managed database) sees the seeded rows
+    # only through its named system scope.
+    assert not owner_bypasses
+    assert owner_scope == "tests-owner"
     for table in ("tenants_tenant", "tenants_device", "tenants_signingkey", "tenants_auditlog"):
         assert existing[table] >= 2, table
     with connection.cursor() as cursor:
