@@ -1,55 +1,161 @@
-"""Admin login throttle: after repeated failures from one address, login attempts get 429.
+"""Admin login throttle: per client address and per username, counted atomically in Redis.
 
-django-ratelimit counts failed logins (Django's user_login_failed signal) per client IP in the
-Redis cache; while an address is over LOGIN_FAILURES in the window, its login POSTs are refused
-before any password is checked, so guessing costs the attacker the window, not us a hash.
+Every login POST first takes one attempt from two counters in one Lua call: its client address's
+(codex.http.client_address: behind CODEX_TRUSTED_PROXIES, the address the proxy saw, so operators
+behind one TLS proxy no longer share a count; an IPv6 client's /64) and its username's
+(case-folded). The check is on the incremented values, so concurrent guesses cannot all pass a
+check before any of them is counted. Over either limit (LIMIT attempts in WINDOW_S), the attempt
+is handed back and refused with 429 on the admin's own login page, before any password is
+checked. A successful login hands its attempt back too: successes neither count nor reset anyone's
+failures. Redis errors fail open with a warning; the password check stays.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import ipaddress
 import logging
+import math
+import unicodedata
 
 from django.contrib import admin
-from django.contrib.auth.signals import user_login_failed
-from django.dispatch import receiver
-from django.http import HttpResponse
-from django_ratelimit import ALL
-from django_ratelimit.core import get_usage
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.cache import cache
 from redis.exceptions import RedisError
 
+from codex.cache import redis_client
+from codex.http import client_address
+
 logger = logging.getLogger(__name__)
-GROUP = "admin-login-failures"
-LOGIN_FAILURES = "5/5m"  # failed attempts per client address and 5-minute window
+LIMIT = 5  # login attempts that may fail per client address, and per username, in a window
+WINDOW_S = 300  # a fixed window from the first attempt
+
+# KEYS: the address and the username counter; ARGV: the limit, the window. Returns {over, ttl}:
+# over is 0 when the attempt may go ahead (it is then counted), else 1 (address), 2 (username)
+# or 3 (both) with the seconds left of the longer window; a refused attempt is handed back.
+_TAKE_LUA = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+end
+local over, ttl = 0, 0
+for i, key in ipairs(KEYS) do
+  if counts[i] > tonumber(ARGV[1]) then
+    over = over + i
+    ttl = math.max(ttl, redis.call('TTL', key))
+  end
+end
+if over > 0 then
+  for _, key in ipairs(KEYS) do redis.call('DECR', key) end
+end
+return {over, ttl}
+"""
+# Hand back one attempt (a successful login), never creating a key or going below zero.
+_GIVE_BACK_LUA = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 and redis.call('DECR', key) <= 0 then
+    redis.call('DEL', key)
+  end
+end
+return 0
+"""
+_scripts: dict[tuple[int, str], object] = {}
+_OVER = {1: "from this address", 2: "for this username", 3: "from this address and username"}
 
 
-def _usage(request, *, increment: bool) -> dict | None:
+def username_key(username: str) -> str:
+    """The username as it is counted: NFKC, trimmed and case-folded, then hashed.
+
+    Hashed so that whatever was typed into the field (a password, now and then) is never a
+    Redis key.
+    """
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return hashlib.sha256(folded.encode()).hexdigest()[:32]
+
+
+def address_key(address: str) -> str:
+    """The address as it is counted: itself, or an IPv6 client's /64 (one host's usual share)."""
     try:
-        return get_usage(
-            request, group=GROUP, key="ip", rate=LOGIN_FAILURES, method=ALL, increment=increment
-        )
-    except (RedisError, OSError) as exc:  # the throttle fails open; the password check stays
-        logger.warning("admin login throttle unavailable", exc_info=exc)
-        return None
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
-@receiver(user_login_failed)
-def _count_failure(sender, credentials=None, request=None, **kwargs) -> None:
-    """Count a failed admin login against the client's address."""
-    if request is not None and request.path.startswith("/admin/"):
-        _usage(request, increment=True)
+def _counter_keys(request) -> list[str]:
+    return [
+        cache.make_key(f"admin-login:addr:{address_key(client_address(request))}"),
+        cache.make_key(f"admin-login:user:{username_key(request.POST.get('username', ''))}"),
+    ]
+
+
+def _checks_a_password(request) -> bool:
+    """Whether the login form will check a password: it needs a username and a password.
+
+    A form without them guesses nothing, so it is neither counted nor refused (the username is
+    trimmed here as the form trims it).
+    """
+    return bool(request.POST.get("username", "").strip() and request.POST.get("password"))
+
+
+def _run(source: str, keys: list[str], args: list[int]):
+    client = redis_client(cache, keys[0])
+    script = _scripts.get((id(client), source))
+    if script is None:
+        script = _scripts[(id(client), source)] = client.register_script(source)
+    return script(keys=keys, args=args)
+
+
+class _RefusedForm(AdminAuthenticationForm):
+    """The admin's login form, unbound, with the throttle's message where its errors go."""
+
+    def __init__(self, request, *, message: str, username: str):
+        super().__init__(request, initial={"username": username})
+        self.message = message
+
+    def non_field_errors(self):
+        return self.error_class([self.message], error_class="nonfield", renderer=self.renderer)
+
+
+def _refused(request, extra_context, *, over: int, retry_after: int):
+    minutes = max(1, math.ceil(retry_after / 60))
+    message = (
+        f"Too many failed logins {_OVER[over]}. "
+        f"Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+    )
+    logger.warning(
+        "admin login refused: too many failed logins",
+        extra={"clientAddress": client_address(request), "limitedBy": _OVER[over]},
+    )
+    form = _RefusedForm(request, message=message, username=request.POST.get("username", ""))
+    # The page as the admin renders its empty form (a GET): nothing validated, no password checked.
+    page = copy.copy(request)
+    page.method = "GET"
+    response = admin.site.login(page, {**(extra_context or {}), "form": form})
+    if response.status_code == 200:  # not the redirect an already signed-in operator gets
+        response.status_code = 429
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def throttled_login(request, extra_context=None):
-    """admin.site.login, refused with 429 while the address is over its failures."""
-    if request.method == "POST":
-        usage = _usage(request, increment=False)
-        if usage and usage["count"] >= usage["limit"]:
-            retry = str(max(1, int(usage["time_left"])))
-            response = HttpResponse(
-                "Too many failed logins from this address; try again later.",
-                status=429,
-                content_type="text/plain; charset=utf-8",
-            )
-            response["Retry-After"] = retry
-            return response
-    return admin.site.login(request, extra_context)
+    """admin.site.login, refused with 429 (the login page, a message) while over either limit."""
+    if request.method != "POST" or not _checks_a_password(request):
+        return admin.site.login(request, extra_context)
+    keys = _counter_keys(request)
+    try:
+        over, ttl = _run(_TAKE_LUA, keys, [LIMIT, WINDOW_S])
+    except (RedisError, OSError) as exc:  # the throttle fails open; the password check stays
+        logger.warning("admin login throttle unavailable", exc_info=exc)
+        return admin.site.login(request, extra_context)
+    if over:
+        return _refused(request, extra_context, over=int(over), retry_after=max(1, int(ttl)))
+    response = admin.site.login(request, extra_context)
+    if response.status_code == 302:  # LoginView redirects a POST only once it logged the user in
+        try:
+            _run(_GIVE_BACK_LUA, keys, [])
+        except (RedisError, OSError) as exc:
+            logger.warning("admin login throttle unavailable", exc_info=exc)
+    return response

@@ -1,13 +1,14 @@
 """Read and validate the service's settings from the environment, in one place.
 
-`read()` is what settings.py needs at start; `text`, `integer`, `number`, `enabled` and `path` are
-the one way any other module (gunicorn.conf.py, the Celery hooks, /metrics, the embedded servers,
-billing) reads a variable: at call time, with a default for unset or empty, and an
-ImproperlyConfigured naming the variable when a number is not one.
+`read()` is what settings.py needs at start; `text`, `integer`, `number`, `enabled`, `path` and
+`networks` are the one way any other module (gunicorn.conf.py, the Celery hooks, /metrics, the
+embedded servers, billing) reads a variable: at call time, with a default for unset or empty, and
+an ImproperlyConfigured naming the variable when a number (or an address) is not one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,26 @@ def path(name: str, default: Path) -> Path:
     """The variable as a filesystem path, or `default`."""
     raw = text(name)
     return Path(raw) if raw else default
+
+
+def networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The variable as comma-separated IP addresses and CIDR networks; unset or empty is none.
+
+    ImproperlyConfigured names the variable and the bad entry (its position and value) when an
+    entry is not an address or network; a network with host bits set (10.0.0.1/8) is refused
+    rather than guessed at.
+    """
+    entries = [e.strip() for e in (text(name) or "").split(",") if e.strip()]
+    parsed = []
+    for position, entry in enumerate(entries, start=1):
+        try:
+            parsed.append(ipaddress.ip_network(entry))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} entry {position} of {len(entries)} ({entry!r}) is not an IP address or "
+                f"network such as 10.0.0.5, 10.0.0.0/8 or ::1: {exc}"
+            ) from exc
+    return tuple(parsed)
 
 
 def environ_copy() -> dict[str, str]:

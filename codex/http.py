@@ -1,9 +1,12 @@
-"""HTTP edges: refuse a body by its declared size, and leave the keep-alive connection usable."""
+"""HTTP edges: the client's address, refusing a body by its declared size, keep-alive hygiene."""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import socket
+
+from django.conf import settings
 
 from codex.errors import ApiError
 
@@ -61,3 +64,49 @@ def body_size_check(request, max_bytes: int, what: str = "The body") -> None:
     if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         discard_body(request, None)
         raise ApiError("length_required", "Send the body with a Content-Length.", status_code=411)
+
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _parse_address(raw: str) -> _Address | None:
+    """One address as a proxy writes it: bare, `1.2.3.4:port` or `[v6]:port`; None if not one."""
+    raw = raw.strip()
+    if raw.startswith("["):
+        raw = raw[1 : raw.find("]")] if "]" in raw else ""
+    elif raw.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has several colons)
+        raw = raw.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)  # a dual-stack socket's ::ffff:a.b.c.d
+    return mapped or address
+
+
+def client_address(request) -> str:
+    """The client's IP address, the one every per-address limit keys on.
+
+    REMOTE_ADDR, unless it is one of settings.CODEX_TRUSTED_PROXIES: then X-Forwarded-For is
+    walked from the right (each proxy appends the peer it saw) past the trusted proxies, and the
+    first entry that is not one is the client. Entries left of it were written by the client and
+    are never read, so a forged header buys nothing; an entry that is not an address ends the
+    walk at the last address a trusted proxy vouched for. With no trusted proxies (the default)
+    the header is ignored altogether.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    peer = _parse_address(remote)
+    if peer is None:
+        return remote or "unknown"
+    trusted = settings.CODEX_TRUSTED_PROXIES
+    if not any(peer in network for network in trusted):
+        return str(peer)
+    address = peer
+    for entry in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+        hop = _parse_address(entry)
+        if hop is None:
+            break
+        address = hop
+        if not any(hop in network for network in trusted):
+            break
+    return str(address)

@@ -30,6 +30,9 @@ else:
     CODEX_SECRETS_KEY = ENV.secrets_key or dev_secret("codex-secrets-key", fernet=True)
 
 ALLOWED_HOSTS = ENV.allowed_hosts
+# Reverse proxies whose X-Forwarded-For is believed (IPs/CIDRs; none by default: REMOTE_ADDR is
+# the client). codex.http.client_address is the one reader; a bad entry refuses to start.
+CODEX_TRUSTED_PROXIES = envreader.networks("CODEX_TRUSTED_PROXIES")
 # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` when set (required when deployed:
 # it lists every tenant's slug and the traffic of each).
 METRICS_TOKEN = envreader.text("METRICS_TOKEN")
