@@ -1,9 +1,9 @@
 """Read and validate the service's settings from the environment, in one place.
 
-`read()` is what settings.py needs at start; `text`, `integer`, `number`, `enabled`, `path` and
-`networks` are the one way any other module (gunicorn.conf.py, the Celery hooks, /metrics, the
-embedded servers, billing) reads a variable: at call time, with a default for unset or empty, and
-an ImproperlyConfigured naming the variable when a number (or an address) is not one.
+`read()` is what settings.py needs at start; `text`, `integer`, `number`, `enabled`, `path`,
+`networks` and `host_ports` are the one way any other module (gunicorn.conf.py, the Celery hooks,
+/metrics, the embedded servers, billing) reads a variable: at call time, with a default for unset
+or empty, and an ImproperlyConfigured naming the variable when a number (or an address) is not one.
 """
 
 from __future__ import annotations
@@ -181,5 +181,43 @@ def database_config(url: str) -> dict:
         # No per-request "SELECT 1" (3% of an ingest request): a connection that broke while idle
         # fails its request with 503 and is closed at that request's end (errors_occurred).
         "CONN_HEALTH_CHECKS": False,
-        "OPTIONS": {"connect_timeout": 5, **query},
+        "OPTIONS": {**connection_liveness(), **query},
     }
+
+
+def connection_liveness() -> dict[str, int]:
+    """libpq options that notice a dead or vanished server within seconds (docs/ha.md).
+
+    connect_timeout bounds a connect to a host that does not answer (a failed-over primary's
+    address); TCP keepalives find an idle connection whose server is gone (a dead machine sends
+    no RST) after idle + interval x count seconds; tcp_user_timeout drops a connection whose
+    written data goes unacknowledged that long, so a request never waits on a dead socket past
+    its statement budget. A URL's own ?keepalives_idle=... wins. Unix sockets ignore the TCP ones.
+    """
+    return {
+        "connect_timeout": integer("CODEX_DB_CONNECT_TIMEOUT_S", 5),
+        "keepalives": 1,
+        "keepalives_idle": integer("CODEX_DB_KEEPALIVES_IDLE_S", 10),
+        "keepalives_interval": integer("CODEX_DB_KEEPALIVES_INTERVAL_S", 3),
+        "keepalives_count": integer("CODEX_DB_KEEPALIVES_COUNT", 3),
+        "tcp_user_timeout": integer("CODEX_DB_TCP_USER_TIMEOUT_MS", 10000),
+    }
+
+
+def host_ports(name: str) -> list[tuple[str, int]]:
+    """The variable as comma-separated host:port pairs ([v6]:port too); unset or empty is none.
+
+    ImproperlyConfigured names the variable and the bad entry's position and value.
+    """
+    entries = [e.strip() for e in (text(name) or "").split(",") if e.strip()]
+    parsed = []
+    for position, entry in enumerate(entries, start=1):
+        host, sep, port = entry.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(
+                f"{name} entry {position} of {len(entries)} ({entry!r}) is not host:port"
+                " such as sentinel-1.internal:26379"
+            )
+        parsed.append((host, int(port)))
+    return parsed

@@ -75,6 +75,16 @@ def _pg_connect(url: str):
 
 
 def _redis_connect(url: str):
+    if settings.REDIS_SENTINELS:  # the current master, wherever the Sentinels say it is
+        from codex.sentinel import master_client
+
+        return master_client(
+            url,
+            settings.REDIS_SENTINELS,
+            settings.REDIS_SENTINEL_MASTER,
+            timeout=1,
+            sentinel_password=settings.REDIS_SENTINEL_PASSWORD,
+        )
     return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
 

@@ -85,6 +85,20 @@ CACHES = {
         "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
     }
 }
+# Redis through Sentinel (docs/ha.md): host:port of each Sentinel and the master's name; REDIS_URL
+# then gives only the password and database number. The cache (and the rate limiter on it), the
+# broker and /readyz ask the Sentinels where the master is after every connection error.
+REDIS_SENTINELS = envreader.host_ports("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = envreader.text("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_PASSWORD = envreader.text("REDIS_SENTINEL_PASSWORD")
+_SENTINEL_AUTH = {"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {}
+if REDIS_SENTINELS:
+    CACHES["default"]["OPTIONS"].update(
+        pool_class="codex.sentinel.SentinelPool",
+        sentinels=REDIS_SENTINELS,
+        service_name=REDIS_SENTINEL_MASTER,
+        sentinel_kwargs=_SENTINEL_AUTH,
+    )
 
 # --- apps ----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -221,6 +235,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "socket_connect_timeout": 1,
 }
+if REDIS_SENTINELS:
+    from codex.sentinel import broker_url
+
+    CELERY_BROKER_URL = broker_url(REDIS_URL, REDIS_SENTINELS)
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        master_name=REDIS_SENTINEL_MASTER,
+        sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1, **_SENTINEL_AUTH},
+    )
 CELERY_TASK_DEFAULT_QUEUE = envreader.text("CODEX_CELERY_QUEUE", "codex")
 if CODEX_ENV == "test":
     # A test run never shares a queue or cache keys with `make run` or another test run.
