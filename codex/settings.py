@@ -318,3 +318,10 @@ CODEX_IDEMPOTENCY_GRACE_DAYS = envreader.integer("CODEX_IDEMPOTENCY_GRACE_DAYS",
 # Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
 # suspension reaches every process within it. The contract promises 5 s, so it is capped there.
 CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))
+# tenant_offboard deletes the tenant's rows again this long after suspending it (the fence,
+# docs/lifecycle.md): a key cached before the suspension serves one TTL more; the lookup that
+# cached it, and the ledger write and ingestion-warning write of a request it lets through, are a
+# statement each (one statement timeout each; 30 s, gunicorn's timeout, when they are off); 2 s
+# for the work in between (Redis calls time out within 0.5 s).
+_STATEMENT_S = (DATABASES["default"]["TIME_LIMITS_MS"]["statement_timeout"] or 30_000) / 1000
+CODEX_OFFBOARD_FENCE_S = CODEX_KEY_CACHE_TTL_S + 3 * _STATEMENT_S + 2.0

@@ -132,7 +132,8 @@ def drift_compute(
         raise ReconcileError(f"{day} has not started yet (UTC)", code="day_not_started")
     start, end = day_window(day=day, now=now, settle=settle)
     with system_scope("reconcile"):
-        tenants = Tenant.objects.order_by("slug")
+        # An offboarded tenant has nothing to reconcile and gets no new rows (docs/lifecycle.md).
+        tenants = Tenant.objects.exclude(status=Tenant.Status.OFFBOARDED).order_by("slug")
         if tenant_id is not None:
             tenants = tenants.filter(id=tenant_id)
         targets = list(tenants.values_list("id", "slug"))

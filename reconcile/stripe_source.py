@@ -30,7 +30,7 @@ from reconcile import metrics
 from reconcile.errors import ReconcileError
 from reconcile.services import SETTLE, day_window
 from tenants.audit import audit_record
-from tenants.models import WebhookSource
+from tenants.models import Tenant, WebhookSource
 from tenants.scope import tenant_scope
 from tenants.selectors import source_api_key, sources_of_tenant
 from tenants.services.billing import stripe_config
@@ -45,7 +45,7 @@ AUDIT_IDS = 100  # event ids listed in the audit row (the counts are always comp
 
 
 class SourceReconcileError(ReconcileError):
-    """A source reconcile that cannot run (no stripe source, no API key); safe to show."""
+    """A source reconcile that cannot run (tenant not active, no enabled source); safe to show."""
 
     def __init__(self, message: str):
         super().__init__(message, code="source_reconcile_error")
@@ -100,12 +100,22 @@ def source_reconcile_stripe(
     user=None,
     types: list[str] | None = None,
 ) -> list[SourceDay]:
-    """Compare each stripe source of the tenant with Stripe for `day`; repair if asked."""
-    sources = [
+    """Compare each enabled stripe source of an active tenant with Stripe; repair if asked.
+
+    A suspended or offboarded tenant and a disabled source are refused before Stripe is called.
+    """
+    _tenant_active_check(tenant_id)
+    keyed = [
         s
         for s in sources_of_tenant(tenant_id=tenant_id)
         if s.kind == WebhookSource.Kind.STRIPE and s.api_key_encrypted
     ]
+    sources = [s for s in keyed if s.enabled]
+    if keyed and not sources:
+        raise SourceReconcileError(
+            f"source {', '.join(s.source_id for s in keyed)} is disabled: source reconcile "
+            "never calls Stripe for a disabled source (source_enable it first)"
+        )
     if not sources:
         raise SourceReconcileError(
             "the tenant has no stripe source with an API key (source_add --api-key, or "
@@ -161,6 +171,18 @@ def source_reconcile_stripe(
         )
         results.append(result)
     return results
+
+
+def _tenant_active_check(tenant_id: uuid.UUID) -> None:
+    """SourceReconcileError naming the state unless the tenant is active."""
+    with tenant_scope(tenant_id):
+        row = Tenant.objects.filter(pk=tenant_id).values_list("slug", "status").first()
+    slug, status = row or (str(tenant_id), "unknown")
+    if status != Tenant.Status.ACTIVE:
+        raise SourceReconcileError(
+            f"tenant {slug!r} is {status}: source reconcile calls the source system only for an "
+            "active tenant"
+        )
 
 
 def _repair(*, tenant_id, source: WebhookSource, docs: dict, result: SourceDay) -> None:

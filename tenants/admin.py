@@ -188,10 +188,16 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.action(description="Resume selected tenants", permissions=["suspend"])
     def resume_tenants(self, request, queryset):
         actor = actor_of(request.user)
-        with transaction.atomic():  # all or nothing
-            changed = [
-                t.slug for t in queryset if tenant_resume(tenant=t, actor=actor, user=request.user)
-            ]
+        try:
+            with transaction.atomic():  # all or nothing
+                changed = [
+                    t.slug
+                    for t in queryset
+                    if tenant_resume(tenant=t, actor=actor, user=request.user)
+                ]
+        except TenantError as exc:  # an offboarded tenant: offboarding is final
+            self.message_user(request, f"Nothing resumed: {exc}", messages.ERROR)
+            return
         self.message_user(request, f"Resumed: {', '.join(changed) or 'none (already active)'}")
 
 

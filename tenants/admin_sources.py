@@ -21,9 +21,10 @@ from django.utils.html import format_html
 from codex.commands import duration_parse
 from codex.errors import DomainError
 from tenants.audit import actor_of
-from tenants.errors import SourceError
+from tenants.errors import SourceError, TenantError
 from tenants.models import Tenant, WebhookSource
 from tenants.selectors import source_path
+from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.services.sources import (
     source_check,
     source_create,
@@ -92,13 +93,15 @@ class SourceAddForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         try:
+            if data.get("tenant") is not None:
+                tenant_require_not_offboarded(tenant_id=data["tenant"].id)
             source_check(
                 kind=data.get("kind") or "",
                 secret=data.get("secret") or "",
                 type_field=data.get("type_field") or "type",
                 api_key=data.get("api_key") or "",
             )
-        except SourceError as exc:
+        except TenantError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
 
@@ -175,7 +178,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
                 actor=actor_of(request.user),
                 user=request.user,
             )
-        except SourceError as exc:
+        except TenantError as exc:
             raise PermissionDenied(str(exc)) from exc
         saved = WebhookSource.objects.get(source_id=info.source_id)
         obj.pk, obj.tenant_id, obj.source_id = saved.pk, saved.tenant_id, saved.source_id
@@ -206,7 +209,11 @@ class WebhookSourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected sources", permissions=["disable"])
     def enable_sources(self, request, queryset):
-        done = self._set_enabled(request, queryset, True)
+        try:
+            done = self._set_enabled(request, queryset, True)
+        except TenantError as exc:  # an offboarded tenant's source: offboarding is final
+            self.message_user(request, f"Nothing enabled: {exc}", messages.ERROR)
+            return
         self.message_user(request, f"Enabled {len(done)} source(s).")
 
     def get_urls(self):

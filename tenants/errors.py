@@ -24,3 +24,10 @@ class SourceError(TenantError):
 
     def __init__(self, message: str):
         super().__init__(message, code="source_error")
+
+
+class TenantOffboarded(TenantError):
+    """The tenant is offboarded (or being offboarded): it gets nothing back, ever."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="tenant_offboarded", status_code=409)

@@ -7,7 +7,9 @@ ORM, a Fernet decrypt): about 29% of a request's CPU. A resolved key is now kept
 
 * a revocation, a device revocation or a tenant suspension made on another process takes effect
   here within the TTL (the promise is 5 s, tested across two processes); the process that makes
-  the change forgets every entry at its commit, so it sees the change at once;
+  the change forgets every entry at its commit, so it sees the change at once; offboarding
+  deletes a tenant's rows again after a fence derived from the TTL (CODEX_OFFBOARD_FENCE_S), so
+  what other processes accepted meanwhile goes too;
 * a rotated key's overlap end (`ResolvedKey.usable_until`) is checked on every use, so it is exact;
 * unknown key ids are cached too (as None): a flood of made-up ids costs one lookup per id and TTL;
 * the store is bounded (LRU, `CODEX_KEY_CACHE_SIZE`, default 20,000 keys).

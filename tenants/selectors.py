@@ -237,7 +237,8 @@ def source_resolve(source_id: str) -> ResolvedSource | None:
     if source is None:
         return None
     try:
-        current = crypto.decrypt(source.secret_encrypted)
+        # Empty once offboarding wiped it (the source is disabled for good: 410, nothing verifies).
+        current = crypto.decrypt(source.secret_encrypted) if source.secret_encrypted else None
         previous = (
             crypto.decrypt(source.previous_secret_encrypted)
             if source.previous_secret_encrypted
@@ -259,7 +260,7 @@ def source_resolve(source_id: str) -> ResolvedSource | None:
         kind=source.kind,
         enabled=source.enabled,
         type_field=source.type_field,
-        secrets=(current, previous) if previous else (current,),
+        secrets=tuple(s for s in (current, previous) if s),
         previous_valid_until=source.previous_valid_until if previous else None,
     )
 

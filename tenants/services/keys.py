@@ -16,6 +16,7 @@ from tenants.audit import audit_record
 from tenants.errors import TenantError
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
+from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.services.sources import source_secrets_reencrypt
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class SecretsKeyRotation:
 
 def signing_key_create(*, tenant: Tenant, device: Device | None = None) -> NewKey:
     """Create an active key for the tenant (or one of its devices); return its secret once."""
+    tenant_require_not_offboarded(tenant_id=tenant.id)
     secret = crypto.new_signing_secret()
     with tenant_scope(tenant.id):
         key = SigningKey.objects.create(
@@ -181,6 +183,8 @@ def secrets_key_rotate(*, actor: str, batch: int = 500) -> SecretsKeyRotation:
                 .values_list("tenant_id", "id", "key_id", "secret_encrypted")[:batch]
             )
             for tenant_id, row_id, key_id, token in rows:
+                if not token:  # wiped by offboarding: nothing to re-encrypt
+                    continue
                 try:
                     new = crypto.reencrypt(token)
                 except crypto.SecretUndecryptable:

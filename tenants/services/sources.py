@@ -27,6 +27,7 @@ from tenants.errors import SourceError
 from tenants.models import Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
 from tenants.selectors import source_get, source_path
+from tenants.services.offboarding import tenant_require_not_offboarded
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def source_create(
     api_key: str = "",
 ) -> SourceInfo:
     """Create an enabled source for the tenant; audited (never with the secret)."""
+    tenant_require_not_offboarded(tenant_id=tenant.id)
     secret = source_check(kind=kind, secret=secret, type_field=type_field, api_key=api_key)
     with transaction.atomic():
         with tenant_scope(tenant.id):
@@ -131,6 +133,8 @@ def source_create(
 def source_set_enabled(*, source_id: str, enabled: bool, actor: str, user=None) -> bool:
     """Disable (deliveries get 410) or enable a source; False when it already was. Audited."""
     source = source_get(source_id=source_id)
+    if enabled:
+        tenant_require_not_offboarded(tenant_id=source.tenant_id)
     with transaction.atomic(), tenant_scope(source.tenant_id):
         changed = (
             WebhookSource.objects.filter(tenant_id=source.tenant_id, source_id=source_id)
@@ -163,6 +167,7 @@ def source_rotate_secret(
         raise SourceError("overlap must not be negative")
     secret = _check_secret(secret)
     source = source_get(source_id=source_id)
+    tenant_require_not_offboarded(tenant_id=source.tenant_id)
     if source.kind == WebhookSource.Kind.STANDARD:
         try:
             crypto.secret_bytes(secret)
@@ -197,6 +202,7 @@ def source_rotate_secret(
 def source_set_api_key(*, source_id: str, api_key: str, actor: str, user=None) -> None:
     """Store (encrypted) the Stripe API key reconcile lists the account's events with. Audited."""
     source = source_get(source_id=source_id)
+    tenant_require_not_offboarded(tenant_id=source.tenant_id)
     if source.kind != WebhookSource.Kind.STRIPE:
         raise SourceError("only a stripe source has an API key")
     token = crypto.encrypt(_check_secret(api_key))

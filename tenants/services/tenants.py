@@ -16,6 +16,7 @@ from tenants.models import Device, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tenants.selectors import KeyReport, signing_keys_active
 from tenants.services.keys import keys_changed, signing_key_create
+from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.signals import tenant_provisioned
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def tenant_provision(
     notes: list[str] = []
     with transaction.atomic():
         tenant, created = _tenant_get_or_create(slug=slug, name=name, notes=notes)
+        if not created:
+            tenant_require_not_offboarded(tenant_id=tenant.id)
         new_keys: list[KeyReport] = []
         if created:
             key = signing_key_create(tenant=tenant)
@@ -158,8 +161,8 @@ def _devices_add(
 def _tenant_set_status(*, tenant: Tenant, status: str, action: str, actor: str, user) -> bool:
     with transaction.atomic(), system_scope("tenant-status"):
         current = Tenant.objects.select_for_update().get(pk=tenant.pk)
-        if current.status == status:
-            tenant.status = status
+        if current.status in (status, Tenant.Status.OFFBOARDED):  # a tombstone stays one
+            tenant.status = current.status
             return False
         Tenant.objects.filter(pk=tenant.pk).update(status=status)
         keys_changed()
@@ -189,7 +192,11 @@ def tenant_suspend(*, tenant: Tenant, actor: str, user=None) -> bool:
 
 
 def tenant_resume(*, tenant: Tenant, actor: str, user=None) -> bool:
-    """Make a suspended tenant active again; False if it already was active."""
+    """Make a suspended tenant active again; False if it already was active.
+
+    TenantOffboarded for a tenant that is (or is being) offboarded: offboarding is final.
+    """
+    tenant_require_not_offboarded(tenant_id=tenant.id)
     return _tenant_set_status(
         tenant=tenant, status=Tenant.Status.ACTIVE, action="tenant.resume", actor=actor, user=user
     )

@@ -11,10 +11,12 @@ from django.core.management import CommandError, call_command
 from flags.services import flag_update
 from ingest.models import EnrichedEvent, Event
 from ingest.services.enrich import events_drain
+from ingest.services.offboard import tenant_offboard
 from reconcile.models import SourceReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tenants.services.sources import source_create
+from tenants.services.sources import source_create, source_set_enabled
+from tenants.services.tenants import tenant_suspend
 from tests.signing import django_headers
 from tests.sources.webhook_signing import encode, stripe_charge_event, stripe_header_library
 from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture
@@ -134,3 +136,37 @@ def test_stripe_reconcile_without_an_api_key_says_what_to_do(tenant_factory, str
 def test_source_and_repair_need_a_tenant(db):
     with pytest.raises(CommandError, match="--source needs --tenant"):
         _run("--source", "stripe")
+
+
+def test_stripe_reconcile_refuses_a_disabled_source_and_never_calls_stripe(acme, stripe_standin):  # noqa: F811
+    tenant, info = acme
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    stripe_standin.events = _day_events(day, 3)
+    source_set_enabled(source_id=info.source_id, enabled=False, actor="t")
+    with pytest.raises(CommandError, match=f"source {info.source_id} is disabled"):
+        _run("--source", "stripe", "--tenant", "acme", "--date", day.isoformat(), "--repair")
+    assert stripe_standin.requests == []
+    assert _ledger_keys(tenant) == set()
+
+
+@pytest.mark.parametrize("state", ["suspended", "offboarded"])
+def test_stripe_reconcile_refuses_an_inactive_tenant_and_never_calls_stripe(
+    acme,
+    stripe_standin,  # noqa: F811
+    settings,
+    state,
+):
+    tenant, _info = acme
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    stripe_standin.events = _day_events(day, 3)
+    if state == "suspended":
+        tenant_suspend(tenant=tenant, actor="t")
+    else:
+        settings.CODEX_OFFBOARD_FENCE_S = 0  # no other process holds its keys here
+        tenant_offboard(tenant=tenant, actor="t")
+    with pytest.raises(CommandError, match=f"tenant 'acme' is {state}"):
+        _run("--source", "stripe", "--tenant", "acme", "--date", day.isoformat(), "--repair")
+    assert stripe_standin.requests == []
+    assert _ledger_keys(tenant) == set()
+    with system_scope("test"):
+        assert not AuditLog.objects.filter(action="reconcile.repair_source").exists()

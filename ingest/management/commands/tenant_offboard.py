@@ -12,9 +12,11 @@ from tenants.selectors import tenant_get
 class Command(DomainCommand):
     help = (
         "Offboard a tenant: suspend it, revoke every signing key, disable every webhook source, "
-        "delete all its events and other data in batches, keep the tenant row (status "
-        "offboarded) with its audit trail. Irreversible; --confirm must repeat the slug. "
-        "Resumable: after a crash, run it again."
+        "wipe their secrets and API keys, delete all its events and other data in batches (and "
+        "again once CODEX_OFFBOARD_FENCE_S have passed: the key cache's TTL plus three "
+        "statement timeouts plus 2 s), keep the tenant row (status offboarded) with its audit "
+        "trail. Final: it is never resumed, re-provisioned or given keys or sources again; "
+        "--confirm must repeat the slug. Resumable: after a crash, run it again."
     )
 
     def add_arguments(self, parser):
@@ -38,5 +40,6 @@ class Command(DomainCommand):
         deleted = " ".join(f"{t}={n}" for t, n in sorted(report.deleted.items()) if n)
         self.stdout.write(
             f"{slug}: offboarded; keys_revoked={report.keys_revoked} "
-            f"sources_disabled={report.sources_disabled} deleted: {deleted or 'nothing'}"
+            f"sources_disabled={report.sources_disabled} secrets_wiped={report.secrets_wiped} "
+            f"deleted: {deleted or 'nothing'} (after the fence: {report.late})"
         )

@@ -1,0 +1,68 @@
+"""The tenants app's part of offboarding: the final-state guard, and the wipe of every secret.
+
+Offboarding (ingest.services.offboard) is final. Every path that would give a tenant something
+back (resume, provisioning, a new signing key, a new or re-enabled source, a source secret or API
+key) calls `tenant_require_not_offboarded` first; it refuses a tenant that is offboarded or whose
+offboarding has begun (its `tenant.offboard.start` audit row exists), with TenantOffboarded.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+
+from tenants import keycache
+from tenants.errors import TenantOffboarded
+from tenants.models import AuditLog, SigningKey, Tenant, WebhookSource
+from tenants.scope import system_scope, tenant_scope
+
+# The audit action that marks the start of an offboarding (written by ingest's tenant_offboard).
+OFFBOARD_STARTED = "tenant.offboard.start"
+
+
+def tenant_require_not_offboarded(*, tenant_id: uuid.UUID | str) -> None:
+    """Raise TenantOffboarded (code tenant_offboarded) when the tenant is or is being offboarded."""
+    with system_scope("tenant-status"):
+        row = Tenant.objects.filter(pk=tenant_id).values_list("slug", "status").first()
+        started = AuditLog.objects.filter(tenant_id=tenant_id, action=OFFBOARD_STARTED).exists()
+    if row is None:
+        return
+    slug, status = row
+    if status == Tenant.Status.OFFBOARDED:
+        state = "is offboarded"
+    elif started:
+        state = "is being offboarded (tenant_offboard has begun; run it again to finish)"
+    else:
+        return
+    raise TenantOffboarded(
+        f"tenant {slug!r} {state}: offboarding is final, so it cannot be resumed, "
+        "re-provisioned or given keys or sources"
+    )
+
+
+def tenant_secrets_wipe(*, tenant_id: uuid.UUID | str) -> int:
+    """Erase the secrets of a tenant's revoked keys and of its disabled sources; rows changed.
+
+    Signing secrets of revoked keys, source secrets (current and previous) and Stripe API keys
+    become empty: nothing of the tenant can verify a request or call its accounts again.
+    """
+    with transaction.atomic(), tenant_scope(tenant_id):
+        keys = (
+            SigningKey.objects.filter(tenant_id=tenant_id, status=SigningKey.Status.REVOKED)
+            .exclude(secret_encrypted="")
+            .update(secret_encrypted="")
+        )
+        sources = (
+            WebhookSource.objects.filter(tenant_id=tenant_id, enabled=False)
+            .exclude(secret_encrypted="", previous_secret_encrypted="", api_key_encrypted="")
+            .update(
+                secret_encrypted="",
+                previous_secret_encrypted="",
+                previous_valid_until=None,
+                api_key_encrypted="",
+            )
+        )
+        keycache.clear()
+        keycache.clear_on_commit()
+    return keys + sources
