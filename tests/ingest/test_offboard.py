@@ -278,6 +278,7 @@ def test_offboard_leaves_only_the_tombstone_and_audit_rows_in_every_tenant_table
     assert _rows_per_table(stays.id) == stays_before
 
 
+@pytest.mark.slow
 def test_offboarding_under_signed_load_leaves_nothing_accepted_meanwhile(
     transactional_db, tenant_factory, key_factory, settings
 ):
