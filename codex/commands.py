@@ -87,7 +87,10 @@ def duration_parse(text: str) -> timedelta:
             "invalid_duration", f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m"
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:  # past timedelta's ~2.7 million years
+        raise DomainError("invalid_duration", f"duration {text!r} is far too long") from exc
 
 
 def moment_parse(text: str) -> datetime:

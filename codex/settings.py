@@ -303,6 +303,13 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
 CODEX_INGEST_RATE_PER_SEC = envreader.integer("CODEX_INGEST_RATE_PER_SEC", 50)
 CODEX_SOURCE_RATE_PER_SEC = envreader.integer("CODEX_SOURCE_RATE_PER_SEC", 25)
+# Webhook source deliveries that may fail before their signature verifies, per second and per
+# source id / per client address, before the rest are answered 429 without a lookup
+# (ingest/webhooks/guard.py, docs/sources.md).
+CODEX_SOURCE_UNVERIFIED_PER_SEC = envreader.integer("CODEX_SOURCE_UNVERIFIED_PER_SEC", 10)
+CODEX_SOURCE_UNVERIFIED_PER_ADDRESS_PER_SEC = envreader.integer(
+    "CODEX_SOURCE_UNVERIFIED_PER_ADDRESS_PER_SEC", 20
+)
 CODEX_RETRY_CAP = 3
 # Ingestion warnings (ingest/ingest_warnings.py): rows per tenant and minute before sampling
 # starts, days kept, and warnings per hour that make a tenant's Health line say so.

@@ -150,6 +150,13 @@ SOURCE_SIGNATURE_FAILURES = Counter(
     "(missing_signature, invalid_signature, timestamp_out_of_tolerance).",
     ["tenant", "kind", "source", "code"],
 )
+SOURCE_UNVERIFIED_LIMITED = Counter(
+    "codex_ingest_source_unverified_limited_total",
+    "Source deliveries answered 429 before any lookup because too many unverified deliveries "
+    "came for that source id or from that client address this second, by scope (source, "
+    "address).",
+    ["scope"],
+)
 SOURCE_DELIVERY_DURATION = Histogram(
     "codex_ingest_source_delivery_duration_seconds",
     "Wall time of a webhook source delivery, request to answer, by kind.",

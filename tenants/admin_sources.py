@@ -28,7 +28,9 @@ from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.services.sources import (
     source_check,
     source_create,
+    source_overlap_check,
     source_rotate_secret,
+    source_secret_check,
     source_set_api_key,
     source_set_enabled,
 )
@@ -38,6 +40,7 @@ SOURCE_FIELDS = (
     "tenant",
     "kind",
     "type_field",
+    "subject_field",
     "enabled",
     "previous_valid_until",
     "created_at",
@@ -85,10 +88,14 @@ class SourceAddForm(forms.ModelForm):
 
     class Meta:
         model = WebhookSource
-        fields = ("kind", "type_field")
+        fields = ("kind", "type_field", "subject_field")
+        help_texts = {
+            "subject_field": "standard only: the body's subject id, e.g. customer.id "
+            "(events_erase finds the events by it).",
+        }
 
     tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"))
-    field_order = ("tenant", "kind", "secret", "type_field", "api_key")
+    field_order = ("tenant", "kind", "secret", "type_field", "subject_field", "api_key")
 
     def clean(self):
         data = super().clean()
@@ -100,6 +107,7 @@ class SourceAddForm(forms.ModelForm):
                 secret=data.get("secret") or "",
                 type_field=data.get("type_field") or "type",
                 api_key=data.get("api_key") or "",
+                subject_field=data.get("subject_field") or "",
             )
         except TenantError as exc:
             raise forms.ValidationError(str(exc)) from exc
@@ -110,12 +118,31 @@ class RotateForm(forms.Form):
     """A new secret (old one verifies for the overlap) and/or a new Stripe API key."""
 
     secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    overlap = forms.CharField(initial="24h", help_text="e.g. 30m, 24h, 7d, 0s")
+    overlap = forms.CharField(initial="24h", help_text="e.g. 30m, 24h, 7d, 0s; at most 30d")
     api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="stripe only: replaces the stored API key.",
     )
+
+    def __init__(self, *args, kind: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data["secret"]
+        if not secret:
+            return ""
+        try:
+            return source_secret_check(kind=self.kind, secret=secret)
+        except SourceError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_overlap(self):
+        try:
+            return source_overlap_check(duration_parse(self.cleaned_data["overlap"]))
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
 
 @admin.register(WebhookSource)
@@ -147,7 +174,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("tenant", "kind", "secret", "type_field", "api_key")
+            return ("tenant", "kind", "secret", "type_field", "subject_field", "api_key")
         return (*SOURCE_FIELDS, "delivery_url", "rotate")
 
     def get_readonly_fields(self, request, obj=None):
@@ -175,6 +202,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
                 secret=form.cleaned_data["secret"],
                 type_field=form.cleaned_data.get("type_field") or "type",
                 api_key=form.cleaned_data.get("api_key") or "",
+                subject_field=form.cleaned_data.get("subject_field") or "",
                 actor=actor_of(request.user),
                 user=request.user,
             )
@@ -231,7 +259,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         if not request.user.has_perm("tenants.rotate_webhooksource_secret"):
             raise PermissionDenied
         source = get_object_or_404(WebhookSource, pk=object_id)
-        form = RotateForm(request.POST or None)
+        form = RotateForm(request.POST or None, kind=source.kind)
         if request.method == "POST" and form.is_valid():
             actor = actor_of(request.user)
             secret, api_key = form.cleaned_data["secret"], form.cleaned_data["api_key"]
@@ -243,7 +271,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
                         until = source_rotate_secret(
                             source_id=source.source_id,
                             secret=secret,
-                            overlap=duration_parse(form.cleaned_data["overlap"]),
+                            overlap=form.cleaned_data["overlap"],
                             actor=actor,
                             user=request.user,
                         )

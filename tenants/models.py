@@ -143,6 +143,8 @@ class WebhookSource(TenantOwned):
     previous_valid_until = models.DateTimeField(null=True, blank=True)
     # standard: the JSON field of the body that names the event type.
     type_field = models.CharField(max_length=64, default="type")
+    # standard: the dotted path of the body field that names the event's subject ("" = none).
+    subject_field = models.CharField(max_length=64, blank=True, default="")
     # stripe: the account's API key (restricted, read events) for reconcile; encrypted.
     api_key_encrypted = models.TextField(blank=True, default="", editable=False)
     enabled = models.BooleanField(default=True)

@@ -184,6 +184,7 @@ class ResolvedSource:
     type_field: str
     secrets: tuple[str, ...] = field(repr=False)  # current first, then the previous one
     previous_valid_until: datetime | None = None
+    subject_field: str = ""  # standard: dotted path of the body's subject id ("" = none)
 
     def secrets_at(self, now: datetime) -> tuple[str, ...]:
         """The secrets that verify at `now`: the previous one only inside its overlap."""
@@ -262,6 +263,7 @@ def source_resolve(source_id: str) -> ResolvedSource | None:
         type_field=source.type_field,
         secrets=tuple(s for s in (current, previous) if s),
         previous_valid_until=source.previous_valid_until if previous else None,
+        subject_field=source.subject_field,
     )
 
 

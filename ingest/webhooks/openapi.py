@@ -17,12 +17,12 @@ def _header(name: str, text: str) -> OpenApiParameter:
 SOURCE_HEADERS = [
     _header("X-Shopify-Hmac-Sha256", "shopify: base64 HMAC-SHA256(app secret, raw body)."),
     _header("X-Shopify-Topic", "shopify: e.g. orders/create; the type is shopify.orders.create."),
-    _header("X-Shopify-Event-Id", "shopify: the idempotency key (else X-Shopify-Webhook-Id)."),
-    _header("X-Shopify-Webhook-Id", "shopify: fallback idempotency key."),
+    _header("X-Shopify-Event-Id", "shopify: kept as payload.event_id; unsigned, never the key."),
+    _header("X-Shopify-Webhook-Id", "shopify: payload.event_id without X-Shopify-Event-Id."),
     _header("X-Shopify-Triggered-At", "shopify: occurred_at (else the receipt time)."),
     _header("X-Shopify-Shop-Domain", "shopify: kept with the event."),
     _header("Stripe-Signature", "stripe: t=<unix>,v1=<hex HMAC-SHA256>; t within 300 s."),
-    _header("webhook-id", "standard: the idempotency key."),
+    _header("webhook-id", "standard: the idempotency key, within the source."),
     _header("webhook-timestamp", "standard: unix seconds, within 300 s."),
     _header("webhook-signature", "standard: v1,<base64 HMAC-SHA256> entries."),
 ]
@@ -54,7 +54,8 @@ SOURCE_RESPONSES = {
     411: error_doc("A chunked body without Content-Length.", "length_required"),
     413: error_doc("The body is larger than 1 MiB.", "payload_too_large"),
     429: error_doc(
-        "Over the source's sourceRatePerSec or the tenant's ingestRatePerSec; wait Retry-After.",
+        "Over the source's sourceRatePerSec or the tenant's ingestRatePerSec, or too many "
+        "unverified deliveries for this source id or from this address; wait Retry-After.",
         "rate_limited",
     ),
     503: error_doc("PostgreSQL is unreachable; retry after Retry-After.", "unavailable"),

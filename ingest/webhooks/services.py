@@ -13,14 +13,14 @@ from django.db import DatabaseError
 
 from codex.errors import DomainError, Unavailable
 from flags.selectors import effective_flags_cached
-from ingest import ratelimit
+from ingest import ingest_warnings, ratelimit
 from ingest.services.accept import events_ingest
 from ingest.validation import loads
 from ingest.webhooks import shapes
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.verify import VERIFIERS, SignatureRejected
 from tenants.crypto import SecretUndecryptable
-from tenants.selectors import ResolvedSource, source_resolve_cached
+from tenants.selectors import ResolvedSource, source_resolve_cached, tenant_of_source_id
 from tenants.services.sources import source_touch
 
 logger = logging.getLogger(__name__)
@@ -39,10 +39,8 @@ class Delivery:
 
 def source_for_delivery(source_id: str) -> ResolvedSource:
     """The enabled source a delivery is for, or DomainError 404 / 410 / 403 / Unavailable."""
-    try:
-        source = source_resolve_cached(source_id)
-    except SecretUndecryptable as exc:
-        raise Unavailable("The source secret store is unavailable; retry later.") from exc
+    # An id not of our form costs no lookup, and no key-cache entry of it evicts a real one.
+    source = _resolve(source_id) if tenant_of_source_id(source_id) is not None else None
     if source is None:
         raise DomainError("unknown_source", "No such webhook source.", status_code=404)
     if not source.enabled:
@@ -50,6 +48,13 @@ def source_for_delivery(source_id: str) -> ResolvedSource:
     if not source.tenant_active:
         raise DomainError("tenant_suspended", "This tenant is suspended.", status_code=403)
     return source
+
+
+def _resolve(source_id: str) -> ResolvedSource | None:
+    try:
+        return source_resolve_cached(source_id)
+    except SecretUndecryptable as exc:
+        raise Unavailable("The source secret store is unavailable; retry later.") from exc
 
 
 def delivery_verify(*, source: ResolvedSource, body: bytes, headers: Mapping[str, str]) -> None:
@@ -91,15 +96,56 @@ def delivery_event(*, source: ResolvedSource, body: bytes, headers: Mapping[str,
     try:
         if source.kind == "shopify":
             return shapes.shopify_event(
-                source_id=source.source_id, doc=doc, headers=headers, received_at=datetime.now(UTC)
+                source_id=source.source_id,
+                doc=doc,
+                body=body,
+                headers=headers,
+                received_at=datetime.now(UTC),
             )
         if source.kind == "stripe":
             return shapes.stripe_event(source_id=source.source_id, doc=doc)
         return shapes.standard_event(
-            source_id=source.source_id, doc=doc, headers=headers, type_field=source.type_field
+            source_id=source.source_id,
+            doc=doc,
+            headers=headers,
+            type_field=source.type_field,
+            subject_field=source.subject_field,
         )
     except shapes.DeliveryInvalid as exc:
         raise DomainError("invalid_delivery", str(exc), status_code=400) from exc
+
+
+def _refused_key(source: ResolvedSource, body: bytes, headers: Mapping[str, str]) -> str:
+    """The key a refused delivery would have had, where the signed content names it."""
+    if source.kind == "shopify":
+        return shapes.shopify_key(source_id=source.source_id, body=body)
+    webhook_id = headers.get("webhook-id", "")
+    if source.kind == "standard" and len(webhook_id) <= shapes.MAX_STANDARD_ID_LEN:
+        return shapes.standard_key(source_id=source.source_id, webhook_id=webhook_id)
+    return ""
+
+
+def delivery_refused_record(
+    *, source: ResolvedSource, body: bytes, headers: Mapping[str, str], error: DomainError
+) -> None:
+    """A correctly signed delivery we refuse becomes an ingestion warning of its source.
+
+    Code, message, the key it would have had and a bounded excerpt of the body (never a header,
+    so never a signature, and never the secret); best effort, as every ingestion warning.
+    """
+    ingest_warnings.ingest_warnings_record(
+        tenant_id=source.tenant_id,
+        tenant_slug=source.tenant_slug,
+        key_id=source.source_id,
+        entries=[
+            ingest_warnings.WarningEntry(
+                code=error.code,
+                message=error.message,
+                item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
+                idempotency_key=_refused_key(source, body, headers),
+            )
+        ],
+    )
 
 
 def delivery_store(*, source: ResolvedSource, item) -> Delivery:

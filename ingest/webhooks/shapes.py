@@ -4,10 +4,15 @@ Pure functions, no database. The stored payload is an envelope, {"source_id", "k
 platform's delivery facts..., "body": <the platform's JSON>}, so nothing of the platform's document
 is renamed or lost and the facts that come in headers (Shopify's shop domain and topic) stay with
 the event. Enrichment reads amounts out of it with ingest.enrichment.ENRICH_*.
+
+Idempotency keys are built only from what the signature covers (docs/sources.md, "Idempotency
+keys come from signed content"): Shopify signs the body alone, so its key is the body's digest,
+never a header; a Standard Webhooks key is the signed webhook-id within its own source.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,6 +23,8 @@ from ingest.validation import EventInvalid, Item, parse_occurred_at, validate_ev
 
 _TYPE_RE = re.compile(r"[a-z0-9_.:-]{1,100}")
 _MAX_ID_LEN = 200
+# standard:<source id (61)>:<webhook-id> within the ledger's 255-character keys.
+MAX_STANDARD_ID_LEN = 255 - len("standard:") - 61 - 1
 
 
 class DeliveryInvalid(ValueError):
@@ -90,19 +97,54 @@ def stripe_subject(doc: dict) -> str | None:
     return _subject(customer)
 
 
+def path_subject(doc: dict, path: str) -> str | None:
+    """The subject id at a dotted path of object keys (`customer.id`), or None."""
+    value: Any = doc
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return _subject(value)
+
+
 def _type(value: str, what: str) -> str:
     if not _TYPE_RE.fullmatch(value):
         raise DeliveryInvalid(f"{what}: 1 to 100 characters of [a-z0-9_.:-], not {value[:100]!r}")
     return value
 
 
+def shopify_key(*, source_id: str, body: bytes) -> str:
+    """shopify:<source id>:<sha256 of the raw body>: the signed content, nothing unsigned.
+
+    A replayed body under a fresh X-Shopify-Event-Id or another X-Shopify-Topic has the same key
+    (a duplicate); Shopify's retries resend the same body (a duplicate too); a changed order is
+    another body (its updated_at moves), so another event.
+    """
+    return f"shopify:{source_id}:{hashlib.sha256(body).hexdigest()}"
+
+
+def standard_key(*, source_id: str, webhook_id: str) -> str:
+    """standard:<source id>:<webhook-id>: each sender's ids in their own space."""
+    return f"standard:{source_id}:{webhook_id}"
+
+
+def _header_id(value: str | None) -> str | None:
+    """A delivery id from a header, kept as a fact (None when absent or not sane)."""
+    if value and len(value) <= _MAX_ID_LEN and value.isprintable():
+        return value
+    return None
+
+
 def shopify_event(
-    *, source_id: str, doc: Any, headers: Mapping[str, str], received_at: datetime
+    *, source_id: str, doc: Any, body: bytes, headers: Mapping[str, str], received_at: datetime
 ) -> Item:
-    """X-Shopify-Event-Id (or -Webhook-Id) -> key; X-Shopify-Topic -> shopify.<topic with .>."""
+    """sha256 of the raw body -> key (shopify_key); X-Shopify-Topic -> shopify.<topic with .>.
+
+    The topic, the trigger time and the ids in headers are not signed: they name the event's type
+    and time, but never its key, so they cannot make a captured body a second event.
+    """
     if not isinstance(doc, dict):
         raise DeliveryInvalid("the body must be a JSON object")
-    event_id = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
     topic = headers.get("x-shopify-topic", "")
     if not topic:
         raise DeliveryInvalid("X-Shopify-Topic is required")
@@ -118,10 +160,13 @@ def shopify_event(
         "shop_domain": headers.get("x-shopify-shop-domain") or None,
         "topic": topic,
         "api_version": headers.get("x-shopify-api-version") or None,
+        "event_id": _header_id(
+            headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
+        ),
         "body": doc,
     }
     return _event(
-        key="shopify:" + _id(event_id, "X-Shopify-Event-Id"),
+        key=shopify_key(source_id=source_id, body=body),
         etype=etype,
         occurred_at=occurred_at,
         kind="shopify",
@@ -162,19 +207,31 @@ def stripe_event(*, source_id: str, doc: Any, received_at: datetime | None = Non
 
 
 def standard_event(
-    *, source_id: str, doc: Any, headers: Mapping[str, str], type_field: str
+    *,
+    source_id: str,
+    doc: Any,
+    headers: Mapping[str, str],
+    type_field: str,
+    subject_field: str = "",
 ) -> Item:
-    """webhook-id -> key; the type from the body's `type_field`; occurred_at = webhook-timestamp."""
+    """standard_key -> key; the type from the body's `type_field`; occurred_at = webhook-timestamp.
+
+    With a `subject_field` (a dotted path), the id found there is the event's subject_id.
+    """
     if not isinstance(doc, dict):
         raise DeliveryInvalid("the body must be a JSON object")
     etype = doc.get(type_field)
     if not isinstance(etype, str):
         raise DeliveryInvalid(f"{type_field}: required, the event type")
+    webhook_id = _id(headers.get("webhook-id"), "webhook-id")
+    if len(webhook_id) > MAX_STANDARD_ID_LEN:
+        raise DeliveryInvalid(f"webhook-id: at most {MAX_STANDARD_ID_LEN} characters")
     payload = {"source_id": source_id, "kind": "standard", "body": doc}
     return _event(
-        key="standard:" + _id(headers.get("webhook-id"), "webhook-id"),
+        key=standard_key(source_id=source_id, webhook_id=webhook_id),
         etype=_type(etype, type_field),
         occurred_at=datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC),
         kind="standard",
         payload=payload,
+        subject_id=path_subject(doc, subject_field) if subject_field else None,
     )

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 
 import stripe
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
 TOLERANCE_S = 300  # Stripe's and Standard Webhooks' own default
 _MAX_HEADER_LEN = 4096
@@ -96,8 +96,9 @@ def verify_standard(*, body: bytes, headers: Mapping[str, str], secrets: tuple[s
         try:
             Webhook(secret).verify(body, wanted, json_parse=False)
             return
-        except (WebhookVerificationError, ValueError, TypeError):
-            # ValueError: malformed signature entries or a body that is not UTF-8.
+        except (WebhookVerificationError, ValueError, TypeError, EmptyWebhookSecretError):
+            # ValueError: malformed signature entries or a body that is not UTF-8;
+            # EmptyWebhookSecretError: a source stored before secrets were checked (whsec_).
             continue
     raise SignatureRejected("invalid_signature", "No webhook-signature v1 entry matches.")
 

@@ -3,6 +3,8 @@
 Answers: 200 accepted or duplicate (a platform retries anything else), 401 bad or missing
 signature or a stale timestamp, 404 unknown source, 410 disabled, 413 over 1 MiB, 429 with
 Retry-After, 503 when PostgreSQL is unavailable; every error in the one JSON format with the rid.
+A correctly signed delivery refused for its content (400) is an ingestion warning of its source;
+unverified deliveries are limited per source id and client address before any lookup (guard).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from codex import context
 from codex.errors import ApiError, DomainError, domain_error, domain_error_response
-from codex.http import body_size_check
+from codex.http import body_size_check, client_address
 from ingest import metrics
-from ingest.webhooks import services
+from ingest.webhooks import guard, services
 from ingest.webhooks.shapes import MAX_DELIVERY_BYTES
 from tenants.selectors import ResolvedSource
 
@@ -74,7 +76,15 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
                 status_code=405,
                 headers={"Allow": "POST"},
             )
-        source = services.source_for_delivery(source_id)
+        address = client_address(request)  # behind CODEX_TRUSTED_PROXIES: the client's own
+        # Before the lookup: a flood of unverified deliveries spends no lookup or decrypt.
+        guard.unverified_check(source_id=source_id, address=address)
+        try:
+            source = services.source_for_delivery(source_id)
+        except DomainError as exc:
+            if exc.status_code == 404:
+                guard.unverified_count(source_id=source_id, address=address)
+            raise
         context.bind_tenant(source.tenant_id)
         body = request.body
         headers = _headers(request)
@@ -87,9 +97,14 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
                 source=source.source_id,
                 code=exc.code,
             ).inc()
+            guard.unverified_count(source_id=source_id, address=address)
             raise
         services.delivery_rate_limit(source=source)
-        item = services.delivery_event(source=source, body=body, headers=headers)
+        try:
+            item = services.delivery_event(source=source, body=body, headers=headers)
+        except DomainError as exc:  # correctly signed, refused for its content: leave a trace
+            services.delivery_refused_record(source=source, body=body, headers=headers, error=exc)
+            raise
         delivery = services.delivery_store(source=source, item=item)
         outcome = delivery.status
         response = HttpResponse(

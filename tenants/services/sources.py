@@ -9,6 +9,8 @@ verifying for an overlap, so deliveries signed before the platform switched stil
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 import secrets
@@ -32,7 +34,16 @@ from tenants.services.offboarding import tenant_require_not_offboarded
 logger = logging.getLogger(__name__)
 
 MAX_SECRET_LEN = 512
+# Secret strength per kind (docs/sources.md "Secrets"): what each platform really issues.
+STANDARD_SECRET_BYTES = (24, 64)  # the HMAC key after whsec_, base64-decoded (Svix: 24 or 32)
+STRIPE_SECRET_CHARS = (16, 128)  # after whsec_ (Dashboard: 32, Stripe CLI: 64)
+SHOPIFY_SECRET_MIN_CHARS = 32  # client secrets are shpss_ + 32 hex, store secrets 64 hex
+# A rotation's overlap: long enough for any platform's switch-over, short enough that a leaked
+# old secret dies (and far from datetime's range: 3000000d once ended in an OverflowError).
+MAX_OVERLAP = timedelta(days=30)
 _TYPE_FIELD_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+# A dotted path of object keys, e.g. customer.id: at most 8 steps, 64 characters.
+_SUBJECT_FIELD_RE = re.compile(r"[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,7}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -70,23 +81,80 @@ def _check_secret(secret: str) -> str:
     return secret
 
 
+def _standard_key_check(secret: str) -> None:
+    low, high = STANDARD_SECRET_BYTES
+    shape = f"a Standard Webhooks secret is whsec_ + base64 of {low} to {high} bytes"
+    text = secret.removeprefix("whsec_")
+    try:
+        # Padding is optional (the standardwebhooks library pads itself); anything else is not.
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SourceError(f"{shape}; this one is not valid base64") from exc
+    if not low <= len(key) <= high:
+        raise SourceError(f"{shape}; this one is {len(key)} bytes")
+
+
+def source_secret_check(*, kind: str, secret: str) -> str:
+    """The cleaned secret when it is well-formed and strong enough for its kind; else SourceError.
+
+    The message says what a good secret of the kind looks like, never the value given.
+    """
+    secret = _check_secret(secret)
+    plain = secret.isascii() and not any(c.isspace() for c in secret)
+    if kind == WebhookSource.Kind.STANDARD:
+        _standard_key_check(secret)
+    elif kind == WebhookSource.Kind.STRIPE:
+        low, high = STRIPE_SECRET_CHARS
+        if not plain or not secret.startswith("whsec_") or not low <= len(secret) - 6 <= high:
+            raise SourceError(
+                f"a Stripe signing secret is whsec_ + {low} to {high} characters without spaces "
+                "(Dashboard: the endpoint's Signing secret -> Reveal)"
+            )
+    elif not plain or len(secret) < SHOPIFY_SECRET_MIN_CHARS:
+        raise SourceError(
+            f"a Shopify secret is at least {SHOPIFY_SECRET_MIN_CHARS} ASCII characters without "
+            "spaces (the app's client secret, or the store's webhook signing secret)"
+        )
+    return secret
+
+
+def source_overlap_check(overlap: timedelta) -> timedelta:
+    """The overlap when it is 0s to MAX_OVERLAP; SourceError naming the allowed maximum."""
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise SourceError(
+            f"overlap must be between 0s and {MAX_OVERLAP.days}d (the allowed maximum, "
+            f"{int(MAX_OVERLAP.total_seconds() // 3600)}h)"
+        )
+    return overlap
+
+
 def _changed() -> None:
     keycache.clear()
     keycache.clear_on_commit()
 
 
-def source_check(*, kind: str, secret: str, type_field: str = "type", api_key: str = "") -> str:
+def source_check(
+    *,
+    kind: str,
+    secret: str,
+    type_field: str = "type",
+    api_key: str = "",
+    subject_field: str = "",
+) -> str:
     """Validate a new source's settings; the cleaned secret, or SourceError saying what is wrong."""
     if kind not in WebhookSource.Kind.values:
         raise SourceError(f"kind must be one of {', '.join(WebhookSource.Kind.values)}")
-    secret = _check_secret(secret)
-    if kind == WebhookSource.Kind.STANDARD:
-        try:
-            crypto.secret_bytes(secret)
-        except ValueError as exc:
-            raise SourceError("a Standard Webhooks secret is whsec_ + base64") from exc
+    secret = source_secret_check(kind=kind, secret=secret)
     if not _TYPE_FIELD_RE.fullmatch(type_field):
         raise SourceError("type field: 1-64 letters, digits, '_', '.' or '-'")
+    if subject_field:
+        if kind != WebhookSource.Kind.STANDARD:
+            raise SourceError("only a standard source has a subject field (the others map theirs)")
+        if len(subject_field) > 64 or not _SUBJECT_FIELD_RE.fullmatch(subject_field):
+            raise SourceError(
+                "subject field: a dotted path of keys (e.g. customer.id), at most 8 steps and 64 "
+                "characters of letters, digits, '_' or '-'"
+            )
     if api_key and kind != WebhookSource.Kind.STRIPE:
         raise SourceError("only a stripe source has an API key")
     return secret
@@ -101,10 +169,17 @@ def source_create(
     user=None,
     type_field: str = "type",
     api_key: str = "",
+    subject_field: str = "",
 ) -> SourceInfo:
     """Create an enabled source for the tenant; audited (never with the secret)."""
     tenant_require_not_offboarded(tenant_id=tenant.id)
-    secret = source_check(kind=kind, secret=secret, type_field=type_field, api_key=api_key)
+    secret = source_check(
+        kind=kind,
+        secret=secret,
+        type_field=type_field,
+        api_key=api_key,
+        subject_field=subject_field,
+    )
     with transaction.atomic():
         with tenant_scope(tenant.id):
             source = WebhookSource.objects.create(
@@ -113,6 +188,7 @@ def source_create(
                 kind=kind,
                 secret_encrypted=crypto.encrypt(secret),
                 type_field=type_field,
+                subject_field=subject_field,
                 api_key_encrypted=crypto.encrypt(_check_secret(api_key)) if api_key else "",
             )
         audit_record(
@@ -121,7 +197,12 @@ def source_create(
             action="source.create",
             tenant_id=tenant.id,
             target=source.source_id,
-            new={"kind": kind, "type_field": type_field, "api_key": bool(api_key)},
+            new={
+                "kind": kind,
+                "type_field": type_field,
+                "subject_field": subject_field,
+                "api_key": bool(api_key),
+            },
         )
     logger.info(
         "webhook source created",
@@ -163,16 +244,10 @@ def source_rotate_secret(
     Returns the end of the overlap. A previous secret still inside an earlier overlap is dropped:
     two secrets at most verify at any time.
     """
-    if overlap < timedelta(0):
-        raise SourceError("overlap must not be negative")
-    secret = _check_secret(secret)
+    source_overlap_check(overlap)
     source = source_get(source_id=source_id)
     tenant_require_not_offboarded(tenant_id=source.tenant_id)
-    if source.kind == WebhookSource.Kind.STANDARD:
-        try:
-            crypto.secret_bytes(secret)
-        except ValueError as exc:
-            raise SourceError("a Standard Webhooks secret is whsec_ + base64") from exc
+    secret = source_secret_check(kind=source.kind, secret=secret)
     until = timezone.now() + overlap
     with transaction.atomic(), tenant_scope(source.tenant_id):
         row = WebhookSource.objects.select_for_update().get(

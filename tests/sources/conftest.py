@@ -19,6 +19,14 @@ class Sources:
     standard: object
 
 
+@pytest.fixture(autouse=True)
+def _unverified_limits_out_of_reach(settings):
+    """Limits on unverified deliveries out of reach (test_unverified_limits sets its own)."""
+    # Every test-client delivery comes from 127.0.0.1, within the same seconds.
+    settings.CODEX_SOURCE_UNVERIFIED_PER_SEC = 100_000
+    settings.CODEX_SOURCE_UNVERIFIED_PER_ADDRESS_PER_SEC = 100_000
+
+
 @pytest.fixture
 def sources(tenant_factory) -> Sources:
     tenant = tenant_factory()

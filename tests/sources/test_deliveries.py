@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -51,7 +52,9 @@ def test_shopify_order_signed_as_shopify_documents_is_stored_and_enriched(source
     assert response.json()["status"] == "accepted"
     [event] = _events(sources.tenant)
     assert response.json()["id"] == event.id
-    assert event.idempotency_key == "shopify:98880550-7158-44d4-b7cd-2c97c8a091b5"
+    digest = hashlib.sha256(body).hexdigest()
+    assert event.idempotency_key == f"shopify:{sources.shopify.source_id}:{digest}"
+    assert event.payload["event_id"] == "98880550-7158-44d4-b7cd-2c97c8a091b5"
     assert event.type == "shopify.orders.create"
     assert event.source == "shopify"
     assert event.key_id == sources.shopify.source_id
@@ -66,14 +69,17 @@ def test_shopify_order_signed_as_shopify_documents_is_stored_and_enriched(source
     assert row.last_received_at is not None
 
 
-def test_shopify_without_event_id_falls_back_to_webhook_id_and_receipt_time(sources, deliver):
+def test_shopify_without_event_ids_is_keyed_by_its_body_at_the_receipt_time(sources, deliver):
     body = encode(shopify_order(currency="JPY", total_price="1500"))
     headers = shopify_headers(SHOPIFY_SECRET, body, **{"X-Shopify-Topic": "orders/paid"})
-    del headers["X-Shopify-Event-Id"], headers["X-Shopify-Triggered-At"]
+    del headers["X-Shopify-Event-Id"], headers["X-Shopify-Webhook-Id"]
+    del headers["X-Shopify-Triggered-At"]
     before = datetime.now(UTC)
     assert deliver(sources.shopify, body, headers).status_code == 200
     [event] = _events(sources.tenant)
-    assert event.idempotency_key == "shopify:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    digest = hashlib.sha256(body).hexdigest()
+    assert event.idempotency_key == f"shopify:{sources.shopify.source_id}:{digest}"
+    assert event.payload["event_id"] is None
     assert event.type == "shopify.orders.paid"
     assert event.occurred_at >= before - timedelta(seconds=1)
     [enriched] = _enriched(sources.tenant)
@@ -110,7 +116,8 @@ def test_standard_webhooks_delivery_signed_by_the_library_is_stored(sources, del
     response = deliver(sources.standard, body, standard_headers(STANDARD_SECRET, body, "msg_1"))
     assert response.status_code == 200, response.content
     [event] = _events(sources.tenant)
-    assert (event.idempotency_key, event.type) == ("standard:msg_1", "invoice.paid")
+    key = f"standard:{sources.standard.source_id}:msg_1"
+    assert (event.idempotency_key, event.type) == (key, "invoice.paid")
     [enriched] = _enriched(sources.tenant)
     assert (enriched.amount_minor, enriched.currency) == (1250, "EUR")
 
@@ -250,16 +257,17 @@ def test_unknown_source_is_404_in_our_format(db, deliver, path):
 
 def test_a_source_of_tenant_a_never_writes_into_tenant_b(sources, deliver, tenant_factory):
     other = tenant_factory()
-    other_source = source_create(tenant=other, kind="shopify", secret="b-secret", actor="t")
+    b_secret = "shpss_b_" + "0123456789abcdef" * 2
+    other_source = source_create(tenant=other, kind="shopify", secret=b_secret, actor="t")
     body = encode(shopify_order())
     # A's source, signed with B's secret: refused.
-    assert deliver(sources.shopify, body, shopify_headers("b-secret", body)).status_code == 401
+    assert deliver(sources.shopify, body, shopify_headers(b_secret, body)).status_code == 401
     # A's random part under B's tenant id: no such source.
     forged = sources.shopify.path.replace(sources.tenant.id.hex, other.id.hex)
     assert deliver(forged, body, shopify_headers(SHOPIFY_SECRET, body)).status_code == 404
     # A correct delivery to A lands in A only, and B's in B only.
     assert deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body)).status_code == 200
-    assert deliver(other_source, body, shopify_headers("b-secret", body)).status_code == 200
+    assert deliver(other_source, body, shopify_headers(b_secret, body)).status_code == 200
     assert [e.key_id for e in _events(sources.tenant)] == [sources.shopify.source_id]
     assert [e.key_id for e in _events(other)] == [other_source.source_id]
     # And the row-level security wall: in B's scope, A's rows do not exist.
@@ -378,7 +386,7 @@ def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
     from tenants.scope import system_scope
 
     caplog.set_level(logging.DEBUG)
-    secret = "shpss_never_logged_0123456789"
+    secret = "whsec_never_logged_0123456789abcdef"
     info = source_create(
         tenant=sources.tenant, kind="stripe", secret=secret, api_key="rk_test_nolog", actor="t"
     )

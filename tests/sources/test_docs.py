@@ -46,7 +46,12 @@ def _run(script: str, url: str, secret: str) -> dict:
 @pytest.mark.parametrize(
     ("kind", "secret", "etype", "amount"),
     [
-        ("shopify", "shpss_demo_secret", "shopify.orders.create", (40300, "USD")),
+        (
+            "shopify",
+            "shpss_demo_0123456789abcdef0123456789",
+            "shopify.orders.create",
+            (40300, "USD"),
+        ),
         ("stripe", "whsec_demo_0123456789abcdef", "stripe.charge.succeeded", (1099, "USD")),
     ],
 )

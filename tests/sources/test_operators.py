@@ -17,7 +17,9 @@ from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.keys import secrets_key_rotate
 from tenants.services.sources import source_create
-from tests.helpers import SHOPIFY_SECRET, staff_client
+from tests.helpers import SHOPIFY_SECRET, STRIPE_SECRET, staff_client
+
+NEW_SECRET = "shpss_rotated_" + "0123456789abcdef" * 2
 
 
 def _run(name: str, *args: str) -> str:
@@ -57,17 +59,20 @@ def test_source_add_json_prints_exactly_id_path_url_kind(tenant_factory, setting
 
 def test_source_add_text_output_and_refusals(tenant_factory):
     tenant_factory("acme")
-    out = _run("source_add", "acme", "--kind", "stripe", "--secret", "whsec_abc")
+    out = _run("source_add", "acme", "--kind", "stripe", "--secret", STRIPE_SECRET)
     assert "source_id:" in out
     assert "/v1/sources/" in out
     assert "kind:      stripe" in out
-    assert "whsec_abc" not in out
+    assert STRIPE_SECRET not in out
     with pytest.raises(CommandError, match="no tenant"):
         _run("source_add", "nope", "--kind", "stripe", "--secret", "x")
     with pytest.raises(CommandError, match="Standard Webhooks secret"):
         _run("source_add", "acme", "--kind", "standard", "--secret", "not base64!")
     with pytest.raises(CommandError, match="only a stripe source"):
-        _run("source_add", "acme", "--kind", "shopify", "--secret", "x", "--api-key", "rk_test_1")
+        _run(
+            "source_add",
+            *("acme", "--kind", "shopify", "--secret", SHOPIFY_SECRET, "--api-key", "rk_test_1"),
+        )
 
 
 def test_disable_enable_and_rotate_commands_are_audited(tenant_factory):
@@ -78,11 +83,11 @@ def test_disable_enable_and_rotate_commands_are_audited(tenant_factory):
     assert "already disabled" in _run("source_disable", info.source_id)
     assert "enabled" in _run("source_enable", info.source_id)
     assert _source(info.source_id).enabled
-    out = _run("source_rotate_secret", info.source_id, "--secret", "new-secret", "--overlap", "2h")
+    out = _run("source_rotate_secret", info.source_id, "--secret", NEW_SECRET, "--overlap", "2h")
     assert "previous one verifies until" in out
-    assert "new-secret" not in out
+    assert NEW_SECRET not in out
     row = _source(info.source_id)
-    assert crypto.decrypt(row.secret_encrypted) == "new-secret"
+    assert crypto.decrypt(row.secret_encrypted) == NEW_SECRET
     assert crypto.decrypt(row.previous_secret_encrypted) == SHOPIFY_SECRET
     assert [a.new for a in _audit("source.disable")] == [{"enabled": False}]
     assert [a.new for a in _audit("source.enable")] == [{"enabled": True}]
@@ -98,7 +103,7 @@ def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(tenant_facto
 
     tenant = tenant_factory("acme")
     info = source_create(
-        tenant=tenant, kind="stripe", secret="whsec_x", api_key="rk_test_key", actor="t"
+        tenant=tenant, kind="stripe", secret=STRIPE_SECRET, api_key="rk_test_key", actor="t"
     )
     old_token = _source(info.source_id).secret_encrypted
     settings.CODEX_SECRETS_KEY = f"{Fernet.generate_key().decode()},{settings.CODEX_SECRETS_KEY}"
@@ -107,7 +112,7 @@ def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(tenant_facto
     row = _source(info.source_id)
     assert row.secret_encrypted != old_token
     settings.CODEX_SECRETS_KEY = settings.CODEX_SECRETS_KEY.split(",")[0]  # only the new key
-    assert crypto.decrypt(row.secret_encrypted) == "whsec_x"
+    assert crypto.decrypt(row.secret_encrypted) == STRIPE_SECRET
     assert crypto.decrypt(row.api_key_encrypted) == "rk_test_key"
 
 
@@ -175,15 +180,15 @@ def test_admin_rotate_with_its_permission_never_shows_a_secret(shop):
     page = client.get(rotate)
     assert page.status_code == 200
     assert SHOPIFY_SECRET.encode() not in page.content
-    response = client.post(rotate, {"secret": "rotated-secret", "overlap": "1h"}, follow=True)
+    response = client.post(rotate, {"secret": NEW_SECRET, "overlap": "1h"}, follow=True)
     assert response.status_code == 200
-    assert b"rotated-secret" not in response.content
+    assert NEW_SECRET.encode() not in response.content
     assert SHOPIFY_SECRET.encode() not in response.content
-    assert crypto.decrypt(_source(info.source_id).secret_encrypted) == "rotated-secret"
+    assert crypto.decrypt(_source(info.source_id).secret_encrypted) == NEW_SECRET
     assert len(_audit("source.rotate_secret")) == 1
     change = client.get(reverse("admin:tenants_webhooksource_change", args=[pk]))
     assert change.status_code == 200
-    assert b"rotated-secret" not in change.content
+    assert NEW_SECRET.encode() not in change.content
 
 
 def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
@@ -191,12 +196,12 @@ def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
     client = staff_client("tenants.view_webhooksource", "tenants.add_webhooksource")
     response = client.post(
         reverse("admin:tenants_webhooksource_add"),
-        {"tenant": tenant.pk, "kind": "stripe", "secret": "whsec_added", "type_field": "type"},
+        {"tenant": tenant.pk, "kind": "stripe", "secret": STRIPE_SECRET, "type_field": "type"},
         follow=True,
     )
     assert response.status_code == 200
     assert b"/v1/sources/src_" in response.content
-    assert b"whsec_added" not in response.content
+    assert STRIPE_SECRET.encode() not in response.content
     with system_scope("test"):
         assert WebhookSource.objects.filter(kind="stripe").count() == 1
     assert len(_audit("source.create")) == 2

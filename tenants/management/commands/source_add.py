@@ -31,6 +31,11 @@ class Command(DomainCommand):
         parser.add_argument(
             "--type-field", default="type", help="standard: the body field naming the type"
         )
+        parser.add_argument(
+            "--subject-field",
+            default="",
+            help="standard: the body field (dotted path, e.g. customer.id) naming the subject",
+        )
         parser.add_argument("--api-key", default="", help="stripe: API key reconcile reads with")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -41,6 +46,7 @@ class Command(DomainCommand):
             kind=options["kind"],
             secret=read_secret(options["secret"]),
             type_field=options["type_field"],
+            subject_field=options["subject_field"],
             api_key=read_secret(options["api_key"]) if options["api_key"] else "",
             actor=cli_actor(),
         )
