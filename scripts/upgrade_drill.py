@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Upgrade drill: the previous release serves signed load while this one migrates and takes over.
+"""Upgrade drill: the previous release serves signed load behind HAProxy while this one takes over.
 
-    python scripts/upgrade_drill.py [--from REV] [--to worktree|REV] [--admin-url URL]
+    python scripts/upgrade_drill.py [--online] [--from REV] [--to worktree|REV] [--admin-url URL]
         [--tenants 3] [--events 200] [--threads 3] [--before 3] [--after 5] [--out result.json]
 
 1. The previous release (--from, default the commit before the partitioned ledger, 9a38cd1^) is
@@ -14,22 +14,35 @@
    and a fresh database it owns (plus, when `codex_app` already exists in the cluster, that role
    granted to the owner WITH ADMIN OPTION). Everything else runs as that owner.
 3. Old code: migrate, provision --tenants tenants (`provision_tenant --json`), gunicorn (2
-   workers) + a Celery worker on a free loopback port, with a redis-server of its own.
+   workers) + a Celery worker, with a redis-server of its own. In front of it, as in production,
+   HAProxy (Debian's `haproxy`, installed by scripts/ensure_haproxy.sh when missing) runs
+   infra/haproxy/haproxy.cfg on a loopback port (CODEX_HAPROXY_LOOPBACK): slot `blue` is the old
+   gunicorn, slot `green` (idle, nothing listening) gets the new one, both health-checked on
+   /healthz; with no server up HAProxy answers 503 + Retry-After. Clients only talk to HAProxy.
 4. Fill: --events signed events per tenant through `POST /v1/events` (half single, half in
    batches); every idempotency key answered 2xx is recorded.
-5. Steady load from --threads threads against that port; after --before seconds the new code's
-   `manage.py migrate --no-input` runs as the owner (the ledger's exclusive locks are watched in
-   pg_locks), then the switch: old gunicorn and worker stopped, new ones started on the same
-   port. The load client retries connection errors, 503 and 429 with backoff (full jitter, the
-   Retry-After when given, as the SDK does) and counts every attempt. --after seconds on the new
-   code, then the load stops.
+5. Steady load from --threads threads; after --before seconds, the cutover:
+   * drain (the default; for a migration the old code cannot run on, such as ingest 0005):
+     blue is put in maintenance over HAProxy's runtime API (clients get 503 + Retry-After),
+     its in-flight requests finish (its sessions reach 0), the old gunicorn and worker stop
+     (SIGTERM); the new code's `manage.py migrate --no-input` runs as the owner (the ledger's
+     exclusive locks watched in pg_locks); the new gunicorn starts on green and takes traffic
+     once HAProxy's health check passes; then the new worker.
+   * --online (expand-shaped migrations only): migrate while the old release serves; the new
+     gunicorn starts on green and takes traffic once healthy; then blue goes to maintenance,
+     drains and stops. Across ingest 0005 the old release answers 500 between the migration's
+     commit and its removal, which this mode reports (and fails on).
+   The load client retries 503 and 429 (at least Retry-After, capped at --retry-cap for the
+   drill) and connection errors with full jitter, as the SDK does, and counts every attempt.
+   --after seconds on the new code, then the load stops.
 6. Checks, as the owner in a transaction that first sets `app.system_scope` (the tenant tables
    force row-level security): every key answered 2xx is in ingest_event exactly once, with the
    id it was answered with, and in ingest_idempotency; no 5xx but 503-with-Retry-After.
 
-Prints a table, writes the figures as JSON to --out, exits 1 when a check fails (2 when the
-drill itself could not run). Every wait is bounded; every process is stopped (its whole process
-group) and the database and the owner role dropped on the way out, also on failure and Ctrl-C.
+Prints a table (the longest stall without a 2xx, the maintenance window, migrate and lock
+times), writes the figures as JSON to --out, exits 1 when a check fails (2 when the drill itself
+could not run). Every wait is bounded; every process is stopped (its whole process group) and
+the database and the owner role dropped on the way out, also on failure and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import csv
 import hashlib
 import hmac
 import itertools
@@ -45,6 +59,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,6 +89,13 @@ PARTITIONED_LEDGER = "9a38cd1"
 APP_ROLE = "codex_app"
 LEDGER_RELATIONS = ("ingest_event", "ingest_event_unpartitioned")
 APPLIED_RE = re.compile(r"Applying (\S+)\.\.\. OK \(([\d.]+)s\)")
+GRACEFUL_TIMEOUT_S = 10  # GUNICORN_GRACEFUL_TIMEOUT of both releases' gunicorn
+HAPROXY_CFG = ROOT / "infra" / "haproxy" / "haproxy.cfg"
+ENSURE_HAPROXY = ROOT / "scripts" / "ensure_haproxy.sh"
+BACKEND = "app"  # infra/haproxy/haproxy.cfg: servers blue and green
+# Every process the drill starts carries this variable (its value the run's id): the test looks
+# for leftovers by it.
+RUN_MARKER = "CODEX_UPGRADE_DRILL_RUN"
 
 
 class DrillError(Exception):
@@ -290,8 +312,9 @@ def clean_env() -> dict[str, str]:
 class Processes:
     """Starts processes in their own process groups; stops every one of them on the way out."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, run_id: str) -> None:
         self.workdir = workdir
+        self.run_id = run_id
         self.running: list[subprocess.Popen] = []
 
     def spawn(self, name: str, argv: list[str], cwd: Path, env: dict) -> subprocess.Popen:
@@ -299,7 +322,7 @@ class Processes:
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=env,
+                env={**env, RUN_MARKER: self.run_id},
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -307,11 +330,21 @@ class Processes:
         self.running.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-        """SIGTERM the group (gunicorn finishes in-flight requests), SIGKILL after timeout."""
+    def terminate(self, proc: subprocess.Popen) -> None:
+        """SIGTERM to the process itself, as a platform sends it to a container's first process.
+
+        gunicorn's master then lets its workers finish their in-flight requests, and Celery's
+        warm shutdown lets its pool finish the current task. Signalling the whole group would
+        kill Celery's pool children in the middle of a task.
+        """
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, signal.SIGTERM)
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+        """terminate(), then SIGKILL the whole group after timeout (and any leftover of it)."""
+        if proc.poll() is None:
+            self.terminate(proc)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -375,6 +408,144 @@ def service_wait(port: int, version: str, proc: subprocess.Popen, timeout: float
     raise DrillError(f"gunicorn ({version}) not ready within {timeout:g} s")
 
 
+# --- HAProxy -------------------------------------------------------------------------------------
+
+
+def haproxy_binary() -> str:
+    """The haproxy executable; scripts/ensure_haproxy.sh installs Debian's package when missing."""
+
+    def find() -> str | None:
+        return shutil.which("haproxy") or next(
+            (p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None
+        )
+
+    found = find()
+    if found:
+        return found
+    log("haproxy missing: scripts/ensure_haproxy.sh")
+    try:
+        result = subprocess.run(
+            ["bash", str(ENSURE_HAPROXY)], capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise DrillError("scripts/ensure_haproxy.sh: not done in 600 s") from exc
+    found = find()
+    if not found:
+        raise DrillError(f"haproxy is missing and was not installed: {result.stderr[-2000:]}")
+    return found
+
+
+class Proxy:
+    """HAProxy running infra/haproxy/haproxy.cfg on loopback; blue = old release, green = new.
+
+    Driven like production, over the runtime API on its stats socket (`set server app/blue
+    state maint`, `show servers state`, `show stat`).
+    """
+
+    def __init__(
+        self, binary: str, workdir: Path, port: int, blue: int, green: int, inter_ms: int
+    ) -> None:
+        self.binary = binary
+        self.port = port
+        self.workdir = workdir
+        self.socket = workdir / "haproxy.sock"
+        self.env = {
+            **clean_env(),
+            "CODEX_HAPROXY_LOOPBACK": "1",
+            "CODEX_HAPROXY_BIND": f"127.0.0.1:{port}",
+            "CODEX_HAPROXY_SOCKET": str(self.socket),
+            "CODEX_BLUE": f"127.0.0.1:{blue}",
+            "CODEX_GREEN": f"127.0.0.1:{green}",
+            "CODEX_HAPROXY_CHECK_HOST": "127.0.0.1",
+            "CODEX_HAPROXY_CHECK_INTER": f"{inter_ms}ms",
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def version(self) -> str:
+        out = subprocess.run(
+            [self.binary, "-v"], capture_output=True, text=True, timeout=10, check=False
+        )
+        return " ".join(out.stdout.split()[:3])
+
+    def start(self, procs: Processes, timeout: float) -> None:
+        argv = [self.binary, "-f", str(HAPROXY_CFG)]
+        checked = subprocess.run(
+            [*argv, "-c", "-q"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if checked.returncode:
+            raise DrillError(f"haproxy -c {HAPROXY_CFG}: {checked.stdout}{checked.stderr}")
+        self.proc = procs.spawn("haproxy", [*argv, "-db"], self.workdir, self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DrillError(f"haproxy exited: {procs.log_tail('haproxy')}")
+            with contextlib.suppress(OSError):
+                self.cmd("show info")
+                return
+            time.sleep(0.05)
+        raise DrillError(f"haproxy's runtime API did not answer within {timeout:g} s")
+
+    def cmd(self, line: str) -> str:
+        """One runtime API command; its answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(self.socket))
+            s.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    def set_state(self, server: str, state: str) -> None:
+        answer = self.cmd(f"set server {BACKEND}/{server} state {state}").strip()
+        if answer:
+            raise DrillError(f"haproxy: set server {server} state {state}: {answer}")
+
+    def serving(self, server: str) -> bool:
+        """UP (operational state 2, running) and in no administrative state (maintenance)."""
+        for line in self.cmd(f"show servers state {BACKEND}").splitlines():
+            fields = line.split()
+            if len(fields) > 6 and not line.startswith("#") and fields[3] == server:
+                return fields[5] == "2" and fields[6] == "0"
+        raise DrillError(f"haproxy: no server {BACKEND}/{server}")
+
+    def sessions(self, server: str) -> int:
+        """The server's current sessions (`show stat`, scur): requests it is still serving."""
+        rows = csv.DictReader(self.cmd("show stat").lstrip("# ").splitlines())
+        for row in rows:
+            if row.get("pxname") == BACKEND and row.get("svname") == server:
+                return int(row.get("scur") or 0)
+        raise DrillError(f"haproxy: no stats for {BACKEND}/{server}")
+
+    def wait_serving(
+        self, server: str, serving: bool, timeout: float, proc: subprocess.Popen | None = None
+    ) -> float:
+        """Seconds until HAProxy's own checks put `server` in (or out of) service."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.serving(server) == serving:
+                return time.monotonic() - started
+            if proc is not None and proc.poll() is not None:
+                raise DrillError(f"the process behind {server} exited with {proc.returncode}")
+            time.sleep(0.02)
+        word = "in" if serving else "out of"
+        raise DrillError(f"haproxy: {server} not {word} service within {timeout:g} s")
+
+    def wait_idle(self, server: str, timeout: float) -> float:
+        """Seconds until a server in maintenance has finished its in-flight requests."""
+        started = time.monotonic()
+        while self.sessions(server):
+            if time.monotonic() - started > timeout:
+                raise DrillError(f"haproxy: {server} still busy after {timeout:g} s")
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 
@@ -413,17 +584,23 @@ class Tenant:
 class Recorder:
     """Every attempt (time, status, phase) and every key answered 2xx, shared by the threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, retry_cap: float = 1.0) -> None:
         self.lock = threading.Lock()
+        self.retry_cap = retry_cap
+        self.retried: Counter = Counter()  # attempts answered with something retried, by status
         self.phase = "fill"
         self.attempts: list[tuple[float, str, bool, str]] = []  # (t, status, forbidden, phase)
         self.answered: dict[tuple[str, str], int | None] = {}
         self.abandoned: list[tuple[str, str]] = []
         self.refused: Counter = Counter()
 
-    def attempt(self, status: str, forbidden: bool) -> None:
+    def attempt(self, status: str, forbidden: bool, phase: str) -> None:
+        """One answer, under the drill's phase when its request was sent.
+
+        A request sent before the migration and answered during it counts as sent before.
+        """
         with self.lock:
-            self.attempts.append((time.monotonic(), status, forbidden, self.phase))
+            self.attempts.append((time.monotonic(), status, forbidden, phase))
 
     def accepted(self, tenant: Tenant, items: list[tuple[str, int | None]]) -> None:
         with self.lock:
@@ -431,11 +608,15 @@ class Recorder:
                 self.answered[(tenant.tenant_id, key)] = event_id
 
 
-def backoff(attempt: int, retry_after: str | None) -> float:
-    """Full jitter (SDK codex_sdk.retry), at least Retry-After, at most 2 s for the drill."""
+def backoff(attempt: int, retry_after: str | None, cap: float) -> float:
+    """Full jitter (SDK codex_sdk.retry), at least Retry-After; at most `cap` for the drill.
+
+    The SDK waits the whole Retry-After (HAProxy's and the app's say 5 s); the drill caps it so
+    that its longest stall measures the cutover, not the clients' patience.
+    """
     jitter = random.uniform(0.0, min(1.0, 0.05 * 2 ** min(attempt, 10)))
     wait = float(retry_after) if retry_after and retry_after.isdigit() else 0.0
-    return min(2.0, max(wait, jitter))
+    return min(cap, max(wait, jitter))
 
 
 def send(
@@ -453,6 +634,7 @@ def send(
     attempt = 0
     while True:
         retry_after = None
+        phase = rec.phase
         try:
             response = client.post(
                 url, content=body, headers=signed_headers(tenant.key_id, tenant.secret, body)
@@ -467,7 +649,7 @@ def send(
             status = str(response.status_code)
             retry_after = response.headers.get("Retry-After")
             code = response.status_code
-            rec.attempt(status, code >= 500 and not (code == 503 and retry_after))
+            rec.attempt(status, code >= 500 and not (code == 503 and retry_after), phase)
             if 200 <= code < 300:
                 doc = response.json()
                 if batch:
@@ -488,12 +670,14 @@ def send(
                     rec.refused[f"{code} {response.text[:200]}"] += 1
                 return False
         if status in ("connect_error", "timeout", "transport_error"):
-            rec.attempt(status, False)
+            rec.attempt(status, False, phase)
+        with rec.lock:
+            rec.retried[status] += 1
         if time.monotonic() - started > deadline_s:
             with rec.lock:
                 rec.abandoned.append((tenant.slug, events[0]["idempotency_key"]))
             return False
-        time.sleep(backoff(attempt, retry_after))
+        time.sleep(backoff(attempt, retry_after, rec.retry_cap))
         attempt += 1
 
 
@@ -635,12 +819,15 @@ class Drill:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
-        self.procs = Processes(workdir)
-        self.port = args.port or free_port()
+        self.run_id = secrets.token_hex(4)
+        self.procs = Processes(workdir, self.run_id)
+        self.port = args.port or free_port()  # HAProxy: the only port clients talk to
+        self.blue_port = free_port()  # the old release's gunicorn
+        self.green_port = free_port()  # the new release's gunicorn
         self.redis_port = free_port()
         self.result: dict = {}
 
-    def env(self, db: Database, version: str, name: str) -> dict[str, str]:
+    def env(self, db: Database, version: str, name: str, port: int = 0) -> dict[str, str]:
         metrics = self.workdir / "metrics" / name
         metrics.mkdir(parents=True, exist_ok=True)
         env = clean_env()
@@ -656,9 +843,9 @@ class Drill:
                 "CODEX_INGEST_RATE_PER_SEC": "100000",
                 "CODEX_VERSION": version,
                 "CODEX_COMMIT": version,
-                "BIND": f"127.0.0.1:{self.port}",
+                "BIND": f"127.0.0.1:{port or self.blue_port}",
                 "WEB_CONCURRENCY": "2",
-                "GUNICORN_GRACEFUL_TIMEOUT": "10",
+                "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT_S),
                 "LOG_LEVEL": "WARNING",
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                 "PYTHONUNBUFFERED": "1",
@@ -675,15 +862,21 @@ class Drill:
             f"manage.py {argv[0]} ({tree.name})",
         )
 
-    def start_web(self, tree: Path, db: Database, version: str) -> tuple[subprocess.Popen, float]:
-        """gunicorn (gunicorn.conf.py, 2 workers) of `tree`; seconds until /readyz is 200."""
+    def start_web(
+        self, tree: Path, db: Database, version: str, port: int
+    ) -> tuple[subprocess.Popen, float]:
+        """gunicorn (gunicorn.conf.py, 2 workers) of `tree` on `port`; seconds until it is ready.
+
+        Ready as seen directly on its port (/healthz reports `version`, /readyz 200); HAProxy
+        decides on its own, with its health check, when it takes traffic.
+        """
         web = self.procs.spawn(
             f"web-{version}",
             [str(PYTHON), "-m", "gunicorn", "-c", "gunicorn.conf.py", "codex.wsgi:application"],
             tree,
-            self.env(db, version, f"web-{version}"),
+            self.env(db, version, f"web-{version}", port),
         )
-        return web, service_wait(self.port, version, web, self.args.step_timeout)
+        return web, round(service_wait(port, version, web, self.args.step_timeout), 2)
 
     def start_worker(self, tree: Path, db: Database, version: str) -> subprocess.Popen:
         return self.procs.spawn(
@@ -740,22 +933,34 @@ class Drill:
             export_tree(new_rev, new_tree)
         old_tree = self.workdir / "old"
         export_tree(old_rev, old_tree)
+        proxy = Proxy(
+            haproxy_binary(),
+            self.workdir,
+            self.port,
+            self.blue_port,
+            self.green_port,
+            args.check_inter_ms,
+        )
         self.secret_key = secrets.token_urlsafe(50)
         self.secrets_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-        run_id = secrets.token_hex(4)
         admin_url = admin_url_find(args.admin_url)
+        run_id = self.run_id
         db = Database(admin_url, name=f"codex_drill_{run_id}", owner=f"codex_drill_owner_{run_id}")
         r = self.result
         r.update(
             {
                 "from": old_rev[:12],
                 "to": new_label,
+                "mode": "online" if args.online else "drain",
+                "run_id": run_id,
                 "port": self.port,
+                "backends": {"blue (old)": self.blue_port, "green (new)": self.green_port},
+                "haproxy": proxy.version(),
                 "database": db.name,
                 "owner": db.owner,
             }
         )
-        rec = Recorder()
+        rec = Recorder(retry_cap=args.retry_cap)
         load: Load | None = None
         try:
             db.create()
@@ -785,9 +990,16 @@ class Drill:
             log(f"{len(tenants)} tenants provisioned with the old code")
 
             old_worker = self.start_worker(old_tree, db, "old")
-            old_web, r["old_ready_s"] = self.start_web(old_tree, db, "old")
+            old_web, r["old_ready_s"] = self.start_web(old_tree, db, "old", self.blue_port)
             self.worker_check(old_worker, "old")
-            log(f"old gunicorn (2 workers) + worker ready on 127.0.0.1:{self.port}")
+            proxy.start(self.procs, args.step_timeout)
+            proxy.wait_serving("blue", True, args.step_timeout, old_web)
+            proxy.wait_serving("green", False, args.step_timeout)
+            log(
+                f"{r['haproxy']} on 127.0.0.1:{self.port} ({HAPROXY_CFG.relative_to(ROOT)}): "
+                f"blue = old gunicorn (2 workers) on {self.blue_port}, green idle on "
+                f"{self.green_port}; old worker running"
+            )
             started = time.monotonic()
             fill(self.port, tenants, args.events, args.batch, rec)
             r["fill_s"] = round(time.monotonic() - started, 2)
@@ -801,44 +1013,92 @@ class Drill:
             upgrade_started = time.monotonic()
             timeline: dict[str, float] = {}
             r["timeline_s"] = timeline
-            r["mode"] = "stop-first" if args.stop_first else "online"
 
             def mark(name: str) -> None:
                 timeline[name] = round(time.monotonic() - upgrade_started, 2)
 
-            def stop_old() -> None:
-                rec.phase = "switch"
-                mark("old_stop_start")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(old_worker.pid, signal.SIGTERM)  # its warm shutdown in parallel
-                self.procs.stop(old_web)
-                mark("old_stopped")
-                r["old_stop_s"] = round(timeline["old_stopped"] - timeline["old_stop_start"], 2)
+            def stop_old_worker() -> None:
+                """The old worker's warm shutdown (it finishes its current task) and exit.
 
-            if args.stop_first:
-                stop_old()
-            rec.phase = "migrate"
-            log(f"migrating with the new code ({new_label}) as {db.owner}, {r['mode']}")
-            mark("migrate_start")
-            r["migrate"] = self.migrate_new(new_tree, db)
-            mark("migrate_end")
-            rec.phase = "switch"
-            if r["migrate"]["returncode"]:
-                raise DrillError(f"new migrate failed: {self.procs.log_tail('migrate-new')}")
-            log(
-                f"migrate done in {r['migrate']['seconds']} s (ledger exclusively locked "
-                f"{r['migrate']['ledger_exclusive_lock_s']} s)"
-            )
-            if not args.stop_first:
-                stop_old()
-            _, r["new_ready_s"] = self.start_web(new_tree, db, "new")
-            mark("new_ready")
-            r["switch_s"] = round(timeline["new_ready"] - timeline["old_stop_start"], 2)
-            # The worker is not on the request path: the old one finishes its warm shutdown
-            # while the new gunicorn boots, then the new one starts.
-            self.procs.stop(old_worker)
+                It may be writing to the ledger, so it is gone before the migration. It is not
+                on the request path: ingestion goes on, enrichment waits for the new worker.
+                """
+                mark("old_worker_stop")
+                self.procs.stop(old_worker, timeout=GRACEFUL_TIMEOUT_S + 5)
+                mark("old_worker_stopped")
+                r["old_worker_stop_s"] = round(
+                    timeline["old_worker_stopped"] - timeline["old_worker_stop"], 2
+                )
+
+            def take_old_web_out() -> None:
+                """blue in maintenance; its in-flight requests finish; the old gunicorn stops."""
+                rec.phase = "drain"
+                mark("old_maint")
+                proxy.set_state("blue", "maint")
+                r["old_drain_s"] = round(proxy.wait_idle("blue", GRACEFUL_TIMEOUT_S + 5), 2)
+                mark("old_drained")
+                # Out of rotation with nothing in flight, the old web touches nothing any more
+                # (its idle connections hold no lock): its exit is off the critical path.
+                self.procs.terminate(old_web)
+
+                def exited() -> None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        old_web.wait(timeout=GRACEFUL_TIMEOUT_S + 5)
+                        mark("old_web_exited")
+
+                threading.Thread(target=exited, daemon=True).start()
+
+            def bring_new_in() -> subprocess.Popen:
+                """New gunicorn on green; HAProxy's health check puts it in service."""
+                mark("new_start")
+                new_web, boot_s = self.start_web(new_tree, db, "new", self.green_port)
+                r["new_boot_s"] = round(boot_s, 2)
+                mark("new_listening")
+                proxy.wait_serving("green", True, args.step_timeout, new_web)
+                mark("new_in_service")
+                r["new_check_s"] = round(timeline["new_in_service"] - timeline["new_listening"], 2)
+                return new_web
+
+            def migrate() -> None:
+                rec.phase = "migrate"
+                log(f"migrating with the new code ({new_label}) as {db.owner}, {r['mode']}")
+                mark("migrate_start")
+                # The rows 0005 copies: every key answered so far (nothing lost or twice, checked
+                # at the end); exact in the drain mode, where nothing is written meanwhile.
+                rows = len(rec.answered)
+                r["migrate"] = self.migrate_new(new_tree, db)
+                mark("migrate_end")
+                locked = r["migrate"]["ledger_exclusive_lock_s"]
+                r["migrate"]["ledger_rows_before"] = rows
+                r["migrate"]["lock_us_per_row"] = round(locked * 1e6 / rows, 1) if rows else None
+                rec.phase = "switch"
+                if r["migrate"]["returncode"]:
+                    raise DrillError(f"new migrate failed: {self.procs.log_tail('migrate-new')}")
+                log(
+                    f"migrate done in {r['migrate']['seconds']} s (ledger exclusively locked "
+                    f"{r['migrate']['ledger_exclusive_lock_s']} s)"
+                )
+
+            if args.online:
+                migrate()
+                bring_new_in()
+                take_old_web_out()
+                stop_old_worker()
+                r["maintenance_s"] = 0.0  # green served before blue went to maintenance
+            else:
+                stop_old_worker()
+                take_old_web_out()
+                log(f"blue in maintenance, drained in {r['old_drain_s']} s; old web stopping")
+                migrate()
+                bring_new_in()
+                r["maintenance_s"] = round(timeline["new_in_service"] - timeline["old_maint"], 2)
+            # The worker is not on the request path: it starts once the new web serves.
             new_worker = self.start_worker(new_tree, db, "new")
-            log(f"old stopped -> new ready in {r['switch_s']} s")
+            self.procs.stop(old_web)  # normally long gone
+            log(
+                f"green (new) in service at t+{timeline['new_in_service']} s; "
+                f"maintenance window {r['maintenance_s']} s"
+            )
             rec.phase = "new"
             time.sleep(args.after)
             self.worker_check(new_worker, "new")
@@ -877,6 +1137,7 @@ class Drill:
             for _, status, _, phase in rec.attempts:
                 by_phase.setdefault(phase, Counter())[status] += 1
             r["statuses_by_phase"] = {p: dict(sorted(c.items())) for p, c in by_phase.items()}
+            r["retried"] = dict(sorted(rec.retried.items()))
             r["forbidden_5xx"] = sum(1 for _, _, forbidden, _ in rec.attempts if forbidden)
             r["forbidden_5xx_by_phase"] = dict(
                 Counter(phase for _, _, forbidden, phase in rec.attempts if forbidden)
@@ -911,12 +1172,21 @@ def table(r: dict) -> str:
     rows = [
         ("from -> to", f"{r.get('from')} -> {r.get('to')}"),
         ("PostgreSQL", r.get("postgres", "?")),
+        ("proxy", f"{r.get('haproxy', '?')} on 127.0.0.1:{r.get('port', '?')}"),
         ("mode", r.get("mode", "?")),
-        ("migrate (new code, owner)", f"{migrate.get('seconds', '?')} s"),
-        ("  ledger exclusively locked", f"{migrate.get('ledger_exclusive_lock_s', '?')} s"),
-        *[(f"  {a['name']}", f"{a['seconds']} s") for a in migrate.get("applied", [])],
-        ("switch (old stopped -> new ready)", f"{r.get('switch_s', '?')} s"),
-        ("  old gunicorn drained and stopped", f"{r.get('old_stop_s', '?')} s"),
+        ("old worker's warm shutdown", f"{r.get('old_worker_stop_s', '?')} s"),
+        ("maintenance (blue maint -> green in service)", f"{r.get('maintenance_s', '?')} s"),
+        ("  blue drained (its sessions -> 0)", f"{r.get('old_drain_s', '?')} s"),
+        ("  migrate (new code, owner)", f"{migrate.get('seconds', '?')} s"),
+        (
+            "    ledger exclusively locked",
+            f"{migrate.get('ledger_exclusive_lock_s', '?')} s for "
+            f"{migrate.get('ledger_rows_before', 0):,} rows "
+            f"({migrate.get('lock_us_per_row', '?')} us a row)",
+        ),
+        *[(f"    {a['name']}", f"{a['seconds']} s") for a in migrate.get("applied", [])],
+        ("  new gunicorn boot (ready on its port)", f"{r.get('new_boot_s', '?')} s"),
+        ("  -> HAProxy check puts it in service", f"{r.get('new_check_s', '?')} s"),
         *[
             (f"  t+{v} s", k)
             for k, v in sorted((r.get("timeline_s") or {}).items(), key=lambda kv: kv[1])
@@ -925,6 +1195,7 @@ def table(r: dict) -> str:
         ("longest stall without a 2xx", f"{load.get('longest_stall_s', '?')} s"),
         ("  from (s after the upgrade began)", load.get("longest_stall_from_upgrade_start_s", "?")),
         ("statuses", ", ".join(f"{k}: {v}" for k, v in r.get("statuses", {}).items())),
+        ("retried by the clients", ", ".join(f"{k}: {v}" for k, v in r.get("retried", {}).items())),
         ("5xx except 503+Retry-After", r.get("forbidden_5xx", "?")),
         ("keys answered 2xx", ledger.get("keys_2xx", "?")),
         ("ledger rows", ledger.get("ledger_rows", "?")),
@@ -962,11 +1233,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-timeout", type=float, default=60.0, help="bound of each other wait")
     p.add_argument("--migrate-timeout", type=float, default=600.0)
     p.add_argument(
-        "--stop-first",
+        "--online",
         action="store_true",
-        help="stop the old release before migrating (for a migration the old code cannot run on)",
+        help="migrate while the old release serves (expand-shaped migrations only; across "
+        "ingest 0005 this shows the old release's 500s and fails). Default: the drain cutover",
     )
-    p.add_argument("--port", type=int, default=0, help="default: a free loopback port")
+    # The drain cutover is the default; --stop-first was its name before HAProxy.
+    p.add_argument("--stop-first", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--retry-cap",
+        type=float,
+        default=1.0,
+        help="longest wait between a client's retries, Retry-After included (the SDK waits all)",
+    )
+    p.add_argument(
+        "--check-inter-ms",
+        type=int,
+        default=250,
+        help="HAProxy's health check interval for the drill (production: 2 s)",
+    )
+    p.add_argument("--port", type=int, default=0, help="HAProxy's port (default: a free one)")
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = p.parse_args(argv)
