@@ -121,6 +121,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "codex.middleware.RequestContextMiddleware",
+    # CORS preflights and headers on the signed endpoints (allowedOrigins flag; ingest/cors.py).
+    "ingest.cors.SignedEndpointsCorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's CSS/JS under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -21,6 +21,13 @@ def flag_field(key: str, *, inherit_label: str) -> forms.Field:
             empty_value=None,
             help_text=spec.help,
         )
+    if spec.type is list:
+        return forms.CharField(
+            label=key,
+            required=False,
+            empty_value=None,
+            help_text=f"{spec.help} Allowed: {spec.bounds_text()}; empty: {inherit_label}.",
+        )
     return forms.IntegerField(
         label=key,
         required=False,
@@ -32,6 +39,8 @@ def flag_field(key: str, *, inherit_label: str) -> forms.Field:
 
 def _initial(value: object) -> object:
     """What a flag field shows for a stored value (booleans as the choice text)."""
+    if isinstance(value, list):
+        return ", ".join(value)
     return value_text(value) if isinstance(value, bool) else value
 
 
@@ -40,6 +49,8 @@ def _clean_flag(form: forms.Form, field: str, key: str) -> object:
     if value is None:
         return None
     try:
+        if isinstance(value, str):  # a list flag's text (allowedOrigins)
+            return specs()[key].parse(value)
         return specs()[key].validate(value)
     except FlagValueError as exc:
         raise forms.ValidationError(exc.reason) from None

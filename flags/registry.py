@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,6 +21,10 @@ class FlagValueError(DomainError):
         self.key = key
         self.reason = message
 
+
+# allowedOrigins: browser origins (scheme://host[:port], lower case, no path), at most this many.
+ORIGINS_MAX = 20
+_ORIGIN_RE = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:]+\](:[0-9]{1,5})?")
 
 # retentionDays bounds: at least a week (the nightly reconcile and a replay need the recent days),
 # at most ten years.
@@ -43,6 +48,8 @@ class FlagSpec:
         """Human-readable allowed values ('true or false', 'an integer from 5 to 86400')."""
         if self.type is bool:
             return "true or false"
+        if self.type is list:
+            return f"a comma-separated list of up to {ORIGINS_MAX} origins (https://host[:port])"
         return f"an integer from {self.minimum} to {self.maximum}"
 
     def validate(self, value: object) -> object:
@@ -50,6 +57,15 @@ class FlagSpec:
         if self.type is bool:
             if not isinstance(value, bool):
                 raise FlagValueError(self.key, f"must be true or false, not {value!r}")
+            return value
+        if self.type is list:
+            if not isinstance(value, list) or len(value) > ORIGINS_MAX:
+                raise FlagValueError(self.key, f"must be {self.bounds_text()}, not {value!r}")
+            for item in value:
+                if not isinstance(item, str) or not _ORIGIN_RE.fullmatch(item):
+                    raise FlagValueError(
+                        self.key, f"{item!r} is not an origin (scheme://host[:port], lower case)"
+                    )
             return value
         # bool is an int subclass in Python; True is never a valid interval.
         if not isinstance(value, int) or isinstance(value, bool):
@@ -70,6 +86,9 @@ class FlagSpec:
             if lowered in _FALSE:
                 return False
             raise FlagValueError(self.key, f"must be true or false, not {raw!r}")
+        if self.type is list:
+            items = [part.strip().lower().rstrip("/") for part in re.split(r"[,\s]+", raw)]
+            return self.validate(list(dict.fromkeys(item for item in items if item)))
         try:
             number = int(raw, 10)
         except ValueError:
@@ -101,6 +120,14 @@ def specs() -> dict[str, FlagSpec]:
             0,
             10,
             help="Retries of a failed batch (SDK) and of a failed enrichment (server).",
+        ),
+        "allowedOrigins": FlagSpec(
+            "allowedOrigins",
+            list,
+            [],
+            public=False,
+            help="Browser origins (https://host[:port]) whose pages may call /v1/events, /config "
+            "and the event lookup with this tenant's keys (CORS); empty: none.",
         ),
         "ingestRatePerSec": FlagSpec(
             "ingestRatePerSec",
@@ -179,4 +206,6 @@ def value_text(value: object) -> str:
     """A flag value as operators read and type it: true/false for booleans, else str()."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "(none)"
     return str(value)

@@ -221,3 +221,47 @@ def flags_explain_many(*, tenant_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[s
         for tid, key, value in rows:
             by_tenant[tid][key] = value
     return {tid: _explain(global_values, _clean(stored)) for tid, stored in by_tenant.items()}
+
+
+# Browser origins any tenant allows (CORS preflights carry no key, so they cannot name a tenant):
+# read across tenants in a system scope at most every ORIGINS_TTL_SEC per process.
+ORIGINS_TTL_SEC = 30.0
+_origins: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+
+def origins_allowed_anywhere() -> frozenset[str]:
+    """Every origin in some tenant's (or the global) allowedOrigins; empty when unreadable."""
+    global _origins
+    now = time.monotonic()
+    if _origins[0] > now:
+        return _origins[1]
+    found: set[str] = set()
+    try:
+        with system_scope("cors-origins"):
+            rows = list(
+                TenantFlag.objects.filter(key="allowedOrigins").values_list("value", flat=True)
+            )
+            rows += list(
+                GlobalFlag.objects.filter(key="allowedOrigins", value__isnull=False).values_list(
+                    "value", flat=True
+                )
+            )
+    except DatabaseError as exc:
+        logger.warning("allowedOrigins unreadable; no preflight allowed", extra={"error": str(exc)})
+        return frozenset()
+    spec = specs()["allowedOrigins"]
+    for value in rows:
+        try:
+            validated = spec.validate(value)
+        except FlagValueError:
+            continue
+        if isinstance(validated, list):
+            found.update(validated)
+    _origins = (now + ORIGINS_TTL_SEC, frozenset(found))
+    return _origins[1]
+
+
+def origins_forget() -> None:
+    """Drop this process's copy of origins_allowed_anywhere (after a change, in tests)."""
+    global _origins
+    _origins = (0.0, frozenset())

@@ -202,6 +202,7 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "syncEnabled": True,
         "minIntervalSec": 900,
         "retryCap": 3,
+        "allowedOrigins": [],
         "ingestRatePerSec": 50,
         "sourceRatePerSec": 25,
         "retentionDays": 400,
