@@ -129,8 +129,9 @@ export class Client {
   private sleepers = new Set<() => void>();
   private unsent = new Map<string, string>(); // this tab's queued events (keepalive on unload)
   private keepaliveInFlight = new Set<string>();
+  private inPass = new Set<string>(); // keys this tab's sync pass holds leases on
   private refused = 0;
-  private counters = { eventsAccepted: 0, eventsDuplicate: 0, eventsDeadLettered: 0, postRequests: 0, configRequests: 0, syncPasses: 0, keepaliveRequests: 0 };
+  private counters = { eventsAccepted: 0, eventsDuplicate: 0, eventsDeadLettered: 0, postRequests: 0, configRequests: 0, syncPasses: 0, keepaliveRequests: 0, rateLimited: 0 };
   private fetchFn: typeof fetch;
   private listeners: Array<[EventTarget, string, EventListener]> = [];
 
@@ -403,11 +404,14 @@ export class Client {
         })).filter((e) => !this.keepaliveInFlight.has(e.key));
         if (!batch.length) break;
         outcome = "ok";
+        for (const e of batch) this.inPass.add(e.key);
         try {
           await this.sendBatch(batch, t, o.maxRetries ?? this.config.retryCap, o);
         } catch (e) {
           await store.release(this.owner, batch, false); // never strand leased rows
           throw e;
+        } finally {
+          for (const e of batch) this.inPass.delete(e.key);
         }
       }
     } catch (e) {
@@ -449,6 +453,7 @@ export class Client {
             await store.release(this.owner, pending, true);
             throw new Abort("failed", error);
           }
+          if (e.status === 429) this.counters.rateLimited++;
           retryAfter = e.retryAfter;
           if (retryAfter) this.notBefore = Math.max(this.notBefore, this.clock.now() + retryAfter * 1000);
         } else if (e instanceof TransportError) error = e.message;
@@ -540,49 +545,76 @@ export class Client {
     on(window, "online", () => this.wake());
     if (this.options.flushOnPageHide === false) return;
     on(window, "pagehide", () => this.flushKeepalive());
-    on(document, "visibilitychange", () => document.visibilityState === "hidden" && this.flushKeepalive());
+    on(document, "visibilitychange", () => document.visibilityState === "hidden" && void this.flushHidden());
   }
 
   /**
-   * Send what this tab queued and is not already sending, in one `fetch(..., {keepalive: true})`
-   * within the 64 KiB keepalive budget, signed synchronously (a page being unloaded may never
-   * see a promise resolve). Rows stay queued until an answer arrives; what does not fit, or was
-   * not answered, goes with the next sync or the next start (the server answers `duplicate`).
+   * Page hidden (tab switched, app backgrounded; also the first step of a close): lease the next
+   * rows in the queue like a sync would, and send them with `fetch(..., {keepalive: true})`, which
+   * outlives the page, within the 64 KiB keepalive budget. If the page dies before the answer the
+   * lease lapses and the rows go with a later sync or the next start (answered `duplicate`).
+   */
+  async flushHidden(): Promise<number> {
+    if (!this.config.syncEnabled || this.closing || this.passing || this.clock.now() < this.notBefore) return 0;
+    const store = await this.storeP;
+    const rows = await store.claim(this.owner, {
+      maxEvents: this.o.maxBatchEvents,
+      maxBytes: KEEPALIVE_BODY_BYTES - BATCH_OVERHEAD,
+      leaseMs: this.o.leaseSec * 1000,
+      maxSeq: Number.MAX_SAFE_INTEGER,
+      now: this.clock.now(),
+    });
+    const mine = rows.filter((r) => !this.keepaliveInFlight.has(r.key) && !this.inPass.has(r.key));
+    const others = rows.filter((r) => !mine.includes(r));
+    if (others.length) await store.release(this.owner, others, false);
+    if (!mine.length) return 0;
+    this.sendKeepalive(mine, async () => store.release(this.owner, mine, false));
+    return mine.length;
+  }
+
+  /**
+   * Page going away (pagehide): a promise may never resolve now, so send what this tab queued and
+   * is not already sending, signed synchronously, in one keepalive request within 64 KiB. These
+   * rows hold no lease (taking one is asynchronous): at worst another tab sends one of them too,
+   * and the server answers `duplicate`. Whatever does not fit is sent on the next start.
    */
   flushKeepalive(): number {
     if (!this.config.syncEnabled || this.closing || this.clock.now() < this.notBefore || !this.unsent.size) return 0;
-    const bodies: string[] = [];
-    const keys: string[] = [];
+    const rows: QueuedEvent[] = [];
     let size = BATCH_OVERHEAD;
     for (const [key, body] of this.unsent) {
-      if (this.keepaliveInFlight.has(key)) continue;
-      if (size + body.length + 1 > KEEPALIVE_BODY_BYTES || bodies.length >= this.o.maxBatchEvents) break;
+      if (this.keepaliveInFlight.has(key) || this.inPass.has(key)) continue;
+      if (size + body.length + 1 > KEEPALIVE_BODY_BYTES || rows.length >= this.o.maxBatchEvents) break;
       size += body.length + 1;
-      bodies.push(body);
-      keys.push(key);
+      rows.push({ seq: -1, key, body });
     }
-    if (!bodies.length) return 0;
-    const body = encodeBatch(bodies);
-    const bytes = new TextEncoder().encode(body);
+    if (rows.length) this.sendKeepalive(rows);
+    return rows.length;
+  }
+
+  private sendKeepalive(rows: QueuedEvent[], after?: () => Promise<void>): void {
+    const bytes = new TextEncoder().encode(encodeBatch(rows.map((r) => r.body)));
     let req: Promise<Response>;
     try {
       const headers = { "Content-Type": "application/json", ...this.api.signSync("POST", "/v1/events", bytes) };
       req = this.fetchFn(this.api.url("/v1/events"), { method: "POST", body: bytes, headers, keepalive: true });
     } catch {
-      return 0;
+      void after?.();
+      return;
     }
     this.counters.keepaliveRequests++;
-    for (const k of keys) this.keepaliveInFlight.add(k);
+    for (const r of rows) this.keepaliveInFlight.add(r.key);
     req
       .then(async (r) => {
         if (r.ok) {
           const t: Tally = { accepted: 0, duplicates: 0, deadLettered: 0, requests: 1, statuses: {} };
-          const pending = keys.map((key, i) => ({ seq: -1, key, body: bodies[i] }));
-          await this.settle(pending, (await r.json()).results ?? [], t);
+          await this.settle(rows, (await r.json()).results ?? [], t);
         }
       })
       .catch(() => undefined)
-      .finally(() => keys.forEach((k) => this.keepaliveInFlight.delete(k)));
-    return keys.length;
+      .finally(() => {
+        for (const r of rows) this.keepaliveInFlight.delete(r.key);
+        void after?.().catch(() => undefined);
+      });
   }
 }

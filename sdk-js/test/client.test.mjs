@@ -248,3 +248,17 @@ test("keepalive flush on page hide: this tab's events in one signed request with
   assert.equal(r.duplicates, 0);
   assert.equal(client.flushKeepalive(), 0);
 });
+
+test("hidden page: the next rows are leased and sent with keepalive; a second sender skips them", async () => {
+  const { server, make } = setup();
+  const a = make(), b = make();
+  for (let i = 0; i < 20; i++) await a.track("e", { blob: "q".repeat(5000) }, { idempotencyKey: `v${i}` });
+  const sent = await a.flushHidden();
+  assert.ok(sent > 0 && sent < 20, `sent ${sent}`);
+  const flushed = await b.flush(); // runs while the keepalive rows are leased or settled
+  await settle();
+  assert.equal(flushed.accepted + sent, 20);
+  assert.equal(new Set(server.sentKeys()).size, 20);
+  assert.equal(server.sentKeys().length, 20, "no event sent twice");
+  assert.equal((await a.status()).queueDepth, 0);
+});
