@@ -249,7 +249,10 @@ CELERY_TASK_DEFAULT_QUEUE = envreader.text("CODEX_CELERY_QUEUE", "codex")
 if CODEX_ENV == "test":
     # A test run never shares a queue or cache keys with `make run` or another test run.
     CELERY_TASK_DEFAULT_QUEUE = f"codex-test-{os.getpid()}"
-    CACHES["default"]["KEY_PREFIX"] = f"codex-test-{os.getpid()}"
+    # A server a test starts may be given the test's prefix to share Redis state with it.
+    CACHES["default"]["KEY_PREFIX"] = (
+        envreader.text("CODEX_TEST_CACHE_PREFIX") or f"codex-test-{os.getpid()}"
+    )
 CELERY_TIMEZONE = "UTC"
 # beat keeps its schedule state under the data directory, never in the checkout's root.
 DATA_DIR = envreader.path("CODEX_DATA_DIR", BASE_DIR / ".data")

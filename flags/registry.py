@@ -166,6 +166,14 @@ def specs() -> dict[str, FlagSpec]:
             help="The nightly reconcile also repairs what it finds pending (re-enriches events "
             "missing from events_enriched, audited), as `reconcile --repair` does.",
         ),
+        "signatureV1Allowed": FlagSpec(
+            "signatureV1Allowed",
+            bool,
+            True,
+            public=False,
+            help="POST /v1/events still accepts v1 signatures (body only; counted in "
+            "codex_auth_signature_v1_total); false: v2 (the whole request) only.",
+        ),
     }
 
 

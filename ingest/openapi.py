@@ -141,12 +141,18 @@ class ConfigSerializer(serializers.Serializer):
 
 SIGNING_HEADERS = {
     "codexKeyId": ("X-Codex-Key-Id", "Your key id, ck_<tenant hex>_<random>."),
-    "webhookId": ("webhook-id", "A unique message id, e.g. msg_<uuid hex>."),
+    "webhookId": (
+        "webhook-id",
+        "A new id for every request (every retry too), e.g. msg_<uuid hex>: each is accepted once "
+        "per key.",
+    ),
     "webhookTimestamp": ("webhook-timestamp", "Unix seconds, within 300 s of the server."),
     "webhookSignature": (
         "webhook-signature",
-        "Space-separated v1,<base64 HMAC-SHA256 of '{webhook-id}.{webhook-timestamp}.{body}'> "
-        "keyed with the base64 after whsec_ (Standard Webhooks).",
+        "Space-separated v2,<base64 HMAC-SHA256> entries, keyed with the base64 after whsec_, "
+        "over 'v2\\n{METHOD}\\n{path}\\n{query}\\n{webhook-id}\\n{webhook-timestamp}\\n' + the "
+        "body (docs/api.md). v1 (Standard Webhooks, the body only): POST /v1/events only, while "
+        "the tenant's signatureV1Allowed is on.",
     ),
 }
 
@@ -180,12 +186,15 @@ def error_doc(description: str, *codes: str) -> OpenApiResponse:
 AUTH_ERRORS = {
     400: error_doc("The HTTP request could not be understood (a bad Host, say).", "bad_request"),
     401: error_doc(
-        "Not signed, or the signature does not verify (no quota spent).",
+        "Not signed, the signature does not verify for this request, or its webhook-id was used "
+        "before (no quota spent).",
         "missing_signature",
         "invalid_signature",
         "timestamp_out_of_tolerance",
         "unknown_key",
         "revoked_key",
+        "replayed_request",
+        "signature_version_refused",
     ),
     403: error_doc("Correctly signed, but the tenant is suspended.", "tenant_suspended"),
     503: error_doc(

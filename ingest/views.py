@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from codex.errors import ApiError, DomainError, domain_error, domain_error_response
 from codex.http import body_size_check
+from flags.selectors import effective_flags_cached
 from ingest import ingest_warnings, metrics, ratelimit
 from ingest.services.accept import CONFLICT_MESSAGE, events_ingest
 from ingest.validation import MAX_BODY_BYTES, parse_body
@@ -40,6 +41,13 @@ _OUTCOME_BY_STATUS = {
 # Refusals of an authenticated tenant's input that become ingestion warnings (429 and 503 are
 # not about the input; before authentication nothing says whose input it was).
 _WARNED_STATUSES = frozenset({400, 405, 411, 413, 415, 422})
+
+
+def v1_signature_allowed(request: HttpRequest, key: ResolvedKey) -> bool:
+    """A v1 (body-only) signature stands for a POST while the tenant's signatureV1Allowed is on."""
+    if request.method != "POST":
+        return False
+    return bool(effective_flags_cached(tenant_id=key.tenant_id)["signatureV1Allowed"])  # <= 3 s old
 
 
 def _warn_request(request: HttpRequest, key: ResolvedKey, error: DomainError) -> None:
@@ -106,7 +114,8 @@ def events(request: HttpRequest) -> HttpResponse:
     try:
         # Refuse an oversized body before reading it or spending a key lookup on it.
         body_size_check(request, MAX_BODY_BYTES)
-        key = authenticate(request)  # before the method: an unsigned GET is a 401, as ever
+        # Before the method: an unsigned GET is a 401, as ever.
+        key = authenticate(request, v1_allowed=v1_signature_allowed)
         if request.method != "POST":
             raise ApiError(
                 "method_not_allowed",

@@ -10,7 +10,8 @@ One run, one machine, the same gunicorn worker class, workers and threads for al
   (c) the service (gunicorn.conf.py, codex.wsgi) on a fresh database, CODEX_ENV=production, with
       the benchmark tenant's rate limit lifted.
 
-wrk (Debian's; installed when missing and root) replays pre-signed requests at concurrency 50:
+wrk (Debian's; installed when missing and root) replays pre-signed requests at concurrency 50
+(each once: the service accepts a webhook-id once, so a list that wraps shows as non-2xx):
 single events with 20% unique keys, then 100-event batches of new keys. Each round also measures
 enrichment: the drain rate of the backlog the runs left (one Celery worker alone), and, with the
 worker running, a sustained single-event load followed by the seconds until every accepted event
@@ -240,11 +241,13 @@ def unenriched(conn) -> int:
 # --- requests ----------------------------------------------------------------------------------
 
 
-def _sign(secret: bytes, body: bytes) -> tuple[str, str, str]:
+def _sign(secret: bytes, url_path: str, body: bytes) -> tuple[str, str, str]:
+    """(webhook-id, webhook-timestamp, webhook-signature) of one POST, v2 (docs/api.md)."""
     msg_id = "msg_" + uuid.uuid4().hex
     ts = str(int(time.time()))
-    mac = hmac.new(secret, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return msg_id, ts, "v1," + base64.b64encode(mac).decode()
+    content = f"v2\nPOST\n{url_path}\n\n{msg_id}\n{ts}\n".encode() + body
+    mac = hmac.new(secret, content, hashlib.sha256).digest()
+    return msg_id, ts, "v2," + base64.b64encode(mac).decode()
 
 
 def _event(key: str) -> dict:
@@ -273,12 +276,14 @@ def write_requests(
             keys = max(1, int(count * unique))
             for _ in range(count):
                 body = json.dumps(_event(f"{prefix}-{rng.randrange(keys)}")).encode()
-                out.write("\t".join((url_path, key_id, *_sign(raw, body), body.decode())) + "\n")
+                signature = _sign(raw, url_path, body)
+                out.write("\t".join((url_path, key_id, *signature, body.decode())) + "\n")
         else:
             for i in range(count):
                 events = [_event(f"{prefix}-{i}-{j}") for j in range(batch)]
                 body = json.dumps({"events": events}).encode()
-                out.write("\t".join((url_path, key_id, *_sign(raw, body), body.decode())) + "\n")
+                signature = _sign(raw, url_path, body)
+                out.write("\t".join((url_path, key_id, *signature, body.decode())) + "\n")
 
 
 @dataclass

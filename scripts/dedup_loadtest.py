@@ -35,16 +35,20 @@ import aiohttp
 
 
 def signed_headers(key_id: str, secret: bytes, body: bytes) -> dict[str, str]:
-    """Standard Webhooks headers plus X-Codex-Key-Id for one request body."""
+    """Signing headers (v2, docs/api.md) for one POST /v1/events body, with a new webhook-id.
+
+    Call it for every attempt: the server accepts each webhook-id once.
+    """
     msg_id = f"msg_{uuid.uuid4().hex}"
     ts = str(int(time.time()))
-    mac = hmac.new(secret, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    content = f"v2\nPOST\n/v1/events\n\n{msg_id}\n{ts}\n".encode() + body
+    mac = hmac.new(secret, content, hashlib.sha256).digest()
     return {
         "Content-Type": "application/json",
         "X-Codex-Key-Id": key_id,
         "webhook-id": msg_id,
         "webhook-timestamp": ts,
-        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+        "webhook-signature": "v2," + base64.b64encode(mac).decode(),
     }
 
 

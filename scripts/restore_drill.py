@@ -456,11 +456,12 @@ def http_get(url: str, headers: dict | None = None) -> tuple[int | None, dict]:
         return None, {}
 
 
-def signed(key: dict, body: bytes) -> dict[str, str]:
-    """The SDK's Standard Webhooks signature headers for `body`."""
+def signed(key: dict, body: bytes, *, method: str = "POST", path: str = "/v1/events") -> dict:
+    """The SDK's signature headers (v2: method, path and body) for one request."""
     from codex_sdk import signing
 
-    headers = signing.sign_headers(key["key_id"], signing.decode_secret(key["secret"]), body)
+    secret = signing.decode_secret(key["secret"])
+    headers = signing.sign_headers(key["key_id"], secret, body, method=method, path=path)
     headers["Content-Type"] = "application/json"
     return headers
 
@@ -511,7 +512,7 @@ def send_load(url: str, key: dict, prefix: str, batches: int, size: int) -> dict
 def lookup(url: str, key: dict, ikey: str) -> int | None:
     """Status of the signed GET /v1/events/<key> (the service's own read path)."""
     path = "/v1/events/" + urllib.parse.quote(ikey, safe="")
-    return http_get(url + path, signed(key, b""))[0]
+    return http_get(url + path, signed(key, b"", method="GET", path=path))[0]
 
 
 # --- the run --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 #   healthz    GET /healthz    200 and "status": "ok" (and the version, if SMOKE_EXPECT_VERSION is set)
 #   readyz     GET /readyz     200 and "status": "ok" (PostgreSQL and Redis answer)
 #   metrics    GET /metrics    200 and at least one codex_* sample
-#   ingest     POST /v1/events signed (Standard Webhooks HMAC-SHA256) -> 202 "accepted"
+#   ingest     POST /v1/events signed (v2: HMAC-SHA256 over the request) -> 202 "accepted"
 #   duplicate  the same event again, signed afresh                   -> 200 "duplicate"
 #
 # The ingest check stores one real event of type `smoke.check` (source `smoke`, a fresh
@@ -75,12 +75,14 @@ body_has() {
     grep -Eq "$1" "$BODY_FILE"
 }
 
-# sign BODY: prints the webhook-id, webhook-timestamp and webhook-signature as three lines.
+# sign METHOD PATH BODY: prints the webhook-id, webhook-timestamp and webhook-signature as three
+# lines. v2 (docs/api.md): HMAC-SHA256 over "v2\nMETHOD\nPATH\nQUERY\nID\nTS\n" + the body, with a
+# new webhook-id every time (the server accepts each once). PATH is the API path (no query here).
 sign() {
-    local body="$1" msg_id ts sig
+    local method="$1" path="$2" body="$3" msg_id ts sig
     msg_id="msg_$(openssl rand -hex 16)"
     ts="$(date +%s)"
-    sig="$(printf '%s' "$msg_id.$ts.$body" |
+    sig="$(printf 'v2\n%s\n%s\n\n%s\n%s\n%s' "$method" "$path" "$msg_id" "$ts" "$body" |
         openssl dgst -sha256 -mac HMAC -macopt "hexkey:$KEY_HEX" -binary | openssl base64 -A)"
     printf '%s\n%s\n%s\n' "$msg_id" "$ts" "$sig"
 }
@@ -90,13 +92,13 @@ post_event() {
     local check="$1" body="$2" attempt wait
     local -a sig
     for attempt in 1 2 3 4; do
-        mapfile -t sig < <(sign "$body")
+        mapfile -t sig < <(sign POST /v1/events "$body")
         request "$check" POST /v1/events \
             -H 'Content-Type: application/json' \
             -H "X-Codex-Key-Id: $CODEX_KEY_ID" \
             -H "webhook-id: ${sig[0]}" \
             -H "webhook-timestamp: ${sig[1]}" \
-            -H "webhook-signature: v1,${sig[2]}" \
+            -H "webhook-signature: v2,${sig[2]}" \
             --data-binary "$body"
         [[ "$STATUS" == 429 && $attempt -lt 4 ]] || return 0
         wait="$(grep -i '^retry-after:' "$HEADERS_FILE" | tr -dc '0-9' || true)"

@@ -1,4 +1,4 @@
-"""Request signing: Standard Webhooks HMAC + X-Codex-Key-Id.
+r"""Request signing: an HMAC over the whole request, Standard Webhooks headers, X-Codex-Key-Id.
 
 `authenticate(request)` verifies a plain Django request (POST /v1/events, the hot path, skips
 DRF); `SignatureAuthentication` wraps it for DRF views such as GET /config::
@@ -15,15 +15,29 @@ or set ``authentication_classes = [SignatureAuthentication]`` and
 The contract (docs/api.md):
 
 * ``X-Codex-Key-Id`` names a signing key; ``webhook-id``, ``webhook-timestamp`` (unix seconds) and
-  ``webhook-signature`` (space-separated ``v1,<base64>`` entries) carry an HMAC-SHA256 over
-  ``{webhook-id}.{webhook-timestamp}.{raw body bytes}`` keyed with the base64-decoded secret.
-* Accepted when any listed v1 signature matches any usable secret of the key (constant-time
-  compare) and the timestamp is within +-300 s of the server clock.
+  ``webhook-signature`` (space-separated ``v2,<base64>`` entries) carry an HMAC-SHA256, keyed with
+  the base64-decoded secret, over the canonical request (`canonical_request`)::
+
+      v2\n{METHOD}\n{canonical path}\n{canonical query}\n{webhook-id}\n{webhook-timestamp}\n{body}
+
+  so a signature is good for its own method, path, query and body only.
+* ``v1,<base64>`` entries (over the Standard Webhooks content
+  ``{webhook-id}.{webhook-timestamp}.{body}``, which binds the body alone) count only where the
+  caller allows them (``v1_allowed``: POST /v1/events while the tenant's runtime flag
+  signatureV1Allowed is on); every accepted one is counted in
+  ``codex_auth_signature_v1_total{tenant}``; elsewhere a matching v1 signature is 401
+  ``signature_version_refused``.
+* Accepted when a listed signature matches a usable secret of the key (constant-time compare),
+  the timestamp is within +-300 s of the server clock, and the webhook-id was not used with this
+  key before (tenants.replay, shared through Redis; a second use is 401 ``replayed_request``).
+  Redis unreachable: the id is not checked and the request is accepted (fail open, like the rate
+  limit), counted in ``codex_auth_replay_store_errors_total`` and logged.
 * Failures raise ``codex.errors.ApiError`` with status 401 and a ``WWW-Authenticate`` header, code
   one of ``missing_signature``, ``invalid_signature``, ``timestamp_out_of_tolerance``,
-  ``unknown_key``, ``revoked_key``; a correctly signed request of a suspended tenant gets 403
-  ``tenant_suspended``. PostgreSQL unreachable during the key lookup: its OperationalError
-  propagates and the edge answers 503 ``unavailable`` (codex.errors.domain_error).
+  ``unknown_key``, ``revoked_key``, ``signature_version_refused``, ``replayed_request``; a
+  correctly signed request of a suspended tenant gets 403 ``tenant_suspended``. PostgreSQL
+  unreachable during the key lookup: its OperationalError propagates and the edge answers 503
+  ``unavailable`` (codex.errors.domain_error).
 * Success returns ``(None, ResolvedKey)``: ``request.user`` is None, ``request.auth`` the key, and
   the tenant is bound to the logging context. Authentication never touches rate-limit counters,
   so a failed request cannot spend a tenant's quota (views rate-limit after authenticating).
@@ -35,17 +49,22 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import quote
 
+from django.core.handlers.wsgi import get_bytes_from_wsgi
 from django.http import HttpRequest
+from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from codex import context
 from codex.errors import ApiError, Unavailable
-from tenants import metrics
+from tenants import metrics, replay
 from tenants.crypto import SecretUndecryptable
 from tenants.selectors import ResolvedKey, signing_key_resolve_cached
 from tenants.services.keys import signing_key_touch
@@ -64,6 +83,16 @@ _MAX_HEADER_LEN = 2048
 _TOUCH_EVERY_S = 60.0
 _touched: dict[str, float] = {}
 _touched_lock = threading.Lock()
+logger = logging.getLogger(__name__)
+# Which requests may still use a v1 (body-only) signature; None: none may.
+V1Policy = Callable[[HttpRequest, ResolvedKey], bool]
+V1_REFUSED = (
+    "v1 signatures are accepted only on POST /v1/events, while the tenant allows them; sign the "
+    "request with v2 (method, path, query and body; docs/api.md)."
+)
+# quote() keeps A-Z a-z 0-9 _.-~ and these; the query keeps every visible ASCII byte as sent.
+_PATH_SAFE = "/"
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
 def _fail(code: str, message: str) -> ApiError:
@@ -71,45 +100,90 @@ def _fail(code: str, message: str) -> ApiError:
     return ApiError(code, message, status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
 
 
-def expected_signature(secret: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    """The raw HMAC-SHA256 digest a request must carry (before base64).
+def canonical_request(
+    *, method: str, path: str, query: bytes, msg_id: str, timestamp: str, body: bytes
+) -> bytes | None:
+    """The bytes a v2 signature covers, or None when no signature can cover these headers.
 
-    WSGI hands header values over as latin-1-decoded text; encoding them back as latin-1
-    recovers the exact bytes the client signed (a UTF-8 webhook-id included).
+    `path` is the path the application routes (Django's `request.path_info`: percent-decoded,
+    UTF-8, after any SCRIPT_NAME mount), re-encoded here: its UTF-8 bytes but A-Z a-z 0-9
+    - . _ ~ / as %XX. `query` is the query string as sent (bytes outside visible ASCII as %XX).
+    Header values come from WSGI as latin-1-decoded text; encoding them back recovers the bytes
+    the client signed.
     """
     try:
-        prefix = f"{msg_id}.{timestamp}.".encode("latin-1")
-    except UnicodeEncodeError:  # not from a real HTTP server: nothing can match it
-        return b""
-    return hmac.new(secret, prefix + body, hashlib.sha256).digest()
+        id_bytes = msg_id.encode("latin-1")
+        head = b"\n".join(
+            (
+                b"v2",
+                method.encode("ascii"),
+                quote(path.encode("utf-8"), safe=_PATH_SAFE).encode("ascii"),
+                quote(query, safe=_QUERY_SAFE).encode("ascii"),
+                id_bytes,
+                timestamp.encode("ascii"),
+            )
+        )
+    except UnicodeError:  # not from a real HTTP server: nothing can match it
+        return None
+    if b"\n" in id_bytes or b"\r" in id_bytes:  # would blur the line structure
+        return None
+    return head + b"\n" + body
 
 
-def _candidate_signatures(header: str) -> list[bytes]:
-    """Decode the v1 entries of a webhook-signature header; ignore other versions and junk."""
-    found: list[bytes] = []
+def v1_content(msg_id: str, timestamp: str, body: bytes) -> bytes | None:
+    """The bytes a v1 (Standard Webhooks) signature covers: `{id}.{timestamp}.{body}`."""
+    try:
+        return f"{msg_id}.{timestamp}.".encode("latin-1") + body
+    except UnicodeEncodeError:
+        return None
+
+
+def _candidate_signatures(header: str) -> dict[str, list[bytes]]:
+    """The decoded v1 and v2 entries of a webhook-signature header; other versions and junk go."""
+    found: dict[str, list[bytes]] = {"v1": [], "v2": []}
     for entry in header.split(" ")[:_MAX_SIGNATURES]:
         version, _, value = entry.partition(",")
-        if version != "v1" or not value:
+        if version not in found or not value:
             continue
         try:
-            found.append(base64.b64decode(value, validate=True))
+            found[version].append(base64.b64decode(value, validate=True))
         except (binascii.Error, ValueError):
             continue
     return found
 
 
-def verify(
-    *, key: ResolvedKey, msg_id: str, timestamp: str, signature_header: str, body: bytes
-) -> bool:
-    """True when any v1 signature matches any usable secret of the key (constant time)."""
-    candidates = _candidate_signatures(signature_header)
+def _any_match(secrets: tuple[bytes, ...], content: bytes | None, candidates: list[bytes]) -> bool:
+    if content is None or not candidates:
+        return False
     matched = False
-    for secret in key.secrets:
-        expected = expected_signature(secret, msg_id, timestamp, body)
+    for secret in secrets:
+        expected = hmac.new(secret, content, hashlib.sha256).digest()
         for candidate in candidates:
             # No early exit: the work done does not depend on which entry matched.
             matched |= hmac.compare_digest(expected, candidate)
     return matched
+
+
+def signature_version(
+    request: HttpRequest, *, key: ResolvedKey, msg_id: str, timestamp: str, signature_header: str
+) -> str | None:
+    """The version ("v2", "v1") of a listed signature matching a usable secret, else None."""
+    candidates = _candidate_signatures(signature_header)
+    body = request.body  # the raw bytes exactly as signed
+    meta = request.META
+    v2 = canonical_request(
+        method=request.method or "",
+        path=request.path_info,  # META["PATH_INFO"] is this too: Django rewrites it
+        query=get_bytes_from_wsgi(meta, "QUERY_STRING", ""),
+        msg_id=msg_id,
+        timestamp=timestamp,
+        body=body,
+    )
+    if _any_match(key.secrets, v2, candidates["v2"]):
+        return "v2"
+    if _any_match(key.secrets, v1_content(msg_id, timestamp, body), candidates["v1"]):
+        return "v1"
+    return None
 
 
 def _touch(key: ResolvedKey) -> None:
@@ -122,8 +196,24 @@ def _touch(key: ResolvedKey) -> None:
     signing_key_touch(tenant_id=key.tenant_id, key_id=key.key_id)
 
 
-def authenticate(request: HttpRequest) -> ResolvedKey:
-    """The key that signed this Django request, or ApiError (401, 403 suspended) / Unavailable."""
+def _first_use(key: ResolvedKey, msg_id: str, timestamp: str) -> bool:
+    """False when this webhook-id was used with this key before (True if Redis cannot say)."""
+    try:
+        return replay.webhook_id_claim(
+            key_id=key.key_id, msg_id=msg_id, timestamp=int(timestamp), tolerance_s=TOLERANCE_S
+        )
+    except (RedisError, OSError) as exc:
+        metrics.REPLAY_STORE_ERRORS.inc()
+        logger.warning("replay check failed; accepting (fail open)", exc_info=exc)
+        return True
+
+
+def authenticate(request: HttpRequest, *, v1_allowed: V1Policy | None = None) -> ResolvedKey:
+    """The key that signed this Django request, or ApiError (401, 403 suspended) / Unavailable.
+
+    `v1_allowed(request, key)` says whether a v1 signature may stand for this request; without
+    it only v2 signatures are accepted.
+    """
     meta = request.META
     key_id = meta.get("HTTP_X_CODEX_KEY_ID", "")
     msg_id = meta.get("HTTP_WEBHOOK_ID", "")
@@ -154,18 +244,25 @@ def authenticate(request: HttpRequest) -> ResolvedKey:
         raise _fail("unknown_key", "No such signing key.")
     if key.revoked or not key.usable_at(datetime.now(UTC)):
         raise _fail("revoked_key", "This signing key is revoked or expired.")
-    if not verify(
-        key=key,
-        msg_id=msg_id,
-        timestamp=timestamp,
-        signature_header=signature_header,
-        body=request.body,  # the raw bytes exactly as signed
-    ):
+    version = signature_version(
+        request, key=key, msg_id=msg_id, timestamp=timestamp, signature_header=signature_header
+    )
+    if version is None:
         raise _fail("invalid_signature", "No signature matches.")
     context.bind_tenant(key.tenant_id)
+    if version == "v1" and (v1_allowed is None or not v1_allowed(request, key)):
+        raise _fail("signature_version_refused", V1_REFUSED)
+    if not _first_use(key, msg_id, timestamp):
+        raise _fail(
+            "replayed_request",
+            "This webhook-id was already used with this key: sign every request (every retry "
+            "too) with a new webhook-id.",
+        )
     if not key.tenant_active:
         metrics.AUTH_FAILURES.labels(code="tenant_suspended").inc()
         raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
+    if version == "v1":
+        metrics.SIGNATURE_V1.labels(tenant=key.tenant_slug).inc()
     _touch(key)
     return key
 

@@ -3,7 +3,7 @@
     BENCH_DATABASE_URL=postgresql://... gunicorn scripts.bench.minimal_app:application
 
 `/bare` answers 204 and does nothing else. `/minimal` is the floor for durable ingest on this
-stack: verify the Standard Webhooks HMAC, parse the JSON, one INSERT .. ON CONFLICT DO NOTHING
+stack: verify the v2 HMAC (method, path, body), parse the JSON, one INSERT .. ON CONFLICT DO NOTHING
 RETURNING for the event (or the batch), commit, answer. No tenants, no RLS, no flags, no metrics.
 """
 
@@ -78,7 +78,8 @@ def minimal(request):
     """Verify, parse, one INSERT .. ON CONFLICT DO NOTHING RETURNING, commit (autocommit)."""
     body = request.body
     meta = request.META
-    signed = f"{meta['HTTP_WEBHOOK_ID']}.{meta['HTTP_WEBHOOK_TIMESTAMP']}.".encode() + body
+    head = f"v2\nPOST\n{request.path_info}\n\n{meta['HTTP_WEBHOOK_ID']}\n"
+    signed = f"{head}{meta['HTTP_WEBHOOK_TIMESTAMP']}\n".encode() + body  # v2, as the service
     expected = base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
     given = meta.get("HTTP_WEBHOOK_SIGNATURE", "").partition(",")[2]
     if not hmac.compare_digest(expected, given):

@@ -27,7 +27,9 @@ def get_config(client):
     from tests.signing import sign_headers
 
     def get(key, **extra):
-        headers = django_headers(sign_headers(key.key_id, key.secret, b""))
+        headers = django_headers(
+            sign_headers(key.key_id, key.secret, b"", method="GET", path="/config")
+        )
         headers.update(extra)
         return client.get("/config", **headers)
 

@@ -146,7 +146,10 @@ def test_config_rejects_a_bad_signature_and_an_unknown_key(client, signed):
 def test_config_rejects_post(client, signed):
     sign = signed.sign
     response = client.post(
-        "/config", data=b"{}", content_type="application/json", **django_headers(sign(b"{}"))
+        "/config",
+        data=b"{}",
+        content_type="application/json",
+        **django_headers(sign(b"{}", path="/config")),
     )
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
@@ -207,6 +210,7 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "sourceRatePerSec": 25,
         "retentionDays": 400,
         "reconcileAutoRepair": False,
+        "signatureV1Allowed": True,
     }
 
 

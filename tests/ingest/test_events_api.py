@@ -251,7 +251,7 @@ def test_json_with_charset_parameter_is_accepted(post_signed):
 
 def test_get_is_405_in_the_error_format(client, signed):
     sign = signed.sign
-    response = client.get("/v1/events", **django_headers(sign(b"")))
+    response = client.get("/v1/events", **django_headers(sign(b"", method="GET")))
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
 

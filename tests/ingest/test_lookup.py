@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _get(client, key, idem: str, *, signed: bool = True):
-    headers = django_headers(sign_headers(key.key_id, key.secret, b"")) if signed else {}
-    return client.get("/v1/events/" + quote(idem, safe=""), **headers)
+    path = "/v1/events/" + quote(idem, safe="")
+    headers = sign_headers(key.key_id, key.secret, b"", method="GET", path=path)
+    return client.get(path, **(django_headers(headers) if signed else {}))
 
 
 def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, signed, post_signed):
@@ -92,7 +93,7 @@ def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
     response = _get(client, key, "order-4", signed=False)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "missing_signature"
-    headers = django_headers(sign_headers(key.key_id, key.secret, b""))
+    headers = django_headers(sign_headers(key.key_id, key.secret, b"", path="/v1/events/order-4"))
     response = client.generic("POST", "/v1/events/order-4", b"", **headers)
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"

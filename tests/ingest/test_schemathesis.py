@@ -1,8 +1,8 @@
 """schemathesis fuzzes the live server (gunicorn) against its own OpenAPI description.
 
 Two passes over every operation of /api/schema/, positive and negative generation: one whose
-requests are all signed with a valid key (a requests auth hook signs the exact bytes sent, so the
-Standard Webhooks HMAC covers the generated body), and one with the signing headers taken off.
+requests are all signed with a valid key (a requests auth hook signs the prepared request: the v2
+HMAC covers its method, path, query and exact body bytes), and one with the signing headers off.
 Every response must be a non-5xx that the schema allows (status code, content type, body,
 headers). The seed and the counts are printed (`pytest -s` shows them; CI logs keep them).
 """
@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections import Counter
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -66,9 +67,15 @@ class Sign(requests.auth.AuthBase):
             body = request.body or b""
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            headers = sign_headers(self.key_id or "", self.secret, body)
-            if self.key_id is None:
+            if self.key_id is None:  # Standard Webhooks: v1 over the body
+                headers = sign_headers("", self.secret, body, version="v1")
                 del headers["X-Codex-Key-Id"]
+            else:  # v2: this request's method, path and query too
+                url = urlsplit(request.url or "")
+                target = url.path + (f"?{url.query}" if url.query else "")
+                headers = sign_headers(
+                    self.key_id, self.secret, body, method=request.method or "", path=target
+                )
             request.headers.update(headers)
         return request
 

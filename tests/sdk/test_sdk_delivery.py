@@ -17,7 +17,7 @@ def test_flush_delivers_signed_requests(standin, make_client) -> None:
     assert (result.accepted, result.duplicates, result.dead_lettered) == (3, 0, 0)
     assert result.statuses == dict.fromkeys(keys, "accepted")
     assert standin.delivered == keys  # queue order preserved
-    # Every request passed standardwebhooks verification and carried our User-Agent.
+    # Every request passed v2 verification (a new webhook-id each) and carried our User-Agent.
     assert {r.status for r in standin.requests} == {200}
     assert {r.user_agent for r in standin.requests} == {f"codex-sdk/{__version__}"}
     assert len({r.webhook_id for r in standin.requests}) == len(standin.requests)

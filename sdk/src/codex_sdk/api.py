@@ -56,7 +56,12 @@ class Api:
         for attempt in range(2):
             offset = self.clock_offset
             ts = int(time.time() + offset)
-            signed = signing.sign_headers(self.key_id, self._key, body, timestamp=ts)
+            # Signed afresh for every attempt: a new webhook-id (the server accepts each id once)
+            # over this request's method, path and body. `path` is the API path, without the
+            # base URL's prefix: what the server routes.
+            signed = signing.sign_headers(
+                self.key_id, self._key, body, method=method, path=path, timestamp=ts
+            )
             resp = self.transport.request(
                 method, path, body, {**headers, **signed}, timeout=timeout
             )
