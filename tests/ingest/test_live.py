@@ -1,13 +1,11 @@
-"""Real concurrent HTTP against a live server: the 50-way race, the flood, the load-test scripts."""
+"""Real concurrent HTTP against a live server: the 50-way race, the flood (the load-test gate's
+scripts: tests/ingest/test_loadtest_gate.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +15,6 @@ from tenants.scope import tenant_scope
 from tests.helpers import encode, make_event
 from tests.signing import sign_headers
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -91,101 +88,3 @@ def test_flood_of_1500_requests_gives_429s_no_5xx_and_every_202_is_stored(
     }
     stored = {row.idempotency_key for row in _rows(tenant)}
     assert stored == accepted
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_loadtest_scripts_pass_the_gate_against_a_live_server(wide_live_server, signed, tmp_path):
-    tenant = signed.tenant
-    key = signed.key
-    out = tmp_path / "result.json"
-    run = _run(
-        "scripts/dedup_loadtest.py",
-        "--url",
-        wide_live_server.url,
-        "--source",
-        "demo",
-        "--tenant",
-        "t1",
-        "--total",
-        "100",
-        "--unique",
-        "20",
-        "--concurrency",
-        "20",
-        "--out",
-        str(out),
-        "--key-id",
-        key.key_id,
-        "--secret",
-        key.secret,
-    )
-    assert run.returncode == 0, run.stderr
-    result = json.loads(out.read_text())
-    assert result["by_status"] == {"200": 80, "202": 20}
-    assert result["transport_errors"] == 0
-    assert set(result["latency_ms"]) == {"p50", "p95", "p99", "max"}
-    assert result["throughput_rps"] > 0
-    assert len(_rows(tenant)) == 20
-    assert {r.source for r in _rows(tenant)} == {"demo"}
-    # The gate's counting is what this proves live; its p95 rule is checked on fixed input below
-    # (a shared 2-core CI machine's latency is not the deployment's).
-    check = _run("scripts/check_loadtest_result.py", str(out), "100", "0.2", "--p95-ms", "60000")
-    assert check.returncode == 0, check.stdout
-    assert check.stdout.startswith("PASS")
-    wrong = _run("scripts/check_loadtest_result.py", str(out), "100", "0.3", "--p95-ms", "60000")
-    assert wrong.returncode == 1
-    assert "accepted 20, expected 30" in wrong.stdout
-
-
-def test_loadtest_reads_credentials_from_the_environment(wide_live_server, signed, tmp_path):
-    key = signed.key
-    out = tmp_path / "r.json"
-    env_run = subprocess.run(
-        [
-            sys.executable,
-            "scripts/dedup_loadtest.py",
-            "--url",
-            wide_live_server.url,
-            "--total",
-            "4",
-            "--unique",
-            "2",
-            "--concurrency",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"CODEX_KEY_ID": key.key_id, "CODEX_SECRET": key.secret, "PATH": "/usr/bin:/bin"},
-    )
-    assert env_run.returncode == 0, env_run.stderr
-    assert json.loads(out.read_text())["accepted"] == 2
-
-
-@pytest.mark.parametrize(
-    ("result", "reason"),
-    [
-        ({"by_status": {"202": 20, "200": 79}}, "answered 99"),
-        ({"by_status": {"202": 20, "200": 79, "500": 1}}, "server errors"),
-        ({"by_status": {"202": 20, "200": 80}, "transport_errors": 2}, "transport errors"),
-        ({"by_status": {"202": 20, "200": 80}, "latency_ms": {"p95": 1200}}, "p95 latency"),
-        ({"by_status": {"202": 21, "200": 79}}, "accepted 21"),
-    ],
-)
-def test_check_script_fails_and_says_why(tmp_path, result, reason):
-    result.setdefault("latency_ms", {"p95": 10})
-    result["accepted"] = result["by_status"].get("202", 0)
-    result["duplicates"] = result["by_status"].get("200", 0)
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(result))
-    check = _run("scripts/check_loadtest_result.py", str(path), "100", "0.2")
-    assert check.returncode == 1
-    assert reason in check.stdout

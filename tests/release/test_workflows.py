@@ -208,16 +208,18 @@ def test_production_needs_approval_and_the_gate_and_deploys_the_same_digest():
 
 def test_the_tag_gate_runs_smoke_and_the_guides_load_test():
     gate = load("cd.yml")["jobs"]["gate"]
-    (load_test,) = steps_running(gate, "scripts/dedup_loadtest.py")
+    (load_test,) = steps_running(gate, "node scripts/dedup-loadtest.mjs")
     assert '--url "$STAGING_URL"' in load_test["run"]
     assert "--total 1000 --unique 200 --concurrency 50 --out result.json" in load_test["run"]
-    (check,) = steps_running(gate, "check_loadtest_result.py")
-    assert check["run"].strip() == "python scripts/check_loadtest_result.py result.json 1000 0.2"
+    (check,) = steps_running(gate, "check-loadtest-result.mjs")
+    assert check["run"].strip() == "node scripts/check-loadtest-result.mjs result.json 1000 0.2"
+    (build,) = steps_running(gate, "npm run --prefix sdk-js build")
+    assert "npm ci --prefix sdk-js" in build["run"]
     assert steps_running(gate, 'scripts/smoke.sh "$STAGING_URL"')
     runs = [s.get("run", "") for s in gate["steps"]]
     order = [
         next(i for i, r in enumerate(runs) if needle in r)
-        for needle in ("deploy.sh", "smoke.sh", "dedup_loadtest.py", "check_loadtest_result.py")
+        for needle in ("deploy.sh", "smoke.sh", "dedup-loadtest.mjs", "check-loadtest-result.mjs")
     ]
     assert order == sorted(order)
 
