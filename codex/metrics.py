@@ -36,6 +36,18 @@ BUILD_INFO = Gauge(
     multiprocess_mode="livemax",
 )
 BUILD_INFO.labels(version=BUILD.version, commit=BUILD.commit).set(1)
+# Signed reads over their per-key limit (codex.throttle: GET /config, GET /v1/events/<key>).
+READ_RATELIMIT_REJECTIONS = Counter(
+    "codex_ratelimit_read_rejections_total",
+    "Signed reads answered 429 because their signing key was over its per-second limit, by "
+    "endpoint (config, lookup) and tenant.",
+    ["endpoint", "tenant"],
+)
+READ_RATELIMIT_ERRORS = Counter(
+    "codex_ratelimit_read_errors_total",
+    "Read rate-limit checks that failed (Redis unreachable) and let the read through, by endpoint.",
+    ["endpoint"],
+)
 _BY_CLASS = {cls: HTTP_RESPONSES.labels(status_class=cls) for cls in STATUS_CLASSES}
 _CLASS_OF = {hundreds: STATUS_CLASSES[min(max(hundreds, 2), 5) - 2] for hundreds in range(10)}
 

@@ -195,6 +195,9 @@ REST_FRAMEWORK = {
 }
 
 # --- OpenAPI (ingest/openapi.py; checked in as docs/openapi.yaml) ---------------------------
+# In staging and production /api/schema/ and /api/docs/ answer logged-in staff only, unless this
+# is on ("1" or "true"); elsewhere they are public (ingest/schema_views.py).
+CODEX_PUBLIC_API_DOCS = (envreader.text("CODEX_PUBLIC_API_DOCS") or "").lower() in {"1", "true"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Codex Ingest API",
     "DESCRIPTION": (
@@ -208,6 +211,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingest.openapi.close_objects",
+        "ingest.openapi_hooks.require_request_bodies",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -308,6 +312,10 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- product defaults (the flags app makes these editable at runtime) ----------------------
 CODEX_INGEST_RATE_PER_SEC = envreader.integer("CODEX_INGEST_RATE_PER_SEC", 50)
 CODEX_SOURCE_RATE_PER_SEC = envreader.integer("CODEX_SOURCE_RATE_PER_SEC", 25)
+# Signed reads per signing key and second: GET /v1/events/<key> and GET /config (the flags
+# lookupRatePerSec and configRatePerSec start from these; codex/throttle.py).
+CODEX_LOOKUP_RATE_PER_SEC = envreader.integer("CODEX_LOOKUP_RATE_PER_SEC", 20)
+CODEX_CONFIG_RATE_PER_SEC = envreader.integer("CODEX_CONFIG_RATE_PER_SEC", 10)
 # Webhook source deliveries that may fail before their signature verifies, per second and per
 # source id / per client address, before the rest are answered 429 without a lookup
 # (ingest/webhooks/guard.py, docs/sources.md).
@@ -323,6 +331,12 @@ CODEX_RECONCILE_LOOKBACK_DAYS = envreader.integer("CODEX_RECONCILE_LOOKBACK_DAYS
 CODEX_INGEST_WARNINGS_PER_MINUTE = envreader.integer("CODEX_INGEST_WARNINGS_PER_MINUTE", 100)
 CODEX_INGEST_WARNINGS_KEEP_DAYS = envreader.integer("CODEX_INGEST_WARNINGS_KEEP_DAYS", 7)
 CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = envreader.integer("CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR", 50)
+# Absolute caps per tenant and UTC day on what ingestion warnings store (beyond them warnings
+# are only counted, codex_ingest_warnings_dropped_total): rows, and bytes of stored text.
+CODEX_INGEST_WARNINGS_ROWS_PER_DAY = envreader.integer("CODEX_INGEST_WARNINGS_ROWS_PER_DAY", 10000)
+CODEX_INGEST_WARNINGS_BYTES_PER_DAY = envreader.integer(
+    "CODEX_INGEST_WARNINGS_BYTES_PER_DAY", 32 * 1024 * 1024
+)
 # Data lifecycle (docs/lifecycle.md): the global default of the retentionDays flag, and how many
 # days longer than its event an idempotency key is remembered.
 CODEX_RETENTION_DAYS = envreader.integer("CODEX_RETENTION_DAYS", 400)

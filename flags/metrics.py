@@ -6,7 +6,8 @@ from prometheus_client import Counter
 
 CONFIG_READS = Counter(
     "codex_config_reads",
-    "GET /config answers by tenant and outcome (ok | not_modified | denied | error).",
+    "GET /config answers by tenant and outcome (ok | not_modified | denied | rate_limited | "
+    "error).",
     ["tenant", "outcome"],
 )
 FLAG_CHANGES = Counter(

@@ -148,6 +148,25 @@ def specs() -> dict[str, FlagSpec]:
             help="Deliveries per second each of the tenant's webhook sources may make "
             "(within ingestRatePerSec).",
         ),
+        "lookupRatePerSec": FlagSpec(
+            "lookupRatePerSec",
+            int,
+            settings.CODEX_LOOKUP_RATE_PER_SEC,
+            1,
+            100000,
+            public=False,
+            help="Requests per second each signing key of the tenant may make to "
+            "GET /v1/events/<key>.",
+        ),
+        "configRatePerSec": FlagSpec(
+            "configRatePerSec",
+            int,
+            settings.CODEX_CONFIG_RATE_PER_SEC,
+            1,
+            100000,
+            public=False,
+            help="Requests per second each signing key of the tenant may make to GET /config.",
+        ),
         "retentionDays": FlagSpec(
             "retentionDays",
             int,

@@ -9,8 +9,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from codex.throttle import SignedReadThrottle
 from flags import metrics
-from flags.selectors import CACHE_TTL_SEC, public_config
+from flags.selectors import CACHE_TTL_SEC, effective_flags_cached, public_config
 from tenants.auth import SignedRequestMixin
 
 CACHE_CONTROL = f"private, max-age={CACHE_TTL_SEC}"
@@ -32,8 +33,20 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return etag in tags
 
 
+class ConfigThrottle(SignedReadThrottle):
+    """GET /config: configRatePerSec requests per second per signing key (runtime flag)."""
+
+    group = "config"
+    what = "config reads"
+
+    def limit_for(self, key) -> int:
+        return int(effective_flags_cached(tenant_id=key.tenant_id)["configRatePerSec"])
+
+
 class ConfigView(SignedRequestMixin, APIView):
     """The effective syncEnabled / minIntervalSec / retryCap for the signing key's tenant."""
+
+    throttle_classes = [ConfigThrottle]
 
     def get(self, request):
         key = request.auth
@@ -52,5 +65,7 @@ class ConfigView(SignedRequestMixin, APIView):
         auth = getattr(self.request, "_auth", None)
         tenant = getattr(auth, "tenant_slug", None) or "unknown"
         outcome = "error" if response.status_code >= 500 else "denied"
+        if response.status_code == 429:
+            outcome = "rate_limited"
         metrics.CONFIG_READS.labels(tenant=tenant, outcome=outcome).inc()
         return response

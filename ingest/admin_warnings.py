@@ -24,5 +24,6 @@ class IngestWarningAdmin(ReadOnlyModelAdmin):
         "request_id",
         "key_id",
         "idempotency_key",
+        "subject_id",
         "item",
     )

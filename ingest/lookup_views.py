@@ -7,6 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from codex.errors import ApiError
+from codex.throttle import SignedReadThrottle
+from flags.selectors import effective_flags_cached
 from ingest.lookup import event_status_get
 from ingest.openapi import (
     AUTH_ERRORS,
@@ -30,8 +32,20 @@ def _storable_key(key: str) -> bool:
     return True
 
 
+class LookupThrottle(SignedReadThrottle):
+    """GET /v1/events/<key>: lookupRatePerSec requests per second per signing key (a flag)."""
+
+    group = "lookup"
+    what = "event lookups"
+
+    def limit_for(self, key) -> int:
+        return int(effective_flags_cached(tenant_id=key.tenant_id)["lookupRatePerSec"])
+
+
 class EventLookupView(SignedRequestMixin, APIView):
     """The signing key's tenant's event with this idempotency key and its status."""
+
+    throttle_classes = [LookupThrottle]
 
     @extend_schema(
         operation_id="events_lookup",
@@ -50,6 +64,10 @@ class EventLookupView(SignedRequestMixin, APIView):
                 description="Your tenant has no event with this key. Codes: `not_found`.",
             ),
             405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+            429: error_doc(
+                "More lookups per second than the key's lookupRatePerSec; wait Retry-After.",
+                "rate_limited",
+            ),
         },
         tags=["events"],
     )

@@ -174,6 +174,12 @@ WARNING_RECORD_ERRORS = Counter(
     "Ingestion warnings not recorded because Redis or PostgreSQL failed (stage).",
     ["stage"],
 )
+WARNINGS_DROPPED = Counter(
+    "codex_ingest_warnings_dropped_total",
+    "Ingestion warnings counted but not stored, by tenant and reason: sampled (past the "
+    "per-minute budget), rows_cap or bytes_cap (past the tenant's daily caps).",
+    ["tenant", "reason"],
+)
 SYNC_BATCHES = Counter(
     "codex_sync_batches",
     "SDK background-sync batches (POST /v1/events from User-Agent codex-sdk/*) by outcome: "

@@ -197,11 +197,19 @@ class IngestWarning(TenantOwned):
     key_id = models.CharField(max_length=64, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     item = models.TextField(blank=True, help_text="the refused item or body, at most 8 KiB")
+    # The refused item's own subject_id, when it had one: what events_erase removes warnings by
+    # (with a search of the item's text as the fallback, docs/lifecycle.md).
+    subject_id = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="ingest_warning_time"),
             models.Index(fields=["tenant", "code", "created_at"], name="ingest_warning_code"),
+            models.Index(
+                fields=["tenant", "subject_id"],
+                name="ingest_warning_subject",
+                condition=~models.Q(subject_id=""),
+            ),
         ]
         ordering = ["tenant_id", "-created_at"]
         verbose_name = "ingestion warning"

@@ -273,13 +273,21 @@ _HTTP_400_NOTE = (
 
 
 def close_objects(result, generator, request, public):
-    """Postprocessing hook: request objects admit no unknown keys (the server refuses them)."""
+    """Postprocessing hook: the request shapes the server holds to, beyond the serializers.
+
+    Request objects admit no unknown keys (the server refuses them); a batch admits any item
+    (each is answered on its own).
+    """
     schemas = result.get("components", {}).get("schemas", {})
     for name in ("Event", "Batch"):
         if name in schemas:
             schemas[name]["additionalProperties"] = False
     if "Batch" in schemas:
-        schemas["Batch"]["properties"]["events"].update(minItems=1, maxItems=MAX_BATCH)
+        events = schemas["Batch"]["properties"]["events"]
+        events.update(minItems=1, maxItems=MAX_BATCH)
+        # Each item is checked on its own: an invalid one is `rejected` in its result and the
+        # batch still answers 200, so the request admits any item (an Event is what is stored).
+        events["items"] = {"anyOf": [events["items"], {}]}
     lookup = result["paths"].get("/v1/events/{idempotency_key}", {}).get("get")
     if lookup:
         for parameter in lookup["parameters"]:
@@ -355,6 +363,10 @@ class ConfigViewSchema(OpenApiViewExtension):
                     304: OpenApiResponse(description="Not modified: your ETag still holds."),
                     **AUTH_ERRORS,
                     405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+                    429: error_doc(
+                        "More reads per second than the key's configRatePerSec; wait Retry-After.",
+                        "rate_limited",
+                    ),
                 },
                 tags=["config"],
             )

@@ -1,4 +1,4 @@
-"""drf-spectacular's preprocessing hook: the public API plus the schema-only plain views.
+"""drf-spectacular's hooks: the public API plus the schema-only plain views; bodies required.
 
 Its own module because it needs both descriptions: ingest.webhooks.openapi builds on
 ingest.openapi's components, so ingest.openapi may not import it back.
@@ -24,3 +24,18 @@ def add_events_endpoint(endpoints):
         )
     )
     return kept
+
+
+def require_request_bodies(result, generator, request, public):
+    """Postprocessing hook: every request body is required (the server refuses a missing one).
+
+    drf-spectacular leaves a body optional when its schema has no required property (a oneOf of
+    a single event and a batch, a delivery's free-form object), yet an empty POST answers 400 or
+    415: say so, so that generated requests always carry one.
+    """
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if body is not None:
+                body["required"] = True
+    return result

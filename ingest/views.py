@@ -50,6 +50,14 @@ def v1_signature_allowed(request: HttpRequest, key: ResolvedKey) -> bool:
     return bool(effective_flags_cached(tenant_id=key.tenant_id)["signatureV1Allowed"])  # <= 3 s old
 
 
+def _body_subject(body: bytes) -> str:
+    """The subject_id of a refused single-event body, when it parses and names one."""
+    try:
+        return ingest_warnings.subject_of(orjson.loads(body)) if body else ""
+    except orjson.JSONDecodeError:
+        return ""
+
+
 def _warn_request(request: HttpRequest, key: ResolvedKey, error: DomainError) -> None:
     body = getattr(request, "_body", b"")  # only what was read: an oversized body never is
     ingest_warnings.ingest_warnings_record(
@@ -61,6 +69,7 @@ def _warn_request(request: HttpRequest, key: ResolvedKey, error: DomainError) ->
                 code=error.code,
                 message=error.message,
                 item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
+                subject_id=_body_subject(body),
             )
         ],
     )
@@ -71,7 +80,9 @@ def _warn_items(key: ResolvedKey, items, results) -> None:
     for item, result in zip(items, results, strict=True):
         if result.status == "rejected":
             raw = ingest_warnings.item_text(item.raw)
+            subject = ingest_warnings.subject_of(item.raw)
         elif result.status == "conflict":
+            subject = item.event.subject_id or ""
             raw = ingest_warnings.item_text(
                 {
                     "idempotency_key": item.idempotency_key,
@@ -90,6 +101,7 @@ def _warn_items(key: ResolvedKey, items, results) -> None:
                 message=error.get("message", ""),
                 item=raw,
                 idempotency_key=item.idempotency_key or "",
+                subject_id=subject,
             )
         )
     ingest_warnings.ingest_warnings_record(

@@ -1,17 +1,19 @@
-"""Erasure: a subject's events and everything derived from them go; the keys stay, marked."""
+"""Erasure: a subject's events, everything derived from them and its ingestion warnings go."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 
-from ingest.services.purge import BATCH, deleted_count, events_delete
+from ingest.services.purge import BATCH, deleted_count, events_delete, rows_delete
 from tenants.audit import audit_record
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,47 @@ class Erasure:
     events: int
     enriched: int
     dead_letters: int
+    warnings: int = 0
+
+
+# A warning is the subject's when its own subject_id column says so (the refused item carried
+# it) or when its stored text names the subject: as a JSON string in the usual spellings, or, for
+# an integer id (a platform's customer id), as a bare JSON number. Generous on purpose: a warning
+# is a diagnostic, and erasing one too many costs nothing; keeping one that names the subject does.
+_WARNINGS_WHERE = (
+    "AND (subject_id = %(subject)s OR strpos(item, %(spelled_0)s) > 0"
+    " OR strpos(item, %(spelled_1)s) > 0 OR strpos(item, %(spelled_2)s) > 0"
+    " OR (%(number)s <> '' AND item ~ %(number)s))"
+)
+
+
+def _warnings_params(subject_id: str) -> dict[str, str]:
+    """How a subject id can appear in a warning's text (see _WARNINGS_WHERE)."""
+    plain = json.dumps(subject_id, ensure_ascii=False)
+    number = ""
+    if re.fullmatch(r"-?[0-9]{1,40}", subject_id):
+        number = rf"(^|[:,\[]\s*){re.escape(subject_id)}(\s*[,}}\]]|$)"
+    return {
+        "subject": subject_id,
+        "spelled_0": plain,
+        "spelled_1": json.dumps(subject_id),  # non-ASCII as \uXXXX
+        "spelled_2": plain.replace("/", "\\/"),  # "/" as "\/"
+        "number": number,
+    }
+
+
+def warnings_erase(
+    *, tenant_id: str, subject_id: str, before: datetime | None = None, limit: int = BATCH
+) -> int:
+    """Delete the tenant's ingestion warnings about this subject (created before `before`)."""
+    where = _WARNINGS_WHERE
+    params = _warnings_params(subject_id)
+    if before is not None:
+        where += " AND created_at < %(before)s"
+        params["before"] = before
+    return rows_delete(
+        "ingest_ingestwarning", tenant_id=tenant_id, where=where, params=params, limit=limit
+    )
 
 
 def events_erase(
@@ -41,11 +84,12 @@ def events_erase(
     user=None,
     limit: int = BATCH,
 ) -> Erasure:
-    """Remove a subject's events (received before `before`, if given) and all derived rows.
+    """Remove a subject's events, all derived rows and its ingestion warnings.
 
-    The events' idempotency keys stay, marked erased (no event data), so a resend of an erased
-    event is answered duplicate and not stored again. Audited with counts and a keyed digest of
-    the subject id, never the id or the data.
+    With `before`: only events received and warnings created before it. The events'
+    idempotency keys stay, marked erased (no event data), so a resend of an erased event is
+    answered duplicate and not stored again. Audited with counts and a keyed digest of the
+    subject id, never the id or the data.
     """
     if not isinstance(subject_id, str) or not 1 <= len(subject_id) <= 255:
         raise ValueError("subject id: 1 to 255 characters")
@@ -58,9 +102,15 @@ def events_erase(
     events, enriched, letters = events_delete(
         tenant_id=tid, where=where, params=params, erase=True, limit=limit
     )
+    warnings = warnings_erase(tenant_id=tid, subject_id=subject_id, before=before, limit=limit)
     deleted_count(
         "erasure",
-        {"ingest_event": events, "events_enriched": enriched, "ingest_deadletter": letters},
+        {
+            "ingest_event": events,
+            "events_enriched": enriched,
+            "ingest_deadletter": letters,
+            "ingest_ingestwarning": warnings,
+        },
     )
     audit_record(
         actor=actor,
@@ -72,8 +122,11 @@ def events_erase(
             "events": events,
             "enriched": enriched,
             "dead_letters": letters,
+            "warnings": warnings,
             "before": before.isoformat() if before else None,
         },
     )
-    logger.info("subject erased", extra={"events": events, "enriched": enriched})
-    return Erasure(events=events, enriched=enriched, dead_letters=letters)
+    logger.info(
+        "subject erased", extra={"events": events, "enriched": enriched, "warnings": warnings}
+    )
+    return Erasure(events=events, enriched=enriched, dead_letters=letters, warnings=warnings)

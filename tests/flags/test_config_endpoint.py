@@ -208,6 +208,8 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
         "allowedOrigins": [],
         "ingestRatePerSec": 50,
         "sourceRatePerSec": 25,
+        "lookupRatePerSec": 20,
+        "configRatePerSec": 10,
         "retentionDays": 400,
         "reconcileAutoRepair": False,
         "signatureV1Allowed": True,
@@ -244,3 +246,25 @@ def test_sync_batch_outcome_classification(status, body, outcome):
     from ingest.metrics import sync_batch_outcome
 
     assert sync_batch_outcome(status, body) == outcome
+
+
+def test_a_config_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
+    signed, key_factory, get_config
+):
+    tenant, key = signed.tenant, signed.key
+    flag_update(tenant_id=tenant.id, values={"configRatePerSec": 2}, actor="t", via="cli")
+    labels = {"tenant": tenant.slug, "outcome": "rate_limited"}
+    before = REGISTRY.get_sample_value("codex_config_reads_total", labels) or 0
+    answers = [get_config(key) for _ in range(8)]
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {200, 429}, statuses
+    assert statuses.count(429) >= 8 - 2 * 2  # at most two one-second windows of 2
+    limited = next(a for a in answers if a.status_code == 429)
+    error = limited.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["rid"] == limited["X-Request-ID"]
+    assert limited["Retry-After"] == "1"
+    assert REGISTRY.get_sample_value("codex_config_reads_total", labels) == before + statuses.count(
+        429
+    )
+    assert get_config(key_factory(tenant)).status_code == 200  # per key

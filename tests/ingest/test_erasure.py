@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from ingest import partitions
+from ingest.ingest_warnings import WarningEntry, ingest_warnings_record
 from ingest.lookup import ERASED, event_status_get
-from ingest.models import IdempotencyKey
+from ingest.models import IdempotencyKey, IngestWarning
 from ingest.services.accept import events_ingest
 from ingest.services.erasure import events_erase, subject_digest
 from ingest.validation import parse_body
@@ -56,7 +58,13 @@ def test_erase_removes_the_subjects_events_and_derived_rows_only(db, tenant_fact
         [audit] = AuditLog.objects.filter(action="events.erase")
     assert audit.tenant_id == tenant.id
     assert audit.actor == "test"
-    assert audit.new == {"events": 2, "enriched": 1, "dead_letters": 1, "before": None}
+    assert audit.new == {
+        "events": 2,
+        "enriched": 1,
+        "dead_letters": 1,
+        "warnings": 0,
+        "before": None,
+    }
     assert audit.target == f"subject:{subject_digest('alice')}"
     assert "alice" not in f"{audit.target} {audit.new} {audit.old}"
 
@@ -100,7 +108,9 @@ def test_events_erase_command_output_and_bad_input(db, tenant_factory):
     put_event(tenant, "c-1", NOW, subject="frank")
     out = io.StringIO()
     call_command("events_erase", "cmd-shop", "--subject", "frank", stdout=out)
-    assert out.getvalue().strip() == "cmd-shop: erased events=1 enriched=0 dead_letters=0"
+    assert (
+        out.getvalue().strip() == "cmd-shop: erased events=1 enriched=0 dead_letters=0 warnings=0"
+    )
     with system_scope("test-check"):
         assert AuditLog.objects.get(action="events.erase").actor.startswith("cli:")
     with pytest.raises(CommandError, match="no tenant 'nope'"):
@@ -111,3 +121,68 @@ def test_events_erase_command_output_and_bad_input(db, tenant_factory):
         call_command("events_erase", "cmd-shop", "--subject", "x" * 256)
     with pytest.raises(CommandError, match="--subject"):
         call_command("events_erase", "cmd-shop")
+
+
+def _warning_items(tenant) -> list[str]:
+    with tenant_scope(tenant.id):
+        return sorted(IngestWarning.objects.filter(tenant=tenant).values_list("item", flat=True))
+
+
+def _record(tenant, *items: str) -> None:
+    ingest_warnings_record(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        key_id="k",
+        entries=[WarningEntry(code="invalid_delivery", message="m", item=i) for i in items],
+    )
+
+
+def test_erase_removes_the_subjects_ingestion_warnings_by_column_and_by_text(
+    signed, post_signed, tenant_factory
+):
+    tenant = signed.tenant
+    post_signed(make_event("taken", subject_id="alice"))
+    refused = {"idempotency_key": "r-1", "type": "BAD TYPE", "subject_id": "alice"}
+    conflict = make_event("taken", subject_id="alice", payload={"other": 1})
+    long_item = {"subject_id": "alice", "type": "BAD", "payload": {"pad": "x" * 9000}}
+    bob = {"type": "BAD", "subject_id": "bob", "payload": {"note": "alice2 and malice"}}
+    assert post_signed({"events": [refused, conflict, long_item, bob]}).json()["rejected"] == 3
+    assert post_signed(make_event("taken", subject_id="alice", payload={"n": 2})).status_code == 422
+    assert post_signed({"events": [make_event("fine")], "extra": "alice"}).status_code == 400
+    # No column: found by the text (a platform's body, a malformed request, a numeric id).
+    _record(tenant, '{"customer": {"name": "alice"}}', '{"customer":{"id": 4242}, "total": 1}')
+    _record(tenant, '{"customer": {"id": 42420}}', '{"note": "alice-like"}')
+    other = tenant_factory()
+    _record(other, '{"subject_id": "alice"}')
+    assert len(_warning_items(tenant)) == 10
+    with tenant_scope(tenant.id):  # the refused item's own subject_id: 3 batch items, the 422
+        assert IngestWarning.objects.filter(subject_id="alice").count() == 4
+
+    result = events_erase(tenant_id=tenant.id, subject_id="alice", actor="test")
+    assert result.warnings == 4 + 2  # and by text: the 400's body, the platform's body
+    left = _warning_items(tenant)
+    assert len(left) == 4, left
+    assert all('"alice"' not in item for item in left)  # "alice2", "malice", "alice-like" stay
+    assert events_erase(tenant_id=tenant.id, subject_id="4242", actor="test").warnings == 1
+    assert sorted(json.loads(item).get("subject_id", "") for item in _warning_items(tenant)) == [
+        "",
+        "",
+        "bob",
+    ]
+    assert len(_warning_items(other)) == 1  # another tenant's warnings are not touched
+    with system_scope("test-check"):
+        audit = AuditLog.objects.filter(action="events.erase").order_by("id").first()
+    assert audit.new["warnings"] == 6
+
+
+def test_erase_before_a_date_keeps_later_warnings(signed, post_signed):
+    tenant = signed.tenant
+    post_signed({"events": [{"type": "BAD", "subject_id": "gina"}] * 2})
+    with tenant_scope(tenant.id):
+        first = IngestWarning.objects.filter(tenant=tenant).order_by("id").first()
+        IngestWarning.objects.filter(id=first.id).update(created_at=NOW - timedelta(days=3))
+    result = events_erase(
+        tenant_id=tenant.id, subject_id="gina", before=NOW - timedelta(days=1), actor="t"
+    )
+    assert result.warnings == 1
+    assert len(_warning_items(tenant)) == 1

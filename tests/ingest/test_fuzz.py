@@ -285,7 +285,7 @@ def fast_tenant(signed):
     tenant = signed.tenant
     flag_update(
         tenant_id=tenant.id,
-        values={"ingestRatePerSec": 100_000},
+        values={"ingestRatePerSec": 100_000, "configRatePerSec": 100_000},
         actor="test-fuzz",
         via="cli",
         reason="fuzzing must not be throttled",

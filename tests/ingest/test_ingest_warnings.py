@@ -4,6 +4,8 @@ counted, shown in the admin, and recording never turns a refusal into an error."
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -121,6 +123,73 @@ def test_beyond_the_per_minute_budget_warnings_are_sampled_but_all_counted(signe
     # 5 within the budget, then one in 100 of the other 295 (the 100th and the 200th).
     assert len(_warnings(tenant)) == 5 + 2
     assert _count(tenant, "invalid_event") == before + 300
+    assert _dropped(tenant, "sampled") == 293
+
+
+def _dropped(tenant, reason) -> float:
+    return metrics.WARNINGS_DROPPED.labels(tenant=tenant.slug, reason=reason)._value.get()
+
+
+@override_settings(CODEX_INGEST_WARNINGS_ROWS_PER_DAY=4)
+def test_past_the_daily_row_cap_warnings_are_counted_and_dropped_not_stored(signed, post_signed):
+    tenant = signed.tenant
+    before = _count(tenant, "invalid_event")
+    assert post_signed({"events": [{"n": i} for i in range(10)]}).json()["rejected"] == 10
+    assert post_signed({"idempotency_key": "x"}).status_code == 400  # the answer still stands
+    assert post_signed({"events": [{"n": 99}]}).status_code == 200
+    stored = _warnings(tenant)
+    assert [json.loads(w.item) for w in stored] == [{"n": i} for i in range(4)]
+    assert _count(tenant, "invalid_event") == before + 11  # every one is still counted
+    assert _dropped(tenant, "rows_cap") == 6 + 1 + 1
+    assert _dropped(tenant, "sampled") == 0
+
+
+@override_settings(CODEX_INGEST_WARNINGS_BYTES_PER_DAY=5000)
+def test_past_the_daily_byte_cap_warnings_are_counted_and_dropped_not_stored(signed, post_signed):
+    tenant = signed.tenant
+    items = [{"n": i, "pad": "é" * 500} for i in range(10)]  # about 1 KiB each, stored
+    assert post_signed({"events": items}).json()["rejected"] == 10
+    stored = _warnings(tenant)
+    size = sum(
+        len(f"{w.code}{w.message}{w.idempotency_key}{w.item}{w.subject_id}".encode())
+        for w in stored
+    )
+    assert 1 <= len(stored) < 10
+    assert 5000 - 1100 < size <= 5000  # filled up to the cap, never past it
+    assert _dropped(tenant, "bytes_cap") == 10 - len(stored)
+    assert _count(tenant, "invalid_event") >= 10
+
+
+def test_the_daily_caps_are_atomic_across_concurrent_writers(tenant_factory):
+    """Eight threads taking budget at once for one tenant never admit more than the cap."""
+    tenant = tenant_factory()
+    verdicts: list[int] = []
+    lock = threading.Lock()
+
+    def take():
+        got = ingest_warnings._budget(str(tenant.id), [100] * 25)
+        with lock:
+            verdicts.extend(got)
+
+    with override_settings(
+        CODEX_INGEST_WARNINGS_PER_MINUTE=10_000, CODEX_INGEST_WARNINGS_ROWS_PER_DAY=60
+    ):
+        threads = [threading.Thread(target=take) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(verdicts) == 200
+    assert verdicts.count(0) == 60  # exactly the cap, whatever the interleaving
+    assert verdicts.count(2) == 140
+
+
+@override_settings(CODEX_INGEST_WARNINGS_ROWS_PER_DAY=1)
+def test_the_daily_caps_start_again_on_the_next_utc_day(tenant_factory):
+    tenant_id = str(tenant_factory().id)
+    today = time.time()
+    assert ingest_warnings._budget(tenant_id, [10, 10], now=today) == [0, 2]
+    assert ingest_warnings._budget(tenant_id, [10], now=today + 86_400) == [0]
 
 
 def test_warnings_stay_in_their_tenant(signed, post_signed, tenant_factory):

@@ -97,3 +97,28 @@ def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
     response = client.generic("POST", "/v1/events/order-4", b"", **headers)
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_lookup_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
+    client, signed, key_factory
+):
+    from codex import metrics as codex_metrics
+    from flags.services import flag_update
+
+    tenant, key = signed.tenant, signed.key
+    flag_update(tenant_id=tenant.id, values={"lookupRatePerSec": 3}, actor="t", via="cli")
+    rejected = codex_metrics.READ_RATELIMIT_REJECTIONS.labels(endpoint="lookup", tenant=tenant.slug)
+    before = rejected._value.get()
+    answers = [_get(client, key, "nope") for _ in range(10)]
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {404, 429}, statuses
+    assert statuses.count(429) >= 10 - 2 * 3  # at most two one-second windows of 3
+    limited = next(a for a in answers if a.status_code == 429)
+    error = limited.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["rid"] == limited["X-Request-ID"]
+    assert limited["Retry-After"] == "1"
+    assert limited["RateLimit-Policy"] == '"key";q=3;w=1'
+    assert rejected._value.get() == before + statuses.count(429)
+    # Per key: another key of the same tenant still reads.
+    assert _get(client, key_factory(tenant), "nope").status_code == 404

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from drf_spectacular.validation import validate_schema
+
+from tests.helpers import staff_client
 
 ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "python manage.py spectacular --validate --file docs/openapi.yaml"
@@ -97,3 +100,67 @@ def test_docs_page_renders_swagger_ui_from_our_own_static_files(client, live_ser
     assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
     for asset in assets:
         assert httpx.get(live_server.url + asset, timeout=10).status_code == 200, asset
+
+
+def test_every_request_body_the_server_requires_is_marked_required(client):
+    schema = _served(client)
+    bodies = {
+        f"{method.upper()} {path}": operation["requestBody"]
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    }
+    assert set(bodies) == {"POST /v1/events", "POST /v1/sources/{source_id}/webhooks"}
+    assert all(body.get("required") is True for body in bodies.values()), bodies
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_schema_and_docs_answer_only_logged_in_staff_when_deployed(
+    db, client, settings, environment
+):
+    from django.contrib.auth.models import User
+
+    settings.CODEX_ENV = environment
+    settings.CODEX_PUBLIC_API_DOCS = False
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 403
+    assert schema.json()["error"]["code"] == "forbidden"
+    assert schema.json()["error"]["rid"] == schema["X-Request-ID"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 302
+    assert docs["Location"] == "/admin/login/?next=/api/docs/"
+    member = User.objects.create_user("not-staff", password="pw")
+    client.force_login(member)
+    assert client.get("/api/schema/").status_code == 403
+    assert client.get("/api/docs/").status_code == 403  # logged in: no login loop
+    staff = staff_client()
+    assert staff.get("/api/schema/").status_code == 200
+    assert staff.get("/api/docs/").status_code == 200
+
+
+def test_a_setting_opens_schema_and_docs_in_production(client, settings):
+    settings.CODEX_ENV = "production"
+    settings.CODEX_PUBLIC_API_DOCS = True
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_the_schema_is_generated_once_per_process_for_repeated_requests(client, monkeypatch):
+    from drf_spectacular.generators import SchemaGenerator
+
+    from ingest import schema_views
+
+    calls = []
+    generate = SchemaGenerator.get_schema
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(SchemaGenerator, "get_schema", counted)
+    schema_views.schema_cached.cache_clear()
+    first = client.get("/api/schema/")
+    for _ in range(4):
+        assert client.get("/api/schema/").content == first.content
+    assert client.get("/api/schema/?format=json").json() == yaml.safe_load(first.content)
+    assert len(calls) == 1

@@ -21,9 +21,10 @@ def _day(text: str) -> datetime:
 
 class Command(DomainCommand):
     help = (
-        "Delete the events of one subject (subject_id) of a tenant, with their enriched rows and "
-        "dead letters; --before DATE: only events received before that UTC day. Audited with "
-        "counts and a keyed digest of the subject id, never the id or the data."
+        "Delete the events of one subject (subject_id) of a tenant, with their enriched rows, "
+        "dead letters and the subject's ingestion warnings; --before DATE: only what was received "
+        "before that UTC day. Audited with counts and a keyed digest of the subject id, never the "
+        "id or the data."
     )
 
     def add_arguments(self, parser):
@@ -42,5 +43,5 @@ class Command(DomainCommand):
         )
         self.stdout.write(
             f"{tenant.slug}: erased events={result.events} enriched={result.enriched} "
-            f"dead_letters={result.dead_letters}"
+            f"dead_letters={result.dead_letters} warnings={result.warnings}"
         )
