@@ -1,9 +1,10 @@
 """WSGI entry point for gunicorn: the signed API runs through a shorter middleware chain.
 
 `POST /v1/...` and `GET /config` are answered by a Django handler whose middleware is only
-`API_MIDDLEWARE` (request context and security headers): sessions, messages, CSRF, auth,
-clickjacking and WhiteNoise do nothing for a signed JSON API and cost every request. Everything
-else (the admin, health, metrics, static files) goes through the full `settings.MIDDLEWARE`.
+`API_MIDDLEWARE` (request context, CORS for browser apps, security headers): sessions, messages,
+CSRF, auth, clickjacking and WhiteNoise do nothing for a signed JSON API and cost every request.
+Everything else (the admin, health, metrics, static files) goes through the full
+`settings.MIDDLEWARE`.
 """
 
 import os
@@ -20,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 API_MIDDLEWARE = [
     "codex.middleware.RequestContextMiddleware",
+    # Browser apps: CORS preflights and headers for the tenant's allowedOrigins (ingest/cors.py).
+    "ingest.cors.SignedEndpointsCorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
 ]
 

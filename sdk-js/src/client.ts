@@ -90,6 +90,8 @@ class Abort extends Error {
 type Tally = Pick<SyncResult, "accepted" | "duplicates" | "deadLettered" | "requests" | "statuses">;
 interface PassOpts { deadline: number; force: boolean; maxRetries?: number; final?: boolean }
 
+/** The browser knows it has no network: a keepalive request would only fail. */
+const offline = () => typeof navigator !== "undefined" && navigator.onLine === false;
 const isBrowser = () => typeof window !== "undefined" && typeof document !== "undefined";
 
 async function defaultStore(o: ClientOptions): Promise<Store> {
@@ -555,7 +557,7 @@ export class Client {
    * lease lapses and the rows go with a later sync or the next start (answered `duplicate`).
    */
   async flushHidden(): Promise<number> {
-    if (!this.config.syncEnabled || this.closing || this.passing || this.clock.now() < this.notBefore) return 0;
+    if (!this.config.syncEnabled || this.closing || this.passing || this.clock.now() < this.notBefore || offline()) return 0;
     const store = await this.storeP;
     const rows = await store.claim(this.owner, {
       maxEvents: this.o.maxBatchEvents,
@@ -579,7 +581,7 @@ export class Client {
    * and the server answers `duplicate`. Whatever does not fit is sent on the next start.
    */
   flushKeepalive(): number {
-    if (!this.config.syncEnabled || this.closing || this.clock.now() < this.notBefore || !this.unsent.size) return 0;
+    if (!this.config.syncEnabled || this.closing || this.clock.now() < this.notBefore || !this.unsent.size || offline()) return 0;
     const rows: QueuedEvent[] = [];
     let size = BATCH_OVERHEAD;
     for (const [key, body] of this.unsent) {
