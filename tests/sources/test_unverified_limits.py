@@ -121,7 +121,7 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_window(client,
     statuses = []
     for n in range(ATTEMPTS):
         fake = f"/v1/sources/src_{sources.tenant.id.hex}_{n:024x}/webhooks"
-        statuses.append(via_proxy(fake, b"{}", {}, "203.0.113.66")[0].status_code)
+        statuses.append(via_proxy(fake, b"{}", {}, "192.0.2.123")[0].status_code)
     assert set(statuses) == {404, 429}, statuses
     # Another client behind the same proxy is not the flooder.
     body = encode(shopify_order())
