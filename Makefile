@@ -84,3 +84,11 @@ drill-restore: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## drill-ha: Patroni (2 x PostgreSQL 15, synchronous) + 3 etcd + HAProxy + Redis with 3 Sentinels
+## (infra/ha/) under signed load; kill -9 of the primary, switchover, a frozen leader, the Redis
+## master killed: 0 lost, 0 duplicates (docs/ha.md). Installs the Debian packages when root.
+## OUT=path also writes the figures as JSON; DRILL_ARGS e.g. --faults sigstop,redis.
+.PHONY: drill-ha
+drill-ha: $(STAMP)
+	$(PY) scripts/ha_drill.py $(if $(OUT),--out $(OUT)) $(DRILL_ARGS)

@@ -45,13 +45,19 @@ class _Probe:
             if url != self._url:  # settings changed (tests): never probe the old server
                 self.reset()
                 self._url = url
-            try:
-                if self._conn is None:
-                    self._conn = self._connect(url)
-                self._check(self._conn)
-            except Exception:
-                self.reset()
-                raise
+            for _attempt in range(2):
+                fresh = self._conn is None
+                try:
+                    if fresh:
+                        self._conn = self._connect(url)
+                    self._check(self._conn)
+                    return
+                except Exception:
+                    self.reset()
+                    # A kept connection may have died with a server that failed over since: one
+                    # more try on a new connection says whether the service is ready now.
+                    if fresh:
+                        raise
 
     def reset(self) -> None:
         conn, self._conn = self._conn, None
