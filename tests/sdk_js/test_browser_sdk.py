@@ -211,10 +211,46 @@ def _network(driver, *, offline: bool) -> None:
     )
 
 
+def _admin_toggle(driver, admin: str, slug: str, label: str) -> None:
+    """In a tab of its own, an operator clicks the tenant's Pause/Resume sync in the admin.
+
+    The admin is this test's live server: same database, and the flag cache it invalidates is
+    the one gunicorn reads (CODEX_CACHE_PREFIX), as two web processes of one deployment.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page_tab = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.get(f"{admin}/admin/login/?next=/admin/flags/tenantflagset/")
+    wait = WebDriverWait(driver, 15)
+    if driver.find_elements(By.NAME, "username"):
+        driver.find_element(By.NAME, "username").send_keys("operator")
+        driver.find_element(By.NAME, "password").send_keys("s3cret-pw")
+        driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait.until(ec.presence_of_element_located((By.ID, "content")))
+    driver.get(f"{admin}/admin/flags/tenantflagset/")
+    try:
+        button = wait.until(
+            ec.element_to_be_clickable(
+                (By.CSS_SELECTOR, f'button.flag-toggle[data-tenant="{slug}"]')
+            )
+        )
+    except Exception:
+        raise AssertionError(driver.current_url + driver.page_source[:3000]) from None
+    assert button.text == label
+    button.click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
+    driver.close()
+    driver.switch_to.window(page_tab)
+
+
 def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
-    api, page_server, browser, signed
+    api, page_server, browser, signed, django_user_model, live_server
 ):
     tenant, key = signed.tenant, signed.key
+    django_user_model.objects.create_superuser("operator", "op@example.com", "s3cret-pw")
     origin = f"http://127.0.0.1:{page_server}"
     set_flags(tenant, allowedOrigins=[origin], minIntervalSec=5)
     query = urlencode({"api": api, "keyId": key.key_id, "secret": key.secret})
@@ -275,14 +311,15 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     browser.close()
     browser.switch_to.window(tab_b)
 
-    # 3. syncEnabled off: the page stops sending without a reload; on again: it resumes.
-    set_flags(tenant, syncEnabled=False)
+    # 3. An operator pauses the tenant's sync in the admin: the page stops sending without a
+    # reload; resumed in the admin: it sends again.
+    _admin_toggle(browser, live_server.url, tenant.slug, "Pause sync")
     wait_for(lambda: _status(browser)["paused"], 15, "the page's SDK to see syncEnabled=false")
     _track(browser, "paused", 10)
     time.sleep(6.5)  # longer than minIntervalSec
     assert _stored(tenant, "paused-") == []
     assert _status(browser)["queueDepth"] == 10
-    set_flags(tenant, syncEnabled=True)
+    _admin_toggle(browser, live_server.url, tenant.slug, "Resume sync")
     resumed = wait_for(lambda: len(_stored(tenant, "paused-")) == 10, 20, "sync to resume")
     figures["pause"] = {"held": 10, "delivered_after_resume_s": round(resumed, 1)}
 
@@ -339,12 +376,15 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     _open(browser, page)
     _track(browser, "first", 1)
     wait_for(lambda: _status(browser)["queueDepth"] == 0, 10, "the first sync")
+    time.sleep(1.2)  # past any rate-limit window the first answer may have closed (RateLimit r=0)
     _track(browser, "hide", 5)
     assert _status(browser)["queueDepth"] == 5
     browser.get("about:blank")  # the page goes away (pagehide), as on a close or a navigation
+    browser.get(origin + "/index.html")
+    note = browser.execute_script("return localStorage.getItem('pagehide')")
     browser.close()
     browser.switch_to.window(refused_tab)
-    flushed = wait_for(lambda: len(_stored(tenant, "hide-")) == 5, 10, "the keepalive flush")
+    flushed = wait_for(lambda: len(_stored(tenant, "hide-")) == 5, 10, f"keepalive flush {note}")
     figures["close_flush"] = {"tracked": 5, "delivered": 5, "after_close_s": round(flushed, 1)}
 
     total = 30 + 100 + 10 + 20 + 1 + 5
