@@ -180,3 +180,23 @@ def test_allowed_origins_parse_normalise_and_refuse_junk(signed, capsys):
         "https://a.example",
         "https://b.example",
     ]
+
+
+def test_the_admin_flag_editor_sets_and_refuses_allowed_origins(admin_client, tenant_factory):
+    from django.urls import reverse
+
+    tenant = tenant_factory()
+    url = reverse("admin:flags_tenantflagset_change", args=[tenant.pk])
+    response = admin_client.post(
+        url, {"allowedOrigins": "https://Pos.example/, http://k.example:8080"}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert effective_flags(tenant_id=tenant.pk)["allowedOrigins"] == [
+        "https://pos.example",
+        "http://k.example:8080",
+    ]
+    page = admin_client.get(url).content.decode()
+    assert "https://pos.example, http://k.example:8080" in page
+    refused = admin_client.post(url, {"allowedOrigins": "https://pos.example/path"})
+    assert refused.status_code == 200
+    assert "errornote" in refused.content.decode()
