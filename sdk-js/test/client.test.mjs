@@ -262,3 +262,47 @@ test("hidden page: the next rows are leased and sent with keepalive; a second se
   assert.equal(server.sentKeys().length, 20, "no event sent twice");
   assert.equal((await a.status()).queueDepth, 0);
 });
+
+test("Web Locks: one sender at a time; a background pass finding the lock taken is busy", async () => {
+  const held = new Set();
+  const locks = {
+    async request(name, opts, cb) {
+      if (held.has(name) && opts.ifAvailable) return cb(null);
+      while (held.has(name)) await new Promise((r) => setTimeout(r, 1));
+      held.add(name);
+      try {
+        return await cb({ name });
+      } finally {
+        held.delete(name);
+      }
+    },
+  };
+  const had = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", { value: { locks }, configurable: true });
+  try {
+    const { server, make } = setup();
+    let inFlight = 0, overlap = 0;
+    const counting = async (...args) => {
+      inFlight++;
+      overlap = Math.max(overlap, inFlight);
+      try {
+        return await server.fetch(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    const a = make({ fetch: counting }), b = make({ fetch: counting });
+    for (let i = 0; i < 600; i++) await a.track("e", { i }, { idempotencyKey: `w${i}` });
+    const first = a.flush();
+    await new Promise((r) => setImmediate(r));
+    const busy = await b["runPass"]({ deadline: Infinity, force: false }, false);
+    assert.equal(busy.outcome, "busy");
+    const [ra, rb] = await Promise.all([first, b.flush()]);
+    assert.equal(ra.accepted + rb.accepted, 600);
+    assert.equal(overlap, 1, "never two senders at once");
+    assert.equal(server.sentKeys().length, 600);
+  } finally {
+    if (had) Object.defineProperty(globalThis, "navigator", had);
+    else delete globalThis.navigator;
+  }
+});
