@@ -273,7 +273,8 @@ export class Client {
         if (a.config) this.config = a.config;
         this.etag = a.etag;
         this.configSource = a.config ? "server" : "server-cached";
-        if (a.config || this.configSource !== before as unknown) await (await this.storeP).setMeta("config", { config: this.config, etag: this.etag });
+        // Persisted with its ETag: a restart without network uses it, and revalidates it when online.
+        await (await this.storeP).setMeta("config", { config: this.config, etag: this.etag });
         this.configChanged(before);
       } catch (e) {
         if (e instanceof ServerError && e.retryAfter) this.notBefore = Math.max(this.notBefore, now + e.retryAfter * 1000);
