@@ -286,6 +286,13 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     assert counters["eventsAccepted"] == 30
     assert counters["eventsDuplicate"] == 0
     wait_for(lambda: _enriched(tenant) == 30, 30, "enrichment of the offline events")
+    fates = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "Promise.all([window.client.lookup('off-7'), window.client.lookup('no/such key')])"
+        ".then(done, (e) => done(String(e)));"
+    )
+    assert fates[0]["status"] == "enriched", fates  # the lookup, signed and CORS-read too
+    assert fates[1] is None
     figures["offline"] = {
         "tracked": 30,
         "delivered": 30,
