@@ -83,3 +83,46 @@ def master_client(
         socket_connect_timeout=timeout,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def _broker_transport():
+    """kombu's Sentinel transport, with a channel that survives a broker failover.
+
+    kombu 5.7's SentinelChannel drops its pool when the connection breaks; closing the channel
+    afterwards (Celery does on a lost broker) restores unacked messages through a new pool built
+    from the already released connection, and the AttributeError that raises ("'NoneType' object
+    has no attribute 'hostname'") is an "Unrecoverable error" that stops the worker: enrichment
+    stalled after a Redis master was killed (scripts/ha_drill.py). Raised as a connection error
+    instead, Celery ignores it and reconnects through the Sentinels; the unacked messages stay
+    in Redis for the visibility timeout, and every drain is re-woken by the sweeper anyway.
+    """
+    import redis
+    from kombu.transport import redis as kombu_redis
+
+    class FailoverSafeChannel(kombu_redis.SentinelChannel):
+        def _connparams(self, asynchronous=False):
+            if self.connection.client is None:
+                raise redis.exceptions.ConnectionError("broker connection already released")
+            return super()._connparams(asynchronous=asynchronous)
+
+    class Transport(kombu_redis.SentinelTransport):
+        Channel = FailoverSafeChannel
+
+    return Transport
+
+
+SentinelTransport = None  # set by use_broker_transport()
+
+
+def use_broker_transport() -> None:
+    """Make `sentinel://` broker URLs use the failover-safe transport (settings call this).
+
+    The alias itself is replaced, not a new scheme added: kombu finds the other Sentinels by
+    their `sentinel://` scheme, and a failover to the next URL re-resolves the scheme's alias.
+    """
+    global SentinelTransport
+    from kombu import transport
+
+    if SentinelTransport is None:
+        SentinelTransport = _broker_transport()
+    transport.TRANSPORT_ALIASES["sentinel"] = "codex.sentinel:SentinelTransport"

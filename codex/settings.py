@@ -242,8 +242,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 1,
 }
 if REDIS_SENTINELS:
-    from codex.sentinel import broker_url
+    from codex.sentinel import broker_url, use_broker_transport
 
+    use_broker_transport()  # kombu's, surviving a failover (codex/sentinel.py)
     CELERY_BROKER_URL = broker_url(REDIS_URL, REDIS_SENTINELS)
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
         master_name=REDIS_SENTINEL_MASTER,

@@ -53,3 +53,21 @@ def test_the_cache_pool_asks_the_sentinels_for_the_master_with_the_url_credentia
     assert pool.connection_kwargs["db"] == 2
     sentinel = pool.sentinel_manager.sentinels[0]
     assert sentinel.connection_pool.connection_kwargs["socket_timeout"] == 0.5
+
+
+def test_a_released_sentinel_broker_channel_raises_a_connection_error_celery_ignores():
+    """kombu 5.7 raised AttributeError here (an "Unrecoverable error" that stopped the worker)."""
+    import redis
+    from kombu import Connection
+
+    from codex import sentinel
+
+    sentinel.use_broker_transport()
+    conn = Connection("sentinel://127.0.0.1:1/0", transport_options={"master_name": "codex"})
+    assert isinstance(conn.transport, sentinel.SentinelTransport)
+    channel = sentinel.SentinelTransport.Channel.__new__(sentinel.SentinelTransport.Channel)
+    channel.connection = conn.transport
+    conn.transport.client = None  # what a released connection leaves behind
+    with pytest.raises(redis.exceptions.ConnectionError):
+        channel._connparams()
+    assert redis.exceptions.ConnectionError in conn.connection_errors
