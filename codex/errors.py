@@ -3,8 +3,8 @@
 Every error the apps raise on purpose derives from DomainError: services raise it (or an app's
 subclass: TenantError, FlagValueError, ...), never an HTTP-layer exception. The edge turns it into
 the one JSON document {"error": {"code", "message", "rid"}} here, in one place, which also maps a
-database outage (OperationalError, InterfaceError) to 503 `unavailable`. Management commands turn
-it into CommandError through codex.commands.DomainCommand.
+database outage (OperationalError, InterfaceError, a write on a read-only standby) to 503
+`unavailable`. Management commands turn it into CommandError through codex.commands.DomainCommand.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, InternalError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -80,10 +80,21 @@ def domain_error(exc: BaseException) -> DomainError | None:
     """
     if isinstance(exc, DomainError):
         return exc
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, (OperationalError, InterfaceError)) or _read_only_server(exc):
         logger.warning("database unavailable", exc_info=exc)
         return Unavailable()
     return None
+
+
+def _read_only_server(exc: BaseException) -> bool:
+    """A write reached a server that is (still, or again) a standby: a failover under way.
+
+    Patroni restarts a crashed primary read-only before it promotes it, and a demoted primary
+    keeps its sessions until the proxy cuts them; a write there fails with SQLSTATE 25006
+    (read_only_sql_transaction), which is a retryable 503, not a 500 (docs/ha.md).
+    """
+    cause = exc.__cause__ if isinstance(exc, InternalError) else None
+    return getattr(cause, "sqlstate", None) == "25006"
 
 
 # DRF's own exceptions mapped to our stable codes.

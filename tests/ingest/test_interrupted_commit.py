@@ -108,3 +108,22 @@ def test_a_connection_killed_during_commit_answers_503_and_the_retry_stores_one_
     finally:
         with owner_connect(autocommit=True) as conn:
             conn.execute(_UNPAUSE_SQL)
+
+
+def test_a_write_on_a_read_only_server_answers_503_not_500(transactional_db, signed):
+    """A restarted or demoted primary is a standby for a moment: the write is retried later."""
+    from urllib.parse import quote
+
+    read_only = database_url()
+    read_only += (
+        ("&" if "?" in read_only else "?")
+        + "options="
+        + quote("-c default_transaction_read_only=on")
+    )
+    doc = make_event("read-only-1")
+    with gunicorn_server({"DATABASE_URL": read_only}) as (url, _proc):
+        response = _post(url, signed.key, doc)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "unavailable"
+    assert int(response.headers["Retry-After"]) > 0
+    assert _rows("read-only-1") == 0
