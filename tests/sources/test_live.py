@@ -35,7 +35,15 @@ async def _flood(url: str, deliveries: list[tuple[bytes, dict]]) -> list[tuple[i
         async def one(body: bytes, headers: dict) -> tuple[int, float, dict]:
             async with semaphore:
                 started = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
+                for attempt in range(3):
+                    try:
+                        response = await client.post(url, content=body, headers=headers)
+                        break
+                    except (httpx.ReadError, httpx.RemoteProtocolError):
+                        # gunicorn closed an idle keep-alive connection as the pool reused it;
+                        # the platform retries a delivery that got no answer (it is idempotent).
+                        if attempt == 2:
+                            raise
                 return response.status_code, time.perf_counter() - started, response
 
         return await asyncio.gather(*(one(b, h) for b, h in deliveries))
