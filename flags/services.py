@@ -28,8 +28,10 @@ from flags.selectors import (
 )
 from flags.tasks import cache_delete
 from tenants.audit import audit_record
+from tenants.errors import TenantOffboarded
 from tenants.models import Tenant
 from tenants.scope import system_scope
+from tenants.services.offboarding import tenant_require_not_offboarded
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +163,10 @@ def _tenant_flags_write(
     """Write one tenant's overrides (serialised per tenant); the changes, with effective values."""
     if not Tenant.objects.filter(id=tid).exists():
         raise FlagValueError("tenant", f"no tenant with id {tid}")
+    try:  # an offboarded tenant keeps only its tombstone and audit rows (docs/lifecycle.md)
+        tenant_require_not_offboarded(tenant_id=tid)
+    except TenantOffboarded as exc:
+        raise FlagValueError("tenant", exc.message) from exc
     _lock(str(tid))
     inherited = {key: spec.default for key, spec in specs().items()}
     inherited.update(stored_layers(tenant_id=None)[0])

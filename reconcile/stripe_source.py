@@ -193,6 +193,8 @@ def _repair(*, tenant_id, source: WebhookSource, docs: dict, result: SourceDay) 
         except DeliveryInvalid as exc:
             result.unrepairable[event_id] = str(exc)
     for begin in range(0, len(items), REPAIR_BATCH):
+        # Again before each write: the listing at Stripe may have outlasted an offboarding start.
+        _tenant_active_check(tenant_id)
         outcome = events_ingest(
             tenant_id=tenant_id, key_id=source.source_id, items=items[begin : begin + REPAIR_BATCH]
         )

@@ -234,6 +234,9 @@ def authenticate(request: HttpRequest, *, v1_allowed: V1Policy | None = None) ->
             "timestamp_out_of_tolerance",
             f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
         )
+    # The whole body before the key lookup: a client trickling its body cannot hold a
+    # looked-up key past a revocation or the offboarding fence (docs/lifecycle.md).
+    request.body  # noqa: B018 - read for its effect
     try:
         key = signing_key_resolve_cached(key_id)
     except SecretUndecryptable as exc:  # logged with the key id by the resolver

@@ -20,6 +20,7 @@ from psycopg import sql
 
 # What a managed provider's master user has, and nothing more.
 OWNER_ATTRIBUTES = "LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB CREATEROLE NOREPLICATION"
+SYSTEM_DATABASES = frozenset({"postgres", "template0", "template1"})
 
 
 def managed_owner_ensure(
@@ -38,6 +39,14 @@ def managed_owner_ensure(
     it created the role. `adopt` names further databases whose objects the owner takes over (a
     checkout whose database the superuser created before this existed).
     """
+    if database in SYSTEM_DATABASES or any(name in SYSTEM_DATABASES for name in adopt):
+        raise ValueError(f"refusing to hand a system database to {owner!r}")
+    superuser = admin.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = %s", [owner]
+    ).fetchone()
+    if owner == admin.info.user or (superuser and superuser[0]):
+        # Reshaping would demote an administrator's own login: name a new owner instead.
+        raise ValueError(f"refusing to reshape {owner!r}: it is the administrator or a superuser")
     role = sql.Identifier(owner)
     secret = sql.SQL(" PASSWORD {}").format(sql.Literal(password)) if password else sql.SQL("")
     exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [owner]).fetchone()
@@ -137,13 +146,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--app-role", default="codex_app")
     args = parser.parse_args(argv)
     with psycopg.connect(args.admin_url, autocommit=True, connect_timeout=10) as admin:
-        managed_owner_ensure(
-            admin,
-            owner=args.owner,
-            database=args.database,
-            password=args.password,
-            app_role=args.app_role,
-        )
+        try:
+            managed_owner_ensure(
+                admin,
+                owner=args.owner,
+                database=args.database,
+                password=args.password,
+                app_role=args.app_role,
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
     print(
         owner_url(args.admin_url, owner=args.owner, password=args.password, database=args.database)
     )

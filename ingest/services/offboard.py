@@ -76,6 +76,15 @@ def _access_revoke(tenant: Tenant, report: Offboarding, *, actor: str, user) -> 
     This process refuses the tenant at once; the others within the key cache's TTL (the fence).
     """
     tenant_suspend(tenant=tenant, actor=actor, user=user)
+    _credentials_revoke(tenant, report, actor=actor, user=user)
+
+
+def _credentials_revoke(tenant: Tenant, report: Offboarding, *, actor: str, user) -> None:
+    """Every key revoked, every source off, their secrets wiped.
+
+    Run again after the fence: a key or source created while the suspension was reaching the
+    other processes goes too.
+    """
     with tenant_scope(tenant.id):
         keys = list(
             SigningKey.objects.filter(tenant_id=tenant.id).exclude(status=SigningKey.Status.REVOKED)
@@ -86,7 +95,7 @@ def _access_revoke(tenant: Tenant, report: Offboarding, *, actor: str, user) -> 
         if source.enabled:
             source_set_enabled(source_id=source.source_id, enabled=False, actor=actor, user=user)
             report.sources_disabled += 1
-    report.secrets_wiped = tenant_secrets_wipe(tenant_id=tenant.id)
+    report.secrets_wiped += tenant_secrets_wipe(tenant_id=tenant.id)
 
 
 def _rows_delete(tenant_id: str, *, limit: int, progress) -> None:
@@ -133,6 +142,7 @@ def tenant_offboard(
     _rows_delete(tid, limit=limit, progress=progress)
     first = sum(report.deleted.values())
     time.sleep(max(0.0, fence - time.monotonic()))
+    _credentials_revoke(tenant, report, actor=actor, user=user)
     _rows_delete(tid, limit=limit, progress=progress)
     report.late = sum(report.deleted.values()) - first
     deleted_count("offboard", report.deleted)

@@ -77,6 +77,9 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
                 headers={"Allow": "POST"},
             )
         address = client_address(request)  # behind CODEX_TRUSTED_PROXIES: the client's own
+        # The whole body before the source lookup: a client trickling its body cannot hold a
+        # looked-up (then offboarded) source past the offboarding fence (docs/lifecycle.md).
+        body = request.body
         # Before the lookup: a flood of unverified deliveries spends no lookup or decrypt.
         guard.unverified_check(source_id=source_id, address=address)
         try:
@@ -86,7 +89,6 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
                 guard.unverified_count(source_id=source_id, address=address)
             raise
         context.bind_tenant(source.tenant_id)
-        body = request.body
         headers = _headers(request)
         try:
             services.delivery_verify(source=source, body=body, headers=headers)

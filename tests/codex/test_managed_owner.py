@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 
 from codex.db import bootstrap
@@ -36,3 +37,15 @@ def test_forced_rls_hides_every_row_from_the_owner_outside_a_scope(
         assert owner.execute("SELECT count(*) FROM tenants_tenant").fetchone()[0] >= 1
         owner.execute("SET app.system_scope = ''")  # what a migration without a scope sees
         assert owner.execute("SELECT count(*) FROM tenants_tenant").fetchone()[0] == 0
+
+
+def test_bootstrap_refuses_to_reshape_the_administrator_or_hand_over_a_system_database(db):
+    with owner_connect(autocommit=True) as admin:
+        me = admin.info.user
+        with pytest.raises(ValueError, match="refusing to reshape"):
+            bootstrap.managed_owner_ensure(admin, owner=me, database="codex_never_made")
+        with pytest.raises(ValueError, match="system database"):
+            bootstrap.managed_owner_ensure(admin, owner="codex_never_made", database="postgres")
+        assert admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'codex_never_made'"
+        ).fetchone() == (0,)

@@ -138,3 +138,15 @@ def test_admin_source_add_and_enable_answer_the_state_not_a_500(gone, superuser_
     with system_scope("test"):
         assert WebhookSource.objects.filter(tenant=gone).count() == 1
     assert not _source(gone).enabled
+
+
+def test_no_flag_override_is_written_for_an_offboarded_tenant(gone):
+    from flags.models import TenantFlag
+    from flags.registry import FlagValueError
+    from flags.services import flag_update
+
+    with pytest.raises(FlagValueError, match="is offboarded: offboarding is final"):
+        flag_update(tenant_id=gone.id, values={"syncEnabled": False}, actor="test", via="cli")
+    assert "offboarded" in _command_error("flags", "set", "--tenant", "gone", "syncEnabled=false")
+    with system_scope("test"):
+        assert not TenantFlag.objects.filter(tenant_id=gone.id).exists()
