@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from codex.errors import DomainError, Unavailable
 from flags.selectors import effective_flags_cached
@@ -146,6 +148,44 @@ def delivery_refused_record(
             )
         ],
     )
+
+
+# A stored Shopify body is remembered this long (its key is the body's digest): a replay of a
+# captured body is answered `duplicate` before the source's rate limit, so replays spend none of
+# the budget the platform's real deliveries need.
+SEEN_TTL_S = 24 * 3600
+
+
+def _seen_key(source: ResolvedSource, body: bytes) -> str | None:
+    if source.kind != "shopify":
+        return None  # Stripe and Standard bodies carry their own time: their signatures expire
+    return f"src:seen:{shapes.shopify_key(source_id=source.source_id, body=body)}"
+
+
+def delivery_seen(*, source: ResolvedSource, body: bytes) -> Delivery | None:
+    """The earlier answer for a Shopify body stored before (None: not known, or Redis down)."""
+    key = _seen_key(source, body)
+    if key is None:
+        return None
+    try:
+        event_id = cache.get(key)
+    except (RedisError, OSError):
+        return None  # the ledger's idempotency still answers duplicate
+    if event_id is None:
+        return None
+    _counts.note(source, accepted=False)
+    return Delivery("duplicate", int(event_id), key.removeprefix("src:seen:"))
+
+
+def delivery_seen_mark(*, source: ResolvedSource, body: bytes, delivery: Delivery) -> None:
+    """Remember a stored Shopify body (best effort)."""
+    key = _seen_key(source, body)
+    if key is None or delivery.event_id is None:
+        return
+    try:
+        cache.set(key, delivery.event_id, timeout=SEEN_TTL_S)
+    except (RedisError, OSError):
+        logger.warning("could not remember a stored delivery", extra={"source": source.source_id})
 
 
 def delivery_store(*, source: ResolvedSource, item) -> Delivery:

@@ -101,13 +101,18 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
             ).inc()
             guard.unverified_count(source_id=source_id, address=address)
             raise
-        services.delivery_rate_limit(source=source)
-        try:
-            item = services.delivery_event(source=source, body=body, headers=headers)
-        except DomainError as exc:  # correctly signed, refused for its content: leave a trace
-            services.delivery_refused_record(source=source, body=body, headers=headers, error=exc)
-            raise
-        delivery = services.delivery_store(source=source, item=item)
+        delivery = services.delivery_seen(source=source, body=body)
+        if delivery is None:
+            services.delivery_rate_limit(source=source)
+            try:
+                item = services.delivery_event(source=source, body=body, headers=headers)
+            except DomainError as exc:  # correctly signed, refused for its content: a trace
+                services.delivery_refused_record(
+                    source=source, body=body, headers=headers, error=exc
+                )
+                raise
+            delivery = services.delivery_store(source=source, item=item)
+            services.delivery_seen_mark(source=source, body=body, delivery=delivery)
         outcome = delivery.status
         response = HttpResponse(
             orjson.dumps({"status": delivery.status, "id": delivery.event_id}),

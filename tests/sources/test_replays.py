@@ -105,3 +105,24 @@ def test_two_standard_sources_of_one_tenant_keep_their_own_webhook_ids(sources, 
     # Within one source, a webhook-id is still stored once.
     again = deliver(sender_b, body_b, standard_headers(STANDARD_SECRET, body_b, "msg_1"))
     assert again.json() == {"status": "duplicate", "id": b.json()["id"]}
+
+
+def test_replays_of_a_captured_body_spend_none_of_the_sources_rate_limit(sources, deliver):
+    from flags.services import flag_update
+
+    flag_update(
+        tenant_id=sources.tenant.id, values={"sourceRatePerSec": 5}, actor="test", via="cli"
+    )
+    body = encode(shopify_order(id=77))
+    first = deliver(sources.shopify, body, shopify_headers(SHOPIFY_SECRET, body))
+    assert first.json()["status"] == "accepted"
+    for n in range(40):  # one captured body, replayed far past 5 a second
+        headers = shopify_headers(SHOPIFY_SECRET, body, **{"X-Shopify-Event-Id": f"r{n}"})
+        replay = deliver(sources.shopify, body, headers)
+        assert replay.json() == {"status": "duplicate", "id": first.json()["id"]}
+    # The platform's next real delivery still gets in.
+    fresh = encode(shopify_order(id=78))
+    answer = deliver(sources.shopify, fresh, shopify_headers(SHOPIFY_SECRET, fresh))
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["status"] == "accepted"
+    assert len(_events(sources.tenant)) == 2
