@@ -1,13 +1,16 @@
-"""Admin login throttle: per client address and per username, counted atomically in Redis.
+"""Admin login throttle: per client address, per username there and per username, in Redis.
 
-Every login POST first takes one attempt from two counters in one Lua call: its client address's
-(codex.http.client_address: behind CODEX_TRUSTED_PROXIES, the address the proxy saw, so operators
-behind one TLS proxy no longer share a count; an IPv6 client's /64) and its username's
-(case-folded). The check is on the incremented values, so concurrent guesses cannot all pass a
-check before any of them is counted. Over either limit (LIMIT attempts in WINDOW_S), the attempt
-is handed back and refused with 429 on the admin's own login page, before any password is
-checked. A successful login hands its attempt back too: successes neither count nor reset anyone's
-failures. Redis errors fail open with a warning; the password check stays.
+Every login POST first takes one attempt from three counters in one Lua call: its client
+address's (codex.http.client_address: behind CODEX_TRUSTED_PROXIES, the address the proxy saw,
+so operators behind one TLS proxy no longer share a count; an IPv6 client's /64), its username's
+from that address (case-folded) and its username's from anywhere. The first two allow LIMIT
+attempts in WINDOW_S; the username's own count allows USERNAME_LIMIT, so a distributed guesser
+is bounded while a stranger's few bad passwords cannot lock an operator out of the login page.
+The check is on the incremented values, so concurrent guesses cannot all pass a check before any
+of them is counted. Over any limit, the attempt is handed back and refused with 429 on the
+admin's own login page, before any password is checked. A successful login hands its attempt
+back too: successes neither count nor reset anyone's failures. Redis errors fail open with a
+warning; the password check stays.
 """
 
 from __future__ import annotations
@@ -28,24 +31,27 @@ from codex.cache import redis_client
 from codex.http import client_address
 
 logger = logging.getLogger(__name__)
-LIMIT = 5  # login attempts that may fail per client address, and per username, in a window
+LIMIT = 5  # login attempts that may fail per client address, and per username there
+USERNAME_LIMIT = 50  # per username from every address together (a distributed guesser)
 WINDOW_S = 300  # a fixed window from the first attempt
 
-# KEYS: the address and the username counter; ARGV: the limit, the window. Returns {over, ttl}:
-# over is 0 when the attempt may go ahead (it is then counted), else 1 (address), 2 (username)
-# or 3 (both) with the seconds left of the longer window; a refused attempt is handed back.
+# KEYS: the address, the username-at-address and the username counters; ARGV: the window, then
+# each key's limit. Returns {over, ttl}: over is 0 when the attempt may go ahead (it is then
+# counted), else a bit per counter over its limit (1 address, 2 username there, 4 username) with
+# the seconds left of the longest window; a refused attempt is handed back.
 _TAKE_LUA = """
 local counts = {}
 for i, key in ipairs(KEYS) do
   counts[i] = redis.call('INCR', key)
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[1]) end
 end
-local over, ttl = 0, 0
+local over, ttl, bit = 0, 0, 1
 for i, key in ipairs(KEYS) do
-  if counts[i] > tonumber(ARGV[1]) then
-    over = over + i
+  if counts[i] > tonumber(ARGV[i + 1]) then
+    over = over + bit
     ttl = math.max(ttl, redis.call('TTL', key))
   end
+  bit = bit * 2
 end
 if over > 0 then
   for _, key in ipairs(KEYS) do redis.call('DECR', key) end
@@ -62,7 +68,12 @@ end
 return 0
 """
 _scripts: dict[tuple[int, str], object] = {}
-_OVER = {1: "from this address", 2: "for this username", 3: "from this address and username"}
+# What a refusal names, the broadest count first (over: a bit per counter over its limit).
+_OVER = (
+    (4, "for this username"),
+    (1, "from this address"),
+    (2, "for this username from this address"),
+)
 
 
 def username_key(username: str) -> str:
@@ -85,10 +96,17 @@ def address_key(address: str) -> str:
 
 
 def _counter_keys(request) -> list[str]:
+    address = address_key(client_address(request))
+    user = username_key(request.POST.get("username", ""))
     return [
-        cache.make_key(f"admin-login:addr:{address_key(client_address(request))}"),
-        cache.make_key(f"admin-login:user:{username_key(request.POST.get('username', ''))}"),
+        cache.make_key(f"admin-login:addr:{address}"),
+        cache.make_key(f"admin-login:user-at:{user}:{address}"),
+        cache.make_key(f"admin-login:user:{user}"),
     ]
+
+
+def _over_text(over: int) -> str:
+    return next(text for bit, text in _OVER if over & bit)
 
 
 def _checks_a_password(request) -> bool:
@@ -122,12 +140,12 @@ class _RefusedForm(AdminAuthenticationForm):
 def _refused(request, extra_context, *, over: int, retry_after: int):
     minutes = max(1, math.ceil(retry_after / 60))
     message = (
-        f"Too many failed logins {_OVER[over]}. "
+        f"Too many failed logins {_over_text(over)}. "
         f"Try again in {minutes} minute{'' if minutes == 1 else 's'}."
     )
     logger.warning(
         "admin login refused: too many failed logins",
-        extra={"clientAddress": client_address(request), "limitedBy": _OVER[over]},
+        extra={"clientAddress": client_address(request), "limitedBy": _over_text(over)},
     )
     form = _RefusedForm(request, message=message, username=request.POST.get("username", ""))
     # The page as the admin renders its empty form (a GET): nothing validated, no password checked.
@@ -146,7 +164,7 @@ def throttled_login(request, extra_context=None):
         return admin.site.login(request, extra_context)
     keys = _counter_keys(request)
     try:
-        over, ttl = _run(_TAKE_LUA, keys, [LIMIT, WINDOW_S])
+        over, ttl = _run(_TAKE_LUA, keys, [WINDOW_S, LIMIT, LIMIT, USERNAME_LIMIT])
     except (RedisError, OSError) as exc:  # the throttle fails open; the password check stays
         logger.warning("admin login throttle unavailable", exc_info=exc)
         return admin.site.login(request, extra_context)

@@ -166,10 +166,10 @@ def test_operator_a_locked_out_behind_haproxy_does_not_lock_out_operator_b(stack
     assert signed_in.status_code == 302, signed_in.text[:500]
     assert op_b.http.get("/admin/").status_code == 200
 
-    # Someone trying A's username from B's address: the per-username limit holds.
+    # A's own failures elsewhere do not lock A's username out of B's address (a stranger's bad
+    # passwords cannot lock an operator out); A, moving to B's desk, logs in.
     by_name = Operator(stack["proxied"], "127.0.0.3").login(a, PASSWORD)
-    assert by_name.status_code == 429
-    assert "Too many failed logins for this username" in by_name.text
+    assert by_name.status_code == 302, by_name.text[:500]
 
     # A forged X-Forwarded-For sent through the proxy buys no fresh address: HAProxy appends
     # the real one, and that is the one counted.
