@@ -61,6 +61,7 @@ from restore_drill import (  # the peer drill's plumbing, reused as is
     DrillError,
     free_port,
     http_get,
+    result_report,
     signed,
     tail,
 )
@@ -830,16 +831,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         result["cleaned_up"] = not workdir.exists()
-    checks = result.get("checks") or {"ran": False}
-    result["passed"] = result["error"] is None and all(checks.values())
-    print(table(result), flush=True)
-    if result["error"]:
-        print(f"ha-drill: FAIL {result['error']}", file=sys.stderr)
-        for name, text in failed_logs.items():
-            print(f"--- {name} (tail) ---\n{text}", file=sys.stderr)
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return code or (0 if result["passed"] else 1)
+    passed = result_report(
+        result, render=table, name="ha-drill", failed_logs=failed_logs, out=args.out
+    )
+    return code or (0 if passed else 1)
 
 
 if __name__ == "__main__":

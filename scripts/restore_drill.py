@@ -817,16 +817,24 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         result["cleaned_up"] = not workdir.exists()
+    passed = result_report(
+        result, render=table, name="drill", failed_logs=failed_logs, out=args.out
+    )
+    return code or (0 if passed else 1)
+
+
+def result_report(result: dict, *, render, name: str, failed_logs: dict, out) -> bool:
+    """Print a drill's table, its failure and failed logs' tails, write `out`; True if passed."""
     checks = result.get("checks") or {"ran": False}
     result["passed"] = result["error"] is None and all(checks.values())
-    print(table(result), flush=True)
+    print(render(result), flush=True)
     if result["error"]:
-        print(f"drill: FAIL {result['error']}", file=sys.stderr)
-    for name, text in failed_logs.items():
-        print(f"--- {name} (tail) ---\n{text}", file=sys.stderr)
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
-    return code or (0 if result["passed"] else 1)
+        print(f"{name}: FAIL {result['error']}", file=sys.stderr)
+    for log, text in failed_logs.items():
+        print(f"--- {log} (tail) ---\n{text}", file=sys.stderr)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result["passed"]
 
 
 if __name__ == "__main__":
