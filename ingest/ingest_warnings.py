@@ -57,6 +57,11 @@ def truncate_utf8(text: str, limit: int = MAX_ITEM_BYTES) -> str:
     return data[:limit].decode("utf-8", "ignore")
 
 
+def body_text(body: bytes) -> str:
+    """A refused request body as text, no longer than storing keeps (a few bytes spare)."""
+    return body[: MAX_ITEM_BYTES + 4].decode("utf-8", "replace")
+
+
 def item_text(raw: object) -> str:
     """A refused JSON item as compact text (anything JSON can hold)."""
     try:

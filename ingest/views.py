@@ -68,7 +68,7 @@ def _warn_request(request: HttpRequest, key: ResolvedKey, error: DomainError) ->
             ingest_warnings.WarningEntry(
                 code=error.code,
                 message=error.message,
-                item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
+                item=ingest_warnings.body_text(body),
                 subject_id=_body_subject(body),
             )
         ],

@@ -8,9 +8,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 _seq = itertools.count(1)
@@ -151,3 +154,50 @@ def staff_client(*perms: str):
     client = Client()
     client.force_login(user)
     return client
+
+
+# --- real browser ----------------------------------------------------------------------------
+
+
+@contextmanager
+def chromium(*extra_args: str):
+    """Headless Chromium through chromedriver (Debian's), in a throwaway profile; skips loudly.
+
+    `make test` installs both (scripts/ensure_browser.sh); elsewhere the test skips with a message.
+    """
+    import pytest
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
+        None,
+    )
+    driver_path = shutil.which("chromedriver")
+    if not binary or not driver_path:
+        pytest.skip(
+            "REAL-BROWSER TEST SKIPPED: chromium and/or chromedriver not found on PATH. "
+            "Run scripts/ensure_browser.sh as root (apt-get install chromium chromium-driver)."
+        )
+    profile = tempfile.mkdtemp(prefix="codex-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        *extra_args,
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

@@ -143,7 +143,7 @@ def delivery_refused_record(
             ingest_warnings.WarningEntry(
                 code=error.code,
                 message=error.message,
-                item=body[: ingest_warnings.MAX_ITEM_BYTES + 4].decode("utf-8", "replace"),
+                item=ingest_warnings.body_text(body),
                 idempotency_key=_refused_key(source, body, headers),
             )
         ],

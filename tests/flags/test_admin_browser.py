@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from flags.selectors import flags_explain
+from tests.helpers import chromium
 
 pytestmark = pytest.mark.browser
 
@@ -17,49 +16,11 @@ ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
 WAIT_S = 15
 
 
-def _browser_paths() -> tuple[str, str]:
-    browser = next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
-        None,
-    )
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.skip(
-            "REAL-BROWSER TEST SKIPPED: chromium and/or chromedriver not found on PATH. "
-            "Run scripts/ensure_browser.sh as root (apt-get install chromium chromium-driver)."
-        )
-    return browser, driver
-
-
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _browser_paths()
-    profile = tempfile.mkdtemp(prefix="codex-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.implicitly_wait(0)
-    try:
+    with chromium("--window-size=1400,1000") as driver:
+        driver.implicitly_wait(0)
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_admin_pauses_a_tenants_sync_and_shows_it_in_history(

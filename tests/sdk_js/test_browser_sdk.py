@@ -29,7 +29,7 @@ from django.conf import settings
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
 from tests.dbutil import database_url
-from tests.helpers import encode, make_event, set_flags
+from tests.helpers import chromium, encode, make_event, set_flags
 from tests.netutil import free_port
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -89,45 +89,14 @@ def page_server():
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary = next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p),
-        None,
-    )
-    driver_path = shutil.which("chromedriver")
-    if not binary or not driver_path:
-        pytest.skip(
-            "REAL-BROWSER TEST SKIPPED: chromium and/or chromedriver not found on PATH. "
-            "Run scripts/ensure_browser.sh as root (apt-get install chromium chromium-driver)."
-        )
-    profile = tempfile.mkdtemp(prefix="codex-chromium-sdk-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+    with chromium(
         # Background tabs keep their timers: every tab's SDK stays live while another has focus.
         "--disable-background-timer-throttling",
         "--disable-renderer-backgrounding",
         "--disable-backgrounding-occluded-windows",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_script_timeout(30)
-    try:
+    ) as driver:
+        driver.set_script_timeout(30)
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture
