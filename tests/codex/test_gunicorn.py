@@ -46,5 +46,5 @@ def _drain_on_sigterm(black_hole: int) -> None:
     assert response.json()["checks"]["redis"] != "ok"
     assert result["elapsed"] > 0.5  # it really was in flight across the signal
     assert exit_code == 0
-    with pytest.raises(httpx.TransportError):
+    with pytest.raises(httpx.ConnectError, match="Connection refused"):
         httpx.get(f"{base}/healthz", timeout=1)

@@ -68,6 +68,6 @@ def test_a_released_sentinel_broker_channel_raises_a_connection_error_celery_ign
     channel = sentinel.SentinelTransport.Channel.__new__(sentinel.SentinelTransport.Channel)
     channel.connection = conn.transport
     conn.transport.client = None  # what a released connection leaves behind
-    with pytest.raises(redis.exceptions.ConnectionError):
+    with pytest.raises(redis.exceptions.ConnectionError, match="already released"):
         channel._connparams()
     assert redis.exceptions.ConnectionError in conn.connection_errors

@@ -94,7 +94,7 @@ def test_an_exception_escaping_the_chain_is_counted_as_5xx():
         raise RuntimeError("escaped")
 
     before = _counts()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="escaped"):
         RequestContextMiddleware(escapes)(RequestFactory().get("/v1/events"))
     assert _delta(before) == {"5xx": 1}
 

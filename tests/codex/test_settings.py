@@ -75,7 +75,7 @@ def test_database_url_parses_host_port_and_socket_forms():
     sock = envreader.database_config("postgresql://postgres@/codex?host=/tmp/pg")
     assert sock["HOST"] == "/tmp/pg"
     assert sock["NAME"] == "codex"
-    with pytest.raises(ImproperlyConfigured):
+    with pytest.raises(ImproperlyConfigured, match="must be a postgres:// URL"):
         envreader.database_config("mysql://x@y/z")
 
 

@@ -70,5 +70,5 @@ def test_invalid_input_is_a_clear_command_error(db, args, message):
 
 
 def test_set_needs_tenant_or_global(db):
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="one of the arguments --tenant --global is required"):
         run("set", "retryCap=1")

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 )
 def test_flag_update_refuses_out_of_bounds_or_mistyped_values(tenant_factory, key, value):
     tenant = tenant_factory()
-    with pytest.raises(FlagValueError) as info:
+    with pytest.raises(FlagValueError, match=f"^{key}: ") as info:
         flag_update(tenant_id=tenant.id, values={key: value}, actor="t", via="cli")
     assert info.value.key == key
     with system_scope("test"):
@@ -226,7 +226,7 @@ def test_provision_tenant_needs_no_rows_and_validates(tenant_factory):
     assert flags_provision_tenant(tenant_id=tenant.id, actor="provision") == []
     with system_scope("test"):
         assert not TenantFlag.objects.exists()
-    with pytest.raises(FlagValueError):
+    with pytest.raises(FlagValueError, match="no tenant with id"):
         flags_provision_tenant(tenant_id="00000000-0000-0000-0000-000000000002", actor="p")
 
 
@@ -238,7 +238,7 @@ def test_provision_tenant_applies_initial_overrides_with_history(tenant_factory)
     assert len(changes) == 1
     with system_scope("test"):
         assert FlagChange.objects.get().via == "provision"
-    with pytest.raises(FlagValueError):
+    with pytest.raises(FlagValueError, match="retryCap: must be an integer from 0 to 10"):
         flags_provision_tenant(tenant_id=tenant.id, actor="p", overrides={"retryCap": 50})
 
 

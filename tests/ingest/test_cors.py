@@ -165,9 +165,10 @@ def test_allowed_origins_parse_normalise_and_refuse_junk(signed, capsys):
     ]
     assert spec.parse("") == []
     for junk in ("ftp://x.example", "https://x.example/path", "x.example", "*"):
-        with pytest.raises(FlagValueError):
+        with pytest.raises(FlagValueError, match="is not an origin") as caught:
             spec.parse(junk)
-    with pytest.raises(FlagValueError):
+        assert caught.value.code == "invalid_flag"
+    with pytest.raises(FlagValueError, match="up to 20 origins") as caught:
         spec.validate(["https://a.example"] * 21)
     call_command(
         "flags",

@@ -98,7 +98,7 @@ def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it
     assert _enriched(tenant, bad_id) == []
 
     # Still failing: replay leaves it open, counts the attempt, and audits.
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="failed again; they stay open"):
         call_command("replay_dlq", "--tenant", tenant.slug)
     [entry] = _dead_letters(tenant)
     assert entry.resolved_at is None

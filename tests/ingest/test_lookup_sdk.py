@@ -85,7 +85,7 @@ def test_lookup_with_a_revoked_key_raises_the_servers_401(device):
     with tenant_scope(tenant.id):
         row = SigningKey.objects.get(tenant_id=tenant.id, key_id=key.key_id)
     signing_key_revoke(key=row, actor="test")
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(ServerError, match="HTTP 401") as caught:
         client.lookup("anything")
     assert caught.value.status == 401
 

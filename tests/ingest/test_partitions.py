@@ -155,7 +155,7 @@ def test_the_app_role_reaches_a_partition_directly_only_through_its_policy(
 
 def test_the_app_role_cannot_create_or_drop_partitions(db, restricted_cursor):
     assert_restricted_role(restricted_cursor)
-    with pytest.raises(DatabaseError), transaction.atomic():
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
         restricted_cursor.execute(
             "CREATE TABLE zz_sneaky PARTITION OF ingest_event FOR VALUES FROM "
             "('2040-01-01') TO ('2040-02-01')"

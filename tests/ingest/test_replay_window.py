@@ -66,5 +66,5 @@ def test_replay_window_combines_with_tenant_and_refuses_nonsense(tenant_factory)
         call_command("replay_dlq", "--since", since, "--until", since)
     with pytest.raises(CommandError, match="--all"):
         call_command("replay_dlq", "--all", "--since", since)
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="--since: invalid moment_parse value"):
         call_command("replay_dlq", "--since", "yesterday-ish")

@@ -218,10 +218,17 @@ def test_without_a_prometheus_url_it_says_what_to_set(settings):
         slo_report()
 
 
-@pytest.mark.parametrize("bad", [["--days", "0"], ["--days", "31"], ["--end", "yesterdayish"]])
-def test_bad_arguments_are_refused(settings, bad):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--days", "0"], "--days must be between 1 and"),
+        (["--days", "31"], "--days must be between 1 and"),
+        (["--end", "yesterdayish"], "--end must be now, today"),
+    ],
+)
+def test_bad_arguments_are_refused(settings, bad, message):
     settings.PROMETHEUS_URL = "http://127.0.0.1:9"
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match=message):
         slo_report(*bad)
 
 

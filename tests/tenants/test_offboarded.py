@@ -47,7 +47,7 @@ def _status(slug: str) -> str:
 
 
 def _command_error(*args: str) -> str:
-    with pytest.raises(CommandError) as caught:
+    with pytest.raises(CommandError, match=r"(?i)offboarded") as caught:
         call_command(*args, stdout=io.StringIO(), stderr=io.StringIO())
     return str(caught.value)
 
