@@ -25,8 +25,10 @@ class FlagsConfig(AppConfig):
     name = "flags"
 
     def ready(self):
-        """Create missing global flag rows after every migrate; set up flags of new tenants."""
+        """Global flag rows after every migrate, new tenants' flags, flags' deletion entries."""
+        from flags import deletions
         from tenants.signals import tenant_provisioned
 
+        deletions.register()
         post_migrate.connect(_ensure_global_rows, sender=self)
         tenant_provisioned.connect(_tenant_provisioned, dispatch_uid="flags.tenant_provisioned")

@@ -90,3 +90,34 @@ def events_unenriched_by_tenant(
     with system_scope("sweeper"), connection.cursor() as cursor:
         cursor.execute(_SWEEP_SQL, [cutoff, limit])
         return {str(tenant_id): count for tenant_id, count in cursor.fetchall()}
+
+
+# Only tenants with something to show. Open entries are read by the partial open index; the
+# inflow since `since` and the warnings by their (tenant_id, time) indexes.
+_TENANT_TROUBLE_SQL = """
+SELECT * FROM (
+    SELECT t.id, t.slug,
+           (SELECT count(*) FROM ingest_deadletter d
+             WHERE d.tenant_id = t.id AND d.resolved_at IS NULL) AS open_dead_letters,
+           (SELECT count(*) FROM ingest_deadletter d
+             WHERE d.tenant_id = t.id AND d.last_failed_at >= %(since)s) AS dlq_inflow,
+           (SELECT count(*) FROM ingest_ingestwarning w
+             WHERE w.tenant_id = t.id AND w.created_at >= %(since)s) AS warnings
+    FROM tenants_tenant t
+) s
+WHERE open_dead_letters > 0 OR dlq_inflow > 0 OR warnings > 0
+ORDER BY dlq_inflow DESC, open_dead_letters DESC, warnings DESC, slug
+"""
+
+
+def tenants_in_trouble(
+    *, since: datetime, reason: str
+) -> list[tuple[uuid.UUID, str, int, int, int]]:
+    """Tenants with open dead letters, or dead letters or ingestion warnings since `since`.
+
+    Rows (tenant id, slug, open dead letters, dead letters since, warnings since), the largest
+    inflow first. Cross-tenant, in a system scope named `reason` (reconcile's Health card).
+    """
+    with system_scope(reason), connection.cursor() as cursor:
+        cursor.execute(_TENANT_TROUBLE_SQL, {"since": since})
+        return cursor.fetchall()

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from django.conf import settings
 
-from ingest.services.purge import BATCH, deleted_count, events_delete, rows_delete
+from ingest.services.purge import BATCH, deleted_count, rows_delete
 from tenants.audit import audit_record
+from tenants.deletions import Subject, subject_rows_delete
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class Erasure:
     dead_letters: int
     warnings: int = 0
 
+
+# The tables an erasure reports (audit row, metric, result), zeros included.
+_COUNTED = ("ingest_event", "events_enriched", "ingest_deadletter", "ingest_ingestwarning")
 
 # A warning is the subject's when its own subject_id column says so (the refused item carried
 # it) or when its stored text names the subject: as a JSON string in the usual spellings, or, for
@@ -82,36 +86,34 @@ def events_erase(
     before: datetime | None = None,
     actor: str,
     user=None,
-    limit: int = BATCH,
+    limit: int | None = None,
 ) -> Erasure:
     """Remove a subject's events, all derived rows and its ingestion warnings.
 
     With `before`: only events received and warnings created before it. The events'
     idempotency keys stay, marked erased (no event data), so a resend of an erased event is
     answered duplicate and not stored again. Audited with counts and a keyed digest of the
-    subject id, never the id or the data.
+    subject id, never the id or the data. `limit`: rows per statement (default: each
+    registered table's batch).
     """
     if not isinstance(subject_id, str) or not 1 <= len(subject_id) <= 255:
         raise ValueError("subject id: 1 to 255 characters")
     tid = str(uuid.UUID(str(tenant_id)))
-    where = "AND subject_id = %(subject)s"
-    params: dict = {"subject": subject_id}
-    if before is not None:
-        where += " AND received_at < %(before)s"
-        params["before"] = before
-    events, enriched, letters = events_delete(
-        tenant_id=tid, where=where, params=params, erase=True, limit=limit
+    deleted = {table: 0 for table in _COUNTED}
+
+    def progress(table: str, n: int) -> None:
+        deleted[table] = deleted.get(table, 0) + n
+
+    # Every app's registered erasure, top layer first (tenants.deletions): ingest's takes the
+    # events with their enriched rows and dead letters (keys marked erased), then the warnings.
+    subject_rows_delete(
+        subject=Subject(tenant_id=tid, subject_id=subject_id, before=before),
+        progress=progress,
+        limit=limit,
     )
-    warnings = warnings_erase(tenant_id=tid, subject_id=subject_id, before=before, limit=limit)
-    deleted_count(
-        "erasure",
-        {
-            "ingest_event": events,
-            "events_enriched": enriched,
-            "ingest_deadletter": letters,
-            "ingest_ingestwarning": warnings,
-        },
-    )
+    deleted_count("erasure", deleted)
+    events, enriched = deleted["ingest_event"], deleted["events_enriched"]
+    letters, warnings = deleted["ingest_deadletter"], deleted["ingest_ingestwarning"]
     audit_record(
         actor=actor,
         user=user,

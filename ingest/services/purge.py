@@ -10,9 +10,10 @@ from __future__ import annotations
 from django.db import connection
 
 from ingest import metrics
+from tenants import deletions
 from tenants.scope import tenant_scope
 
-BATCH = 5000
+BATCH = deletions.BATCH
 
 # One batch of a tenant's ledger rows and everything hanging off them, in one statement: the
 # events matching the filter (oldest first), their enriched rows and dead letters. `{where}` is
@@ -48,17 +49,9 @@ _MARK_ERASED = """, marked AS (
     RETURNING 1
 )"""
 
-# Plain tables go by ctid; partitioned ones by their key (a ctid is only unique per partition).
-_PLAIN_DELETE_SQL = (
-    "DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM {table} WHERE tenant_id = %(tenant)s::uuid {where} LIMIT %(limit)s))"
-)
-_PARTITIONED_DELETE_SQL = (
-    "DELETE FROM {table} WHERE (tenant_id, id, received_at) IN ("
-    "SELECT tenant_id, id, received_at FROM {table}"
-    " WHERE tenant_id = %(tenant)s::uuid {where} LIMIT %(limit)s)"
-)
 PARTITIONED = frozenset({"ingest_event", "events_enriched"})
+# The columns naming one row of a partitioned table (a ctid is only unique per partition).
+PARTITION_KEY = ("tenant_id", "id", "received_at")
 
 
 def events_delete(
@@ -88,19 +81,16 @@ def rows_delete(
     limit: int = BATCH,
     on_batch=None,
 ) -> int:
-    """Delete a tenant's rows of one table matching `where`, batch after batch; how many."""
-    template = _PARTITIONED_DELETE_SQL if table in PARTITIONED else _PLAIN_DELETE_SQL
-    sql = template.format(table=table, where=where)
-    total = 0
-    while True:
-        with tenant_scope(tenant_id), connection.cursor() as cursor:
-            cursor.execute(sql, {**(params or {}), "tenant": tenant_id, "limit": limit})
-            n = cursor.rowcount
-        total += n
-        if on_batch is not None:
-            on_batch(table, n)
-        if n < limit:
-            return total
+    """Delete a tenant's rows of one ingest table matching `where`, batch after batch; how many."""
+    return deletions.rows_delete(
+        table,
+        tenant_id=tenant_id,
+        where=where,
+        params=params,
+        key=PARTITION_KEY if table in PARTITIONED else (),
+        limit=limit,
+        on_batch=on_batch,
+    )
 
 
 def rows_count(table: str, *, tenant_id: str, where: str, params: dict) -> int:
