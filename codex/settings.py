@@ -342,9 +342,15 @@ CODEX_INGEST_WARNINGS_BYTES_PER_DAY = envreader.integer(
 # days longer than its event an idempotency key is remembered.
 CODEX_RETENTION_DAYS = envreader.integer("CODEX_RETENTION_DAYS", 400)
 CODEX_IDEMPOTENCY_GRACE_DAYS = envreader.integer("CODEX_IDEMPOTENCY_GRACE_DAYS", 30)
-# Resolved signing keys are cached per process this long (tenants/keycache.py): a revocation or
-# suspension reaches every process within it. The contract promises 5 s, so it is capped there.
+# Resolved signing keys, sources and flags are cached per process (tenants/keycache.py) until a
+# change is seen by the cache-version poll (tenants/cachesync.py, about 1 s), for at most
+# CODEX_CACHE_LONG_TTL_S; while the poll fails, for CODEX_KEY_CACHE_TTL_S only. So a revocation or
+# suspension reaches every process within max(TTL, 2 s); the contract promises 5 s, so the TTL is
+# capped there (0 turns the caches off).
 CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))
+CODEX_CACHE_LONG_TTL_S = envreader.number("CODEX_CACHE_LONG_TTL_S", 300.0)
+# Entries per process (keys and sources; LRU): 100,000 keys take about 60 MB.
+CODEX_KEY_CACHE_SIZE = envreader.integer("CODEX_KEY_CACHE_SIZE", 200_000)
 # tenant_offboard deletes the tenant's rows again this long after suspending it (the fence,
 # docs/lifecycle.md): a key cached before the suspension serves one TTL more; the lookup that
 # cached it, and the ledger write and ingestion-warning write of a request it lets through, are a

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from flags import metrics
 from flags.models import GlobalFlag, TenantFlag
 from flags.registry import FlagValueError, defaults, public_keys, specs
+from tenants import cachesync
 from tenants.scope import system_scope, tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -152,25 +153,44 @@ def effective_flags(*, tenant_id: uuid.UUID | str | None) -> dict[str, object]:
     return values
 
 
-# In-process layer over effective_flags for the ingest hot path (the rate limit and retryCap):
-# values at most LOCAL_TTL_SEC old, so a request costs no Redis round trip for flags. A change made
-# in this process clears it at once (flags.services), other processes see it within the TTL.
-LOCAL_TTL_SEC = 3.0
-_local: dict[str | None, tuple[float, dict[str, object]]] = {}
-_LOCAL_MAX = 20_000
+# In-process layer for the ingest hot path (the rate limit, retryCap, signatureV1Allowed): values
+# filled from PostgreSQL (the source of truth, not the Redis layer, which a writer clears only
+# after its commit) and kept until the tenant's or the global cache version moves
+# (tenants.cachesync: about a second on every process; the short TTL while the poll fails). A
+# change made in this process clears it at once (flags.services).
+_local: dict[str | None, tuple[float, tuple[int, ...], dict[str, object], bool]] = {}
+_LOCAL_MAX = 200_000
+
+
+def _scope(tenant_id: uuid.UUID | str | None) -> str | None:
+    if tenant_id is None:
+        return None
+    return str(tenant_id) if isinstance(tenant_id, uuid.UUID) else str(uuid.UUID(str(tenant_id)))
 
 
 def effective_flags_cached(*, tenant_id: uuid.UUID | str | None) -> dict[str, object]:
-    """effective_flags, at most LOCAL_TTL_SEC seconds old (do not mutate the answer)."""
-    key = None if tenant_id is None else str(tenant_id)
-    now = time.monotonic()
-    entry = _local.get(key)
-    if entry is not None and entry[0] > now:
-        return entry[1]
-    values = effective_flags(tenant_id=tenant_id)
-    if len(_local) >= _LOCAL_MAX:
-        _local.clear()  # crude bound; one more read per tenant after it
-    _local[key] = (now + LOCAL_TTL_SEC, values)
+    """effective_flags, answered in process while no change was seen (do not mutate the answer)."""
+    cachesync.sync()
+    scope = _scope(tenant_id)
+    token = cachesync.token(scope or cachesync.GLOBAL, cachesync.GLOBAL)
+    entry = _local.get(scope)
+    if entry is not None and cachesync.fresh(entry[0], entry[1], token, short_only=entry[3]):
+        return entry[2]
+    stored_at = time.monotonic()
+    values = defaults()
+    fallback = False
+    try:
+        global_values, tenant_values = stored_layers(tenant_id=scope)
+    except DatabaseError:
+        # PostgreSQL away: the Redis layer or the defaults, kept for the short TTL only.
+        values, fallback = effective_flags(tenant_id=scope), True
+    else:
+        values.update(global_values)
+        values.update(tenant_values)
+    if cachesync.short_ttl() > 0:
+        if len(_local) >= _LOCAL_MAX:
+            _local.clear()  # crude bound; one more read per tenant after it
+        _local[scope] = (stored_at, token, values, fallback)
     return values
 
 

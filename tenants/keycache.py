@@ -1,18 +1,21 @@
-"""In-process store of resolved signing keys, with bounded staleness (the ingest hot path).
+"""In-process store of resolved signing keys and sources (the ingest hot path), push-invalidated.
 
 Authentication used to look the key up in PostgreSQL on every request (its own transaction, the
-ORM, a Fernet decrypt): about 29% of a request's CPU. A resolved key is now kept for
-`settings.CODEX_KEY_CACHE_TTL_S` seconds (default 3) per process
-(`tenants.selectors.signing_key_resolve_cached`). Why this is safe:
+ORM, a Fernet decrypt). A resolved key (its decrypted secret, not the ciphertext) is kept per
+process and answers until its tenant's cache version moves (tenants.cachesync: a trigger bumps it
+in the writer's transaction, every process polls it once a second), for at most
+`CODEX_CACHE_LONG_TTL_S` (default 300 s). While the poll fails, entries older than
+`CODEX_KEY_CACHE_TTL_S` (default 3 s) are not trusted. Why this is safe:
 
-* a revocation, a device revocation or a tenant suspension made on another process takes effect
-  here within the TTL (the promise is 5 s, tested across two processes); the process that makes
-  the change forgets every entry at its commit, so it sees the change at once; offboarding
-  deletes a tenant's rows again after a fence derived from the TTL (CODEX_OFFBOARD_FENCE_S), so
-  what other processes accepted meanwhile goes too;
+* a revocation, a device revocation, a suspension or an offboarding made on another process is
+  seen here within about a second (the poll), and within 3 s with the poll cut (the promise is
+  5 s, tested across processes both ways); the process that makes the change forgets every entry
+  at its commit; offboarding deletes a tenant's rows again after a fence derived from these
+  bounds (CODEX_OFFBOARD_FENCE_S), so what other processes accepted meanwhile goes too;
 * a rotated key's overlap end (`ResolvedKey.usable_until`) is checked on every use, so it is exact;
-* unknown key ids are cached too (as None): a flood of made-up ids costs one lookup per id and TTL;
-* the store is bounded (LRU, `CODEX_KEY_CACHE_SIZE`, default 20,000 keys).
+* unknown key ids are cached too (as None), for the short TTL only: a flood of made-up ids costs
+  one lookup per id and TTL and cannot push real keys out for long;
+* the store is bounded (LRU on insertion, `CODEX_KEY_CACHE_SIZE`, default 200,000 entries).
 """
 
 from __future__ import annotations
@@ -25,32 +28,40 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from tenants import cachesync
+
 _MISSING = object()
-_entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+# cache key -> (stored at, cache token, value); the token says which generations it was read at.
+_entries: OrderedDict[str, tuple[float, tuple[int, ...], Any]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def get(key_id: str) -> Any:
-    """The fresh cached value for key_id, or keycache.MISSING."""
-    entry = _entries.get(key_id)
-    if entry is not None and entry[0] > time.monotonic():
-        return entry[1]
+def get(cache_key: str, scope: str) -> Any:
+    """The cached value for cache_key while still valid for its tenant `scope`, else MISSING."""
+    entry = _entries.get(cache_key)
+    if entry is None:
+        return _MISSING
+    stored_at, stored_token, value = entry
+    # A negative answer (no such key) lives for the short TTL only.
+    if cachesync.fresh(stored_at, stored_token, cachesync.token(scope), short_only=value is None):
+        return value
     return _MISSING
 
 
-def put(key_id: str, value: Any) -> None:
-    """Remember value for key_id for the TTL, evicting the least recently stored past the size."""
-    ttl = float(getattr(settings, "CODEX_KEY_CACHE_TTL_S", 3.0))
-    size = int(getattr(settings, "CODEX_KEY_CACHE_SIZE", 20_000))
+def put(cache_key: str, value: Any, token: tuple[int, ...]) -> None:
+    """Remember value, read under `token` (taken before the read), evicting the oldest past size."""
+    if cachesync.short_ttl() <= 0:
+        return  # caching turned off
+    size = int(getattr(settings, "CODEX_KEY_CACHE_SIZE", 200_000))
     with _lock:
-        _entries[key_id] = (time.monotonic() + ttl, value)
-        _entries.move_to_end(key_id)
+        _entries[cache_key] = (time.monotonic(), token, value)
+        _entries.move_to_end(cache_key)
         while len(_entries) > size:
             _entries.popitem(last=False)
 
 
 def clear() -> None:
-    """Forget every cached key (this process only; the others expire within the TTL)."""
+    """Forget every cached key (this process; the others follow their next poll)."""
     with _lock:
         _entries.clear()
 

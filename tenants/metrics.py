@@ -1,4 +1,4 @@
-"""Prometheus metrics of the tenants app: request authentication (signing keys)."""
+"""Prometheus metrics of the tenants app: request authentication and the in-process caches."""
 
 from __future__ import annotations
 
@@ -21,4 +21,14 @@ SIGNATURE_V1 = Counter(
 REPLAY_STORE_ERRORS = Counter(
     "codex_auth_replay_store_errors_total",
     "Signed requests whose webhook-id could not be checked in Redis (accepted: fail open).",
+)
+
+CACHE_SYNC_ERRORS = Counter(
+    "codex_cache_sync_errors_total",
+    "Failed polls of the cache versions (cached keys and flags fall back to the short TTL).",
+)
+
+CACHE_INVALIDATIONS = Counter(
+    "codex_cache_invalidations_total",
+    "Tenant scopes whose cached keys, sources or flags a poll found changed (this process).",
 )

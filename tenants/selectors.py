@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants import crypto, keycache
+from tenants import cachesync, crypto, keycache
 from tenants.errors import SourceError, TenantNotFound
 from tenants.models import Device, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
@@ -19,7 +19,7 @@ from tenants.scope import system_scope, tenant_scope
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedKey:
     """What authentication needs to verify a request signed with `key_id`."""
 
@@ -153,15 +153,19 @@ def signing_key_resolve(key_id: str) -> ResolvedKey | None:
 
 
 def signing_key_resolve_cached(key_id: str) -> ResolvedKey | None:
-    """signing_key_resolve, answered from this process's key cache while the entry is fresh.
+    """signing_key_resolve, answered from this process's key cache while the entry is valid.
 
     A database outage raises (OperationalError) and caches nothing.
     """
-    found = keycache.get(key_id)
+    cachesync.sync()
+    tenant_id = crypto.tenant_of_key_id(key_id)
+    scope = str(tenant_id) if tenant_id is not None else ""
+    found = keycache.get(key_id, scope)
     if found is not keycache.MISSING:
         return found
+    token = cachesync.token(scope)  # before the read: a change meanwhile makes the entry stale
     resolved = signing_key_resolve(key_id)
-    keycache.put(key_id, resolved)
+    keycache.put(key_id, resolved, token)
     return resolved
 
 
@@ -268,13 +272,17 @@ def source_resolve(source_id: str) -> ResolvedSource | None:
 
 
 def source_resolve_cached(source_id: str) -> ResolvedSource | None:
-    """source_resolve through the in-process key cache (same TTL and invalidation as keys)."""
+    """source_resolve through the in-process key cache (same lifetimes and invalidation as keys)."""
+    cachesync.sync()
+    tenant_id = tenant_of_source_id(source_id)
+    scope = str(tenant_id) if tenant_id is not None else ""
     cache_key = SOURCE_CACHE_PREFIX + source_id
-    hit = keycache.get(cache_key)
+    hit = keycache.get(cache_key, scope)
     if hit is not keycache.MISSING:
         return hit
+    token = cachesync.token(scope)
     resolved = source_resolve(source_id)
-    keycache.put(cache_key, resolved)
+    keycache.put(cache_key, resolved, token)
     return resolved
 
 

@@ -1,0 +1,161 @@
+"""Push invalidation for the in-process caches (keys, sources, flags): long-lived while in sync.
+
+Every write that changes what a process caches about a tenant bumps that tenant's row in
+`tenants_cacheversion`, by trigger, in the writer's transaction (tenants/cache_sql.py). Each
+process reads the rows changed lately at most once per `POLL_S` (one indexed query, on the
+request that finds the poll due) and bumps its own generation of every scope that changed. A
+cached entry remembers the generations it was resolved under (`token`) and counts as missing once
+they moved, so a change reaches every process within about one poll interval.
+
+While the poll fails (the table unreadable, the database away) the caches fall back to the short
+TTL (`CODEX_KEY_CACHE_TTL_S`): an entry older than that is trusted only while the last successful
+poll is less than `HEALTHY_S` old. After a failure, the first successful poll forgets everything
+(changes made meanwhile may have been missed). So a revocation is seen within
+max(HEALTHY_S, CODEX_KEY_CACHE_TTL_S) even with the channel cut, and within about POLL_S with it
+up. `CODEX_CACHE_LONG_TTL_S` bounds any entry's life regardless (default 300 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from tenants import metrics
+
+logger = logging.getLogger(__name__)
+
+GLOBAL = "*"
+POLL_S = 1.0
+HEALTHY_S = 2.0
+# How far back each poll looks (database time): a change committed up to this long after its
+# trigger ran is still seen. Longer transactions are covered by the long TTL only.
+WINDOW = timedelta(seconds=120)
+
+# One query string, one implicit transaction: a short lock timeout for the read (a migration
+# holding the table must not stall requests: the poll fails, the caches fall back), then back.
+_POLL_SQL = ";\n".join(
+    [
+        "SELECT set_config('app.prev_lock_timeout', current_setting('lock_timeout'), true),"
+        " set_config('lock_timeout', '200ms', true)",
+        "SELECT statement_timestamp(), v.scope, v.version FROM (SELECT 1) AS one"
+        " LEFT JOIN tenants_cacheversion AS v ON v.changed_at > %s",
+        "SELECT set_config('lock_timeout', current_setting('app.prev_lock_timeout'), true)",
+    ]
+)
+
+_lock = threading.Lock()
+_gens: dict[str, int] = {}
+_epoch = 0  # bumped to forget everything (first poll, recovery after a failure)
+_versions: dict[str, int] = {}
+_since: datetime | None = None
+_next_poll = 0.0
+_last_ok = -math.inf
+_failing = False
+
+
+def token(*scopes: str) -> tuple[int, ...]:
+    """The generations an entry about these scopes is resolved under (compare on use)."""
+    return (_epoch, *(_gens.get(scope, 0) for scope in scopes))
+
+
+def healthy(now: float | None = None) -> bool:
+    """True while the last successful poll is recent: long-lived entries may be trusted."""
+    return (time.monotonic() if now is None else now) - _last_ok < HEALTHY_S
+
+
+def fresh(
+    stored_at: float,
+    stored_token: tuple[int, ...],
+    current: tuple[int, ...],
+    *,
+    short_only: bool = False,
+) -> bool:
+    """Whether an entry stored at `stored_at` (monotonic) under `stored_token` may answer now.
+
+    `short_only`: the entry is a fallback or a negative answer, good for the short TTL only.
+    """
+    if stored_token != current:
+        return False
+    age = time.monotonic() - stored_at
+    if age < short_ttl():
+        return True
+    return not short_only and age < long_ttl() and healthy()
+
+
+def short_ttl() -> float:
+    """The fallback lifetime (s) while the poll fails; 0 turns the caches off."""
+    return float(getattr(settings, "CODEX_KEY_CACHE_TTL_S", 3.0))
+
+
+def long_ttl() -> float:
+    """The longest an entry lives while the poll succeeds (s); never below the short TTL."""
+    return max(short_ttl(), float(getattr(settings, "CODEX_CACHE_LONG_TTL_S", 300.0)))
+
+
+def sync() -> None:
+    """Poll the cache versions if a poll is due (cheap otherwise); never raises."""
+    global _next_poll
+    now = time.monotonic()
+    if now < _next_poll or not _lock.acquire(blocking=False):
+        return  # not due, or another thread of this process is polling right now
+    try:
+        if time.monotonic() < _next_poll:
+            return
+        _next_poll = now + POLL_S
+        _poll()
+    finally:
+        _lock.release()
+
+
+def _poll() -> None:
+    global _since, _last_ok, _failing, _epoch, _versions
+    since = _since or datetime(1970, 1, 1, tzinfo=UTC)
+    try:
+        # A savepoint inside a caller's transaction keeps a failure from breaking it.
+        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        with guard, connection.cursor() as cursor:
+            cursor.execute(_POLL_SQL, [since])
+            cursor.nextset()
+            rows = cursor.fetchall()
+            cursor.nextset()
+    except DatabaseError as exc:
+        metrics.CACHE_SYNC_ERRORS.inc()
+        if not _failing:
+            logger.warning(
+                "cache version poll failed; cached keys and flags fall back to the short TTL",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+        _failing = True
+        return
+    db_now = rows[0][0]
+    seen: dict[str, int] = {}
+    for _, scope, version in rows:
+        if scope is not None:
+            seen[scope] = version
+    if _since is None or _failing:
+        _epoch += 1  # first poll, or back after failures: changes may have been missed
+        if _failing:
+            logger.info("cache version poll recovered; caches forgotten")
+    else:
+        for scope, version in seen.items():
+            if _versions.get(scope) != version:
+                _gens[scope] = _gens.get(scope, 0) + 1
+                metrics.CACHE_INVALIDATIONS.inc()
+    _versions = seen
+    _since = db_now - WINDOW
+    _failing = False
+    _last_ok = time.monotonic()
+
+
+def forget() -> None:
+    """Forget every cached entry of this process and poll again on the next use (tests, shell)."""
+    global _epoch, _next_poll
+    _epoch += 1
+    _next_poll = 0.0
