@@ -1,8 +1,10 @@
 """The one base of the project's management commands, and the helpers commands share.
 
 A command parses its arguments and calls one service or selector. DomainCommand turns every
-DomainError those raise into a CommandError (the message, exit status 1), so no command catches an
-app's errors itself, and it keeps log lines off stdout, which belongs to the command's result.
+DomainError those raise (or the command itself raises: `codes.INVALID_ARGUMENTS.error(...)`) into
+a CommandError (the operator message, codex.errors.operator_message; exit status 1), so no command
+catches an app's errors itself, and it keeps log lines off stdout, which belongs to the command's
+result.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from codex.errors import DomainError
+from codex import error_codes as codes
+from codex.errors import DomainError, DomainValueError, operator_message
 
 
 class DomainCommand(BaseCommand):
@@ -28,7 +31,7 @@ class DomainCommand(BaseCommand):
             try:
                 return super().execute(*args, **options)
             except DomainError as exc:
-                raise CommandError(str(exc)) from exc
+                raise CommandError(operator_message(exc)) from exc
 
 
 @contextmanager
@@ -83,20 +86,25 @@ def duration_parse(text: str) -> timedelta:
     """Parse '30m', '24h', '7d', '0s' or combinations like '1h30m' into a timedelta."""
     compact = text.strip().lower().replace(" ", "")
     if not compact or _DURATION_RE.sub("", compact):
-        raise DomainError(
-            "invalid_duration", f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m"
+        raise DomainValueError(
+            codes.INVALID_DURATION, f"duration {text!r} must look like 30m, 24h, 7d, 0s or 1h30m"
         )
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_RE.findall(compact))
     try:
         return timedelta(seconds=seconds)
     except OverflowError as exc:  # past timedelta's ~2.7 million years
-        raise DomainError("invalid_duration", f"duration {text!r} is far too long") from exc
+        raise DomainValueError(
+            codes.INVALID_DURATION, f"duration {text!r} is far too long"
+        ) from exc
 
 
 def moment_parse(text: str) -> datetime:
-    """An ISO 8601 date or date-time, UTC unless it carries an offset; ValueError otherwise."""
+    """An ISO 8601 date or date-time, UTC unless it carries an offset; `invalid_moment` otherwise.
+
+    The error is a DomainValueError: as argparse's `type=` it is shown as an invalid value.
+    """
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"not an ISO 8601 time: {text!r}") from exc
+        raise DomainValueError(codes.INVALID_MOMENT, f"not an ISO 8601 time: {text!r}") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -12,8 +12,10 @@ import redis
 from django.conf import settings
 from django.http import JsonResponse
 
+from codex import error_codes as codes
 from codex.build import BUILD
 from codex.env import database_config
+from codex.errors import error_body
 
 # Each check gets this long; both run in parallel, so /readyz answers in about this much.
 CHECK_TIMEOUT_S = 1.5
@@ -137,12 +139,7 @@ def readyz(request):
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
     if failing:
-        from codex.context import request_id
-
-        body["error"] = {
-            "code": "dependency_unavailable",
-            "message": f"not ready: {', '.join(failing)} failing",
-            "rid": request_id.get(),
-        }
-        return JsonResponse(body, status=503)
+        error = codes.DEPENDENCY_UNAVAILABLE.error(f"not ready: {', '.join(failing)} failing")
+        body.update(error_body(error.code, error.message))
+        return JsonResponse(body, status=error.status_code)
     return JsonResponse(body)

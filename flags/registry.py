@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from codex import error_codes as codes
 from codex.errors import DomainError
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -17,7 +18,7 @@ class FlagValueError(DomainError):
     """A flag key or value that is not allowed; the message is safe to show to an operator."""
 
     def __init__(self, key: str, message: str):
-        super().__init__("invalid_flag", f"{key}: {message}")
+        super().__init__(codes.INVALID_FLAG, f"{key}: {message}")
         self.key = key
         self.reason = message
 

@@ -1,12 +1,16 @@
-"""Errors of the reconcile app: DomainErrors whose messages are safe to show an operator."""
+"""Errors of the reconcile app: DomainErrors bound to registry entries (codex/error_codes.py)."""
 
 from __future__ import annotations
 
+from codex import error_codes as codes
 from codex.errors import DomainError
 
 
 class ReconcileError(DomainError):
-    """A reconcile that cannot run as asked (a day not started yet, no source to compare)."""
+    """A reconcile that cannot run as asked (a day not started yet, no source to compare).
 
-    def __init__(self, message: str, *, code: str = "reconcile_error"):
+    `code=` names the registered entry (default `reconcile_error`).
+    """
+
+    def __init__(self, message: str, *, code: str = codes.RECONCILE_ERROR.code):
         super().__init__(code, message)

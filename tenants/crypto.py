@@ -12,13 +12,22 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from codex import error_codes as codes
 from codex.env import fernet_keys
+from codex.errors import DomainError
 
 SECRET_PREFIX = "whsec_"
 
 
-class SecretUndecryptable(RuntimeError):
-    """A stored secret no key of CODEX_SECRETS_KEY decrypts (a key was dropped too early)."""
+class SecretUndecryptable(DomainError):
+    """A stored secret no key of CODEX_SECRETS_KEY decrypts (a key was dropped too early).
+
+    Registry entry `secret_undecryptable`: commands and the admin show its message; the API
+    answers it as 503 `unavailable` with Retry-After (codex.errors.domain_error).
+    """
+
+    def __init__(self, message: str | None = None):
+        super().__init__(codes.SECRET_UNDECRYPTABLE, message)
 
 
 def secrets_keys(key_material: str) -> list[Fernet]:
@@ -41,7 +50,7 @@ def decrypt(token: str) -> str:
     try:
         return _fernet(settings.CODEX_SECRETS_KEY).decrypt(token.encode()).decode()
     except InvalidToken as exc:
-        raise SecretUndecryptable("no CODEX_SECRETS_KEY key decrypts this secret") from exc
+        raise SecretUndecryptable() from exc
 
 
 def reencrypt(token: str) -> str | None:
@@ -55,7 +64,7 @@ def reencrypt(token: str) -> str | None:
     try:
         return _fernet(settings.CODEX_SECRETS_KEY).rotate(token.encode()).decode()
     except InvalidToken as exc:
-        raise SecretUndecryptable("no CODEX_SECRETS_KEY key decrypts this secret") from exc
+        raise SecretUndecryptable() from exc
 
 
 def new_signing_secret() -> str:
