@@ -8,6 +8,7 @@ from codex.admin import ReadOnlyModelAdmin
 from ingest import admin_warnings
 from ingest.models import DeadLetter, EnrichedEvent, Event
 from ingest.services.replay import deadletter_replay
+from tenants.admin_filters import TenantFilter
 from tenants.audit import actor_of
 
 __all__ = ["admin_warnings"]  # registers IngestWarningAdmin
@@ -24,7 +25,7 @@ class EventAdmin(ReadOnlyModelAdmin):
         "received_at",
         "enriched_at",
     )
-    list_filter = ("tenant", "source")
+    list_filter = (TenantFilter, "source")
     search_fields = ("idempotency_key", "type")
     list_select_related = ("tenant",)
     date_hierarchy = "received_at"
@@ -43,7 +44,7 @@ class EnrichedEventAdmin(ReadOnlyModelAdmin):
         "currency",
         "lag_ms",
     )
-    list_filter = ("tenant", "source")
+    list_filter = (TenantFilter, "source")
     list_select_related = ("tenant",)
     show_full_result_count = False
 
@@ -90,8 +91,9 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
         "last_failed_at",
         "resolved_at",
     )
-    list_filter = (OpenFilter, "tenant", "stage")
+    list_filter = (OpenFilter, TenantFilter, "stage")
     list_select_related = ("tenant",)
+    show_full_result_count = False
     actions = ["replay"]
 
     def has_replay_permission(self, request) -> bool:

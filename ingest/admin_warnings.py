@@ -6,12 +6,13 @@ from django.contrib import admin
 
 from codex.admin import ReadOnlyModelAdmin
 from ingest.models import IngestWarning
+from tenants.admin_filters import TenantFilter
 
 
 @admin.register(IngestWarning)
 class IngestWarningAdmin(ReadOnlyModelAdmin):
     list_display = ("created_at", "tenant", "code", "message", "idempotency_key", "request_id")
-    list_filter = ("tenant", "code", "created_at")
+    list_filter = (TenantFilter, "code", "created_at")
     search_fields = ("request_id", "idempotency_key", "message")
     list_select_related = ("tenant",)
     date_hierarchy = "created_at"

@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from codex.admin import ReadOnlyModelAdmin
 from reconcile.models import ReconcileRun, SourceReconcileRun
+from tenants.admin_filters import TenantFilter
 
 
 @admin.register(ReconcileRun)
@@ -20,7 +21,7 @@ class ReconcileRunAdmin(ReadOnlyModelAdmin):
         "drift_percent",
         "computed_at",
     )
-    list_filter = ("tenant",)
+    list_filter = (TenantFilter,)
     list_select_related = ("tenant",)
     date_hierarchy = "day"
     ordering = ("-day", "tenant__slug")
@@ -45,7 +46,8 @@ class SourceReconcileRunAdmin(ReadOnlyModelAdmin):
         "repaired",
         "run_at",
     )
-    list_filter = ("kind", "tenant")
+    list_filter = (TenantFilter, "kind")
     list_select_related = ("tenant",)
     date_hierarchy = "day"
     ordering = ("-day", "tenant__slug")
+    show_full_result_count = False

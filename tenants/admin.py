@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
 from codex.admin import ReadOnlyModelAdmin
+from tenants.admin_filters import TenantFilter
 from tenants.admin_sources import WebhookSourceInline
 from tenants.audit import actor_of
 from tenants.errors import TenantError
@@ -206,7 +207,7 @@ class DeviceAdmin(admin.ModelAdmin):
     """Devices: read-only; revoke as an action (its keys stop verifying at once)."""
 
     list_display = ("name", "tenant", "created_at", "revoked_at")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_filter = (TenantFilter, ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("tenant",)
     search_fields = ("name", "tenant__slug")
     fields = ("tenant", "name", "created_at", "revoked_at")
@@ -245,7 +246,7 @@ class SigningKeyAdmin(admin.ModelAdmin):
     """Signing keys: listed without secrets; rotate (new secret shown once) and revoke actions."""
 
     list_display = ("key_id", "tenant", "device", "status", "not_after", "last_used_at")
-    list_filter = ("status",)
+    list_filter = (TenantFilter, "status")
     list_select_related = ("tenant", "device")
     search_fields = ("key_id", "tenant__slug", "device__name")
     fields = KEY_FIELDS
@@ -327,9 +328,10 @@ class AuditLogAdmin(ReadOnlyModelAdmin):
     """The operator audit log: read-only."""
 
     list_display = ("at", "actor", "action", "tenant", "target")
-    list_filter = ("action",)
+    list_filter = (TenantFilter, "action")
     list_select_related = ("tenant",)
     search_fields = ("actor", "action", "target", "tenant__slug")
     date_hierarchy = "at"
+    show_full_result_count = False
     fields = ("at", "actor", "actor_user", "action", "tenant", "target", "old", "new")
     readonly_fields = fields

@@ -8,6 +8,8 @@ page.
 
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -20,6 +22,7 @@ from django.utils.html import format_html
 
 from codex.commands import duration_parse
 from codex.errors import DomainError
+from tenants.admin_filters import TenantFilter
 from tenants.audit import actor_of
 from tenants.errors import SourceError, TenantError
 from tenants.models import Tenant, WebhookSource
@@ -73,6 +76,25 @@ class WebhookSourceInline(admin.TabularInline):
         return False
 
 
+class TenantField(forms.ModelChoiceField):
+    """A tenant typed in by its slug (or id): one text input, not a select of every tenant."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        try:
+            lookup = {"pk": uuid.UUID(text)}
+        except ValueError:
+            lookup = {"slug": text.lower()}
+        tenant = self.queryset.filter(**lookup).first()
+        if tenant is None:
+            raise forms.ValidationError(f"no tenant {text!r}", code="invalid_choice")
+        return tenant
+
+
 class SourceAddForm(forms.ModelForm):
     """A new source: the platform's secret is typed in once and never shown again."""
 
@@ -94,7 +116,7 @@ class SourceAddForm(forms.ModelForm):
             "(events_erase finds the events by it).",
         }
 
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"))
+    tenant = TenantField(queryset=Tenant.objects.all(), help_text="The tenant's slug.")
     field_order = ("tenant", "kind", "secret", "type_field", "subject_field", "api_key")
 
     def clean(self):
@@ -158,7 +180,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         "accepted_count",
         "duplicate_count",
     )
-    list_filter = ("kind", "enabled")
+    list_filter = (TenantFilter, "kind", "enabled")
     list_select_related = ("tenant",)
     search_fields = ("source_id", "tenant__slug")
     fields = SOURCE_FIELDS
