@@ -39,16 +39,37 @@ def encode(doc) -> bytes:
     return doc if isinstance(doc, bytes) else json.dumps(doc).encode()
 
 
-def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    """Poll an observable condition until it holds or the deadline passes (no blind sleeps)."""
+def wait_until(
+    predicate,
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "condition",
+    ignoring: tuple[type[BaseException], ...] = (),
+):
+    """Poll an observable condition until it is truthy and return its value (no blind sleeps).
+
+    At the deadline, fail with an AssertionError naming `message` and the last answer. Exceptions
+    of the types in `ignoring` (a server not up yet) count as "not yet". The one polling helper
+    of the suite: to know how long it took, read time.monotonic() around it.
+    """
     deadline = time.monotonic() + timeout
+    last: object = None
     while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        try:
+            last = predicate()
+            if last:
+                return last
+        except ignoring as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {message}: {last!r}")
         time.sleep(interval)
+
+
+def wait_for(predicate, *, what: str = "condition", **kwargs):
+    """wait_until under its old name (what= is message=), for tenants/test_keycache_sync.py only."""
+    return wait_until(predicate, message=what, **kwargs)
 
 
 def noon(day: date) -> datetime:
@@ -77,6 +98,16 @@ def assert_restricted_role(cursor) -> None:
     assert cursor.fetchone() == (False, False)
 
 
+@contextmanager
+def restricted_cursor():
+    """A cursor on the test's connection, checked to be the restricted application role."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        assert_restricted_role(cursor)
+        yield cursor
+
+
 def tenant_tables(cursor) -> list[dict]:
     """Every RLS-protected table, as dicts (name, column, attnum, notnull, rls, forced)."""
     cursor.execute(CATALOGUE_SQL)
@@ -99,6 +130,7 @@ def tenant_tables(cursor) -> list[dict]:
 SHOPIFY_SECRET = "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"
 STRIPE_SECRET = "whsec_5ZWQ1bGkNsJ1q7tbSdLnqT2bm9qL1mB0"
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SOURCE_SECRETS = {"shopify": SHOPIFY_SECRET, "stripe": STRIPE_SECRET, "standard": STANDARD_SECRET}
 
 
 # --- metrics ---------------------------------------------------------------------------------

@@ -168,8 +168,12 @@ def migration_data_write(*, tenants: int = 3, per_tenant: int = 6) -> WrittenDat
     from ingest.services.enrich import events_enrich
     from ingest.validation import parse_body
     from reconcile.tasks import reconcile_nightly
-    from tenants.services.sources import source_create
-    from tests.factories import DeviceFactory, SigningKeyFactory, TenantFactory
+    from tests.factories import (
+        DeviceFactory,
+        SigningKeyFactory,
+        TenantFactory,
+        WebhookSourceFactory,
+    )
     from tests.helpers import SHOPIFY_SECRET, encode, make_event
     from tests.ingest.lifecycle_helpers import put_event
 
@@ -183,7 +187,7 @@ def migration_data_write(*, tenants: int = 3, per_tenant: int = 6) -> WrittenDat
     for n in range(tenants):
         tenant = TenantFactory()
         key = SigningKeyFactory(tenant=tenant, device=DeviceFactory(tenant=tenant))
-        source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="test")
+        WebhookSourceFactory(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="test")
         ingest_warnings_record(
             tenant_id=tenant.id,
             tenant_slug=tenant.slug,

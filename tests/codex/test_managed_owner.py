@@ -7,6 +7,7 @@ from django.db import connection
 
 from codex.db import bootstrap
 from tests.dbutil import owner_connect
+from tests.factories import TenantFactory
 
 
 def test_the_owner_that_migrates_and_runs_jobs_is_no_superuser_and_no_rls_bypass(db):
@@ -29,10 +30,8 @@ def test_the_owner_that_migrates_and_runs_jobs_is_no_superuser_and_no_rls_bypass
         assert cursor.fetchone()[0] in (name, connection.settings_dict["APP_ROLE"])
 
 
-def test_forced_rls_hides_every_row_from_the_owner_outside_a_scope(
-    transactional_db, tenant_factory
-):
-    tenant_factory()
+def test_forced_rls_hides_every_row_from_the_owner_outside_a_scope(transactional_db):
+    TenantFactory()
     with owner_connect(autocommit=True) as owner:
         assert owner.execute("SELECT count(*) FROM tenants_tenant").fetchone()[0] >= 1
         owner.execute("SET app.system_scope = ''")  # what a migration without a scope sees

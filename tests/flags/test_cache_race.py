@@ -8,10 +8,11 @@ from django.core.cache import cache
 
 from flags.selectors import _tenant_from_db, effective_flags, tenant_cache_key
 from flags.services import flag_update
+from tests.factories import TenantFactory
 
 
-def test_stale_value_written_back_after_a_change_is_deleted_again(celery_worker, tenant_factory):
-    tenant = tenant_factory()
+def test_stale_value_written_back_after_a_change_is_deleted_again(celery_worker, db):
+    tenant = TenantFactory()
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is True
     # A reader misses the cache and reads PostgreSQL just before the change commits ...
     stale = _tenant_from_db(tenant.id)

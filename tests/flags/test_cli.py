@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from flags.models import FlagChange
 from flags.selectors import effective_flags
 from tenants.scope import system_scope
+from tests.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +29,8 @@ def test_show_global_lists_every_flag_with_its_source(db):
     assert "(default)" in out
 
 
-def test_set_for_a_tenant_changes_config_and_writes_history(tenant_factory, commit_hooks):
-    tenant = tenant_factory("store-7")
+def test_set_for_a_tenant_changes_config_and_writes_history(db, commit_hooks):
+    tenant = TenantFactory(slug="store-7")
     effective_flags(tenant_id=tenant.id)  # warm the cache: the CLI must invalidate it
     out = commit_hooks(run, "set", "--tenant", "store-7", "syncEnabled=false", "minIntervalSec=60")
     assert "syncEnabled (inherit: true) -> false" in out
@@ -41,8 +42,8 @@ def test_set_for_a_tenant_changes_config_and_writes_history(tenant_factory, comm
     assert all(via == "cli" and actor.startswith("cli") for via, actor in rows)
 
 
-def test_unset_makes_the_tenant_follow_the_global_value_again(tenant_factory, commit_hooks):
-    tenant = tenant_factory("store-8")
+def test_unset_makes_the_tenant_follow_the_global_value_again(db, commit_hooks):
+    tenant = TenantFactory(slug="store-8")
     commit_hooks(run, "set", "--global", "retryCap=6")
     commit_hooks(run, "set", "--tenant", "store-8", "retryCap=1")
     assert effective_flags(tenant_id=tenant.id)["retryCap"] == 1

@@ -11,6 +11,7 @@ from flags.models import TenantFlag
 from flags.selectors import effective_flags
 from flags.services import flag_update
 from tenants.scope import tenant_scope
+from tests.factories import SigningKeyFactory, TenantFactory, TenantFlagFactory
 from tests.signing import django_headers, sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -78,11 +79,9 @@ def test_config_change_is_visible_at_once_with_a_new_etag(signed, get_config, co
     assert after["ETag"] != before["ETag"]
 
 
-def test_global_change_reaches_every_tenant_and_tenant_override_wins(
-    tenant_factory, key_factory, get_config, commit_hooks
-):
-    a, b = tenant_factory(), tenant_factory()
-    key_a, key_b = key_factory(a), key_factory(b)
+def test_global_change_reaches_every_tenant_and_tenant_override_wins(db, get_config, commit_hooks):
+    a, b = TenantFactory(), TenantFactory()
+    key_a, key_b = SigningKeyFactory(tenant=a), SigningKeyFactory(tenant=b)
     get_config(key_a), get_config(key_b)  # warm both caches
     commit_hooks(flag_update, tenant_id=None, values={"retryCap": 7}, actor="test", via="api")
     commit_hooks(flag_update, tenant_id=b.id, values={"retryCap": 1}, actor="test", via="api")
@@ -90,11 +89,9 @@ def test_global_change_reaches_every_tenant_and_tenant_override_wins(
     assert get_config(key_b).json()["retryCap"] == 1
 
 
-def test_other_tenants_override_never_shows_in_my_config(
-    tenant_factory, key_factory, get_config, commit_hooks
-):
-    a, b = tenant_factory(), tenant_factory()
-    key_a, key_b = key_factory(a), key_factory(b)
+def test_other_tenants_override_never_shows_in_my_config(db, get_config, commit_hooks):
+    a, b = TenantFactory(), TenantFactory()
+    key_a, key_b = SigningKeyFactory(tenant=a), SigningKeyFactory(tenant=b)
     commit_hooks(
         flag_update,
         tenant_id=b.id,
@@ -115,8 +112,7 @@ def test_config_is_served_from_the_redis_cache_between_changes(signed, get_confi
     key = signed.key
     assert get_config(key).json()["retryCap"] == 3
     # A write behind the service's back (no invalidation) is not seen until the entry expires.
-    with tenant_scope(tenant.id):
-        TenantFlag.objects.create(tenant=tenant, key="retryCap", value=9)
+    TenantFlagFactory(tenant=tenant, key="retryCap", value=9)
     assert get_config(key).json()["retryCap"] == 3
     from django.core.cache import cache
 
@@ -248,9 +244,7 @@ def test_sync_batch_outcome_classification(status, body, outcome):
     assert sync_batch_outcome(status, body) == outcome
 
 
-def test_a_config_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
-    signed, key_factory, get_config
-):
+def test_a_config_flood_of_one_key_gets_429_with_retry_after_and_the_rid(signed, db, get_config):
     tenant, key = signed.tenant, signed.key
     flag_update(tenant_id=tenant.id, values={"configRatePerSec": 2}, actor="t", via="cli")
     labels = {"tenant": tenant.slug, "outcome": "rate_limited"}
@@ -267,4 +261,4 @@ def test_a_config_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
     assert REGISTRY.get_sample_value("codex_config_reads_total", labels) == before + statuses.count(
         429
     )
-    assert get_config(key_factory(tenant)).status_code == 200  # per key
+    assert get_config(SigningKeyFactory(tenant=tenant)).status_code == 200  # per key

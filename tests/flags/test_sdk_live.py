@@ -21,6 +21,7 @@ from django.conf import settings
 
 from ingest.models import EnrichedEvent
 from tenants.scope import tenant_scope
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.flags._proxy import FlakyProxy
 from tests.helpers import SDK_INTERVAL as INTERVAL
 from tests.helpers import set_flags, stored_keys
@@ -43,10 +44,10 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> floa
 
 
 @pytest.fixture
-def device(transactional_db, tenant_factory, key_factory):
+def device(transactional_db):
     """A tenant with a signing key, syncing every INTERVAL seconds."""
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     set_flags(tenant, minIntervalSec=INTERVAL)
     return tenant, key
 

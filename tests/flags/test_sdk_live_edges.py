@@ -16,6 +16,7 @@ from codex_sdk import cli
 from tenants.models import SigningKey
 from tenants.scope import system_scope
 from tenants.services.keys import signing_key_revoke
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import SDK_INTERVAL as INTERVAL
 from tests.helpers import set_flags, stored_keys
 
@@ -24,9 +25,9 @@ SDK_TIMEOUT = 20.0
 
 
 @pytest.fixture
-def device(transactional_db, tenant_factory, key_factory):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+def device(transactional_db):
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     set_flags(tenant, minIntervalSec=INTERVAL, ingestRatePerSec=1000)
     return tenant, key
 

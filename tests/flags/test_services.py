@@ -10,6 +10,7 @@ from flags.selectors import effective_flags, flags_explain
 from flags.services import flag_update, flags_parse, flags_provision_tenant, flags_set_sync_all
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory, TenantFlagFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.django_db
         ("noSuchFlag", 1),
     ],
 )
-def test_flag_update_refuses_out_of_bounds_or_mistyped_values(tenant_factory, key, value):
-    tenant = tenant_factory()
+def test_flag_update_refuses_out_of_bounds_or_mistyped_values(db, key, value):
+    tenant = TenantFactory()
     with pytest.raises(FlagValueError, match=f"^{key}: ") as info:
         flag_update(tenant_id=tenant.id, values={key: value}, actor="t", via="cli")
     assert info.value.key == key
@@ -40,8 +41,8 @@ def test_flag_update_refuses_out_of_bounds_or_mistyped_values(tenant_factory, ke
         assert not FlagChange.objects.exists()
 
 
-def test_flag_update_is_all_or_nothing(tenant_factory):
-    tenant = tenant_factory()
+def test_flag_update_is_all_or_nothing(db):
+    tenant = TenantFactory()
     with pytest.raises(FlagValueError, match="retryCap"):
         flag_update(
             tenant_id=tenant.id,
@@ -81,9 +82,9 @@ def test_flags_parse_explains_what_is_allowed(key, text):
         flags_parse({key: text})
 
 
-def test_tenant_change_writes_history_and_audit_rows(tenant_factory, django_user_model):
-    tenant = tenant_factory()
-    user = django_user_model.objects.create_user("ops", is_staff=True)
+def test_tenant_change_writes_history_and_audit_rows(db):
+    tenant = TenantFactory()
+    user = UserFactory(username="ops")
     changes = flag_update(
         tenant_id=tenant.id,
         values={"syncEnabled": False},
@@ -117,9 +118,9 @@ def test_tenant_change_writes_history_and_audit_rows(tenant_factory, django_user
 
 
 def test_second_change_records_the_previous_value_and_unset_deletes_the_override(
-    tenant_factory,
+    db,
 ):
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     flag_update(tenant_id=tenant.id, values={"minIntervalSec": 60}, actor="a", via="cli")
     flag_update(tenant_id=tenant.id, values={"minIntervalSec": 120}, actor="b", via="cli")
     flag_update(tenant_id=tenant.id, values={"minIntervalSec": None}, actor="c", via="cli")
@@ -130,8 +131,8 @@ def test_second_change_records_the_previous_value_and_unset_deletes_the_override
     assert flags_explain(tenant_id=tenant.id)["minIntervalSec"].source == "default"
 
 
-def test_history_records_the_value_in_force_behind_an_unset_level(tenant_factory):
-    tenant = tenant_factory()
+def test_history_records_the_value_in_force_behind_an_unset_level(db):
+    tenant = TenantFactory()
     flag_update(tenant_id=None, values={"minIntervalSec": 60}, actor="g", via="cli")
     flag_update(tenant_id=tenant.id, values={"minIntervalSec": 5}, actor="t", via="cli")
     flag_update(tenant_id=tenant.id, values={"minIntervalSec": None}, actor="t", via="cli")
@@ -161,16 +162,16 @@ def test_history_text_shows_what_an_unset_level_inherited(stored, effective, ten
     assert history_text(stored, effective, tenant=tenant) == text
 
 
-def test_setting_the_same_value_again_writes_no_history(tenant_factory):
-    tenant = tenant_factory()
+def test_setting_the_same_value_again_writes_no_history(db):
+    tenant = TenantFactory()
     flag_update(tenant_id=tenant.id, values={"retryCap": 2}, actor="a", via="cli")
     assert flag_update(tenant_id=tenant.id, values={"retryCap": 2}, actor="a", via="cli") == []
     with system_scope("test"):
         assert FlagChange.objects.count() == 1
 
 
-def test_global_change_history_row_has_no_tenant_and_is_invisible_to_tenants(tenant_factory):
-    tenant = tenant_factory()
+def test_global_change_history_row_has_no_tenant_and_is_invisible_to_tenants(db):
+    tenant = TenantFactory()
     flag_update(tenant_id=None, values={"retryCap": 5}, actor="ops", via="cli")
     with system_scope("test"):
         assert GlobalFlag.objects.get(key="retryCap").value == 5
@@ -181,8 +182,8 @@ def test_global_change_history_row_has_no_tenant_and_is_invisible_to_tenants(ten
     assert (explained.value, explained.source) == (5, "global")
 
 
-def test_tenant_overrides_are_isolated_by_row_level_security(tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_tenant_overrides_are_isolated_by_row_level_security(db):
+    a, b = TenantFactory(), TenantFactory()
     flag_update(tenant_id=b.id, values={"syncEnabled": False}, actor="t", via="cli")
     with tenant_scope(a.id):
         assert TenantFlag.objects.count() == 0
@@ -203,10 +204,8 @@ def test_flag_update_for_a_missing_tenant_is_a_clear_error(db):
         )
 
 
-def test_pause_all_sets_global_and_clears_overrides_that_would_keep_syncing(
-    tenant_factory, commit_hooks
-):
-    a, b, c = tenant_factory(), tenant_factory(), tenant_factory()
+def test_pause_all_sets_global_and_clears_overrides_that_would_keep_syncing(db, commit_hooks):
+    a, b, c = TenantFactory(), TenantFactory(), TenantFactory()
     flag_update(tenant_id=b.id, values={"syncEnabled": True}, actor="t", via="cli")
     flag_update(tenant_id=c.id, values={"syncEnabled": False}, actor="t", via="cli")
     commit_hooks(flags_set_sync_all, enabled=False, actor="ops", via="admin")
@@ -221,8 +220,8 @@ def test_pause_all_sets_global_and_clears_overrides_that_would_keep_syncing(
         assert not TenantFlag.objects.filter(key="syncEnabled").exists()
 
 
-def test_provision_tenant_needs_no_rows_and_validates(tenant_factory):
-    tenant = tenant_factory()
+def test_provision_tenant_needs_no_rows_and_validates(db):
+    tenant = TenantFactory()
     assert flags_provision_tenant(tenant_id=tenant.id, actor="provision") == []
     with system_scope("test"):
         assert not TenantFlag.objects.exists()
@@ -230,8 +229,8 @@ def test_provision_tenant_needs_no_rows_and_validates(tenant_factory):
         flags_provision_tenant(tenant_id="00000000-0000-0000-0000-000000000002", actor="p")
 
 
-def test_provision_tenant_applies_initial_overrides_with_history(tenant_factory):
-    tenant = tenant_factory()
+def test_provision_tenant_applies_initial_overrides_with_history(db):
+    tenant = TenantFactory()
     changes = flags_provision_tenant(
         tenant_id=tenant.id, actor="provision", overrides={"syncEnabled": False}
     )
@@ -242,11 +241,10 @@ def test_provision_tenant_applies_initial_overrides_with_history(tenant_factory)
         flags_provision_tenant(tenant_id=tenant.id, actor="p", overrides={"retryCap": 50})
 
 
-def test_stored_value_out_of_todays_bounds_is_ignored_not_served(tenant_factory):
-    tenant = tenant_factory()
-    with tenant_scope(tenant.id):
-        TenantFlag.objects.create(tenant=tenant, key="minIntervalSec", value=1)
-        TenantFlag.objects.create(tenant=tenant, key="retiredFlag", value=1)
+def test_stored_value_out_of_todays_bounds_is_ignored_not_served(db):
+    tenant = TenantFactory()
+    TenantFlagFactory(tenant=tenant, key="minIntervalSec", value=1)
+    TenantFlagFactory(tenant=tenant, key="retiredFlag", value=1)
     values = effective_flags(tenant_id=tenant.id)
     assert values["minIntervalSec"] == 900
     assert "retiredFlag" not in values

@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 from tenants.auth import SignatureAuthentication
 from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import encode, make_event
 from tests.signing import django_headers, sign_headers
 
@@ -161,9 +162,9 @@ def test_suspended_tenant_is_403_tenant_suspended(client, signed):
     assert response.json()["error"]["code"] == "tenant_suspended"
 
 
-def test_key_of_tenant_a_cannot_claim_tenant_b(client, tenant_factory, key_factory):
-    a, b = tenant_factory(), tenant_factory()
-    key_a, key_b = key_factory(a), key_factory(b)
+def test_key_of_tenant_a_cannot_claim_tenant_b(client, db):
+    a, b = TenantFactory(), TenantFactory()
+    key_a, key_b = SigningKeyFactory(tenant=a), SigningKeyFactory(tenant=b)
     body = encode(make_event())
     # B's key id with A's secret: the key id decides the tenant, and A's secret does not verify.
     response = _post(client, body, sign_headers(key_b.key_id, key_a.secret, body))

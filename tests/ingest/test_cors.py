@@ -11,6 +11,7 @@ from flags.registry import FlagValueError, spec_for
 from flags.selectors import effective_flags, origins_forget
 from flags.services import flag_update
 from ingest.cors import PREFLIGHT_MAX_AGE
+from tests.factories import TenantFactory
 from tests.signing import django_headers
 
 pytestmark = pytest.mark.django_db
@@ -124,10 +125,8 @@ def test_signed_answers_carry_the_origin_and_expose_the_headers_the_sdk_reads(cl
     assert lookup["Access-Control-Allow-Origin"] == APP
 
 
-def test_another_tenants_origin_gets_no_cors_on_my_answers(
-    client, signed, tenant_factory, key_factory
-):
-    other = tenant_factory()
+def test_another_tenants_origin_gets_no_cors_on_my_answers(client, signed, db):
+    other = TenantFactory()
     _allow(other, OTHER)
     _allow(signed.tenant, APP)
     body = _event("cors-2")
@@ -183,10 +182,10 @@ def test_allowed_origins_parse_normalise_and_refuse_junk(signed, capsys):
     ]
 
 
-def test_the_admin_flag_editor_sets_and_refuses_allowed_origins(admin_client, tenant_factory):
+def test_the_admin_flag_editor_sets_and_refuses_allowed_origins(admin_client, db):
     from django.urls import reverse
 
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     url = reverse("admin:flags_tenantflagset_change", args=[tenant.pk])
     response = admin_client.post(
         url, {"allowedOrigins": "https://Pos.example/, http://k.example:8080"}

@@ -14,7 +14,7 @@ from ingest import selectors
 from ingest.models import DeadLetter, EnrichedEvent, Event
 from ingest.services.enrich import events_drain, events_enrich
 from tenants.scope import tenant_scope
-from tests.factories import EventFactory
+from tests.factories import EventFactory, TenantFactory
 from tests.helpers import make_event
 
 
@@ -41,8 +41,8 @@ def _event(tenant, event_id) -> Event:
         return Event.objects.get(tenant=tenant, id=event_id)
 
 
-def test_two_concurrent_drains_enrich_every_event_exactly_once(transactional_db, tenant_factory):
-    tenant = tenant_factory()
+def test_two_concurrent_drains_enrich_every_event_exactly_once(transactional_db):
+    tenant = TenantFactory()
     events = _ledger(tenant, [make_event() for _ in range(3000)])
     claimed: dict[str, list[int]] = {"a": [], "b": []}
     start = threading.Barrier(2)
@@ -75,8 +75,8 @@ def test_two_concurrent_drains_enrich_every_event_exactly_once(transactional_db,
 
 
 @pytest.mark.django_db
-def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_factory, settings):
-    tenant = tenant_factory()
+def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(db, settings):
+    tenant = TenantFactory()
     settings.CODEX_ENRICH_FAIL_TYPES = {"fault.enrich"}
     settings.CODEX_ENRICH_RETRY_BASE_S = 30
     good, bad = _ledger(tenant, [make_event(), make_event(type="fault.enrich")])
@@ -133,8 +133,8 @@ def test_a_failing_event_retries_on_its_own_backoff_then_dead_letters(tenant_fac
         ({"amount": 0.1, "currency": "JPY"}, 0),
     ],
 )
-def test_unusable_amounts_enrich_with_a_null_amount_and_are_counted(tenant_factory, payload, minor):
-    tenant = tenant_factory()
+def test_unusable_amounts_enrich_with_a_null_amount_and_are_counted(db, payload, minor):
+    tenant = TenantFactory()
     [event] = _ledger(tenant, [make_event(payload=payload)])
     before = _unusable()
     outcome = events_drain(tenant_id=tenant.id)
@@ -147,8 +147,8 @@ def test_unusable_amounts_enrich_with_a_null_amount_and_are_counted(tenant_facto
     assert counted == (1 if minor is None else 0)
 
 
-def test_drain_claims_only_its_tenants_rows(transactional_db, tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_drain_claims_only_its_tenants_rows(transactional_db):
+    a, b = TenantFactory(), TenantFactory()
     _ledger(a, [make_event()])
     _ledger(b, [make_event()])
     assert events_drain(tenant_id=a.id).claimed == 1

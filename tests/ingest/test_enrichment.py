@@ -15,7 +15,7 @@ from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_enrich
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.factories import EventFactory
+from tests.factories import EventFactory, TenantFactory
 from tests.helpers import make_event, wait_for
 
 
@@ -156,8 +156,8 @@ def test_replay_dlq_requires_a_selection_and_known_tenant(signed):
 
 
 @pytest.mark.django_db
-def test_replay_dlq_all_replays_every_tenant_and_audits_each(tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_replay_dlq_all_replays_every_tenant_and_audits_each(db):
+    a, b = TenantFactory(), TenantFactory()
     for tenant in (a, b):
         [event] = _make_events(tenant, make_event("x"))
         deadletter_record(
@@ -226,8 +226,8 @@ def test_enrichment_reads_amounts_in_minor_units(signed):
 
 
 @pytest.mark.django_db
-def test_enrichment_of_another_tenants_event_does_nothing(tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_enrichment_of_another_tenants_event_does_nothing(db):
+    a, b = TenantFactory(), TenantFactory()
     [event] = _make_events(a, make_event("mine"))
     outcome = events_enrich(tenant_id=b.id, event_ids=[event.id])
     assert outcome.skipped == [event.id]

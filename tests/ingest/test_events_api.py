@@ -9,6 +9,7 @@ from django.test import override_settings
 
 from ingest.models import Event
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import encode, make_event
 from tests.signing import django_headers, sign_headers
 
@@ -275,9 +276,9 @@ def test_over_the_tenant_rate_is_429_with_retry_after_and_ratelimit_headers(post
     assert "RateLimit-Policy" in ok
 
 
-def test_rate_limit_is_per_tenant(client, settings, tenant_factory, key_factory):
+def test_rate_limit_is_per_tenant(client, settings, db):
     settings.CODEX_INGEST_RATE_PER_SEC = 2
-    keys = [key_factory(tenant_factory()) for _ in range(2)]
+    keys = [SigningKeyFactory(tenant=TenantFactory()) for _ in range(2)]
 
     def send(key):
         body = encode(make_event())
@@ -315,11 +316,9 @@ def test_redis_down_rate_limit_fails_open_and_is_counted(post_signed, signed):
 # --- tenants ----------------------------------------------------------------------------------
 
 
-def test_tenant_b_gets_its_own_event_for_the_same_key_and_never_sees_a(
-    client, tenant_factory, key_factory
-):
-    a, b = tenant_factory(), tenant_factory()
-    key_a, key_b = key_factory(a), key_factory(b)
+def test_tenant_b_gets_its_own_event_for_the_same_key_and_never_sees_a(client, db):
+    a, b = TenantFactory(), TenantFactory()
+    key_a, key_b = SigningKeyFactory(tenant=a), SigningKeyFactory(tenant=b)
 
     def send(key, doc):
         body = encode(doc)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from ingest import ingest_warnings, metrics
 from ingest.models import IngestWarning
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import encode, make_event, staff_client
 from tests.netutil import free_port
 
@@ -160,9 +161,9 @@ def test_past_the_daily_byte_cap_warnings_are_counted_and_dropped_not_stored(sig
     assert _count(tenant, "invalid_event") >= 10
 
 
-def test_the_daily_caps_are_atomic_across_concurrent_writers(tenant_factory):
+def test_the_daily_caps_are_atomic_across_concurrent_writers(db):
     """Eight threads taking budget at once for one tenant never admit more than the cap."""
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     verdicts: list[int] = []
     lock = threading.Lock()
 
@@ -185,17 +186,17 @@ def test_the_daily_caps_are_atomic_across_concurrent_writers(tenant_factory):
 
 
 @override_settings(CODEX_INGEST_WARNINGS_ROWS_PER_DAY=1)
-def test_the_daily_caps_start_again_on_the_next_utc_day(tenant_factory):
-    tenant_id = str(tenant_factory().id)
+def test_the_daily_caps_start_again_on_the_next_utc_day(db):
+    tenant_id = str(TenantFactory().id)
     today = time.time()
     assert ingest_warnings._budget(tenant_id, [10, 10], now=today) == [0, 2]
     assert ingest_warnings._budget(tenant_id, [10], now=today + 86_400) == [0]
 
 
-def test_warnings_stay_in_their_tenant(signed, post_signed, tenant_factory):
+def test_warnings_stay_in_their_tenant(signed, post_signed, db):
     tenant = signed.tenant
     post_signed({"events": [{"n": 1}]})
-    other = tenant_factory()
+    other = TenantFactory()
     with tenant_scope(other.id):
         assert IngestWarning.objects.count() == 0  # row-level security, not only the filter
     assert len(_warnings(tenant)) == 1
@@ -247,9 +248,7 @@ def test_prune_deletes_warnings_older_than_7_days_only(signed, post_signed):
     assert entry["options"]["expires"]
 
 
-def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(
-    signed, post_signed, tenant_factory, key_factory
-):
+def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(signed, post_signed, db):
     tenant = signed.tenant
     post_signed({"events": [{"marker": "mine"}]})
     url = "/admin/ingest/ingestwarning/"
@@ -258,6 +257,6 @@ def test_admin_lists_warnings_per_tenant_with_filters_for_staff_who_may(
     assert page.status_code == 200
     assert "invalid_event" in page.content.decode()
     assert "By code" in page.content.decode() or "code" in page.content.decode()
-    empty = viewer.get(url, {"tenant__id__exact": str(tenant_factory().id)})
+    empty = viewer.get(url, {"tenant__id__exact": str(TenantFactory().id)})
     assert "0 ingestion warnings" in empty.content.decode()
     assert staff_client("ingest.view_deadletter").get(url).status_code == 403

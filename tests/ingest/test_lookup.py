@@ -9,6 +9,7 @@ import pytest
 from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_drain
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import make_event
 from tests.signing import django_headers, sign_headers
 
@@ -69,11 +70,9 @@ def test_a_key_with_slashes_and_unicode_is_found(client, signed, post_signed):
     assert _get(client, key, "store/7/ordre-é 1").json()["status"] == "accepted"
 
 
-def test_another_tenants_key_is_404_like_a_missing_one(
-    client, signed, post_signed, tenant_factory, key_factory
-):
+def test_another_tenants_key_is_404_like_a_missing_one(client, signed, post_signed, db):
     post_signed(make_event("mine-only"))
-    other_key = key_factory(tenant_factory())
+    other_key = SigningKeyFactory(tenant=TenantFactory())
     for idem in ("mine-only", "never-sent"):
         response = _get(client, other_key, idem)
         assert response.status_code == 404
@@ -99,9 +98,7 @@ def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_a_lookup_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
-    client, signed, key_factory
-):
+def test_a_lookup_flood_of_one_key_gets_429_with_retry_after_and_the_rid(client, signed, db):
     from codex import metrics as codex_metrics
     from flags.services import flag_update
 
@@ -121,4 +118,4 @@ def test_a_lookup_flood_of_one_key_gets_429_with_retry_after_and_the_rid(
     assert limited["RateLimit-Policy"] == '"key";q=3;w=1'
     assert rejected._value.get() == before + statuses.count(429)
     # Per key: another key of the same tenant still reads.
-    assert _get(client, key_factory(tenant), "nope").status_code == 404
+    assert _get(client, SigningKeyFactory(tenant=tenant), "nope").status_code == 404

@@ -15,6 +15,7 @@ from ingest.services.enrich import events_drain
 from tenants.models import SigningKey
 from tenants.scope import tenant_scope
 from tenants.services.keys import signing_key_revoke
+from tests.factories import SigningKeyFactory, TenantFactory
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,9 @@ class Device:
 
 
 @pytest.fixture
-def device(live_server, tenant_factory, key_factory, tmp_path):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+def device(live_server, db, tmp_path):
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     client = Client(live_server.url, key.key_id, key.secret, queue_path=tmp_path / "q.sqlite3")
     yield Device(tenant=tenant, key=key, client=client)
     client.close(flush=False)
@@ -67,13 +68,11 @@ def test_client_lookup_of_a_dead_lettered_event_names_stage_and_error_class(devi
     )
 
 
-def test_client_lookup_does_not_see_another_tenants_event(
-    device, live_server, tenant_factory, key_factory, tmp_path
-):
+def test_client_lookup_does_not_see_another_tenants_event(device, live_server, db, tmp_path):
     client = device.client
     key = client.track("door.opened", {})
     client.flush()
-    other = key_factory(tenant_factory())
+    other = SigningKeyFactory(tenant=TenantFactory())
     with Client(live_server.url, other.key_id, other.secret, queue_path=tmp_path / "o") as theirs:
         assert theirs.lookup(key) is None
 

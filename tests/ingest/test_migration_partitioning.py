@@ -12,6 +12,7 @@ from ingest.models import DeadLetter, EnrichedEvent, Event, IdempotencyKey
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import encode, make_event
 
 OLD_EVENT = """
@@ -28,10 +29,8 @@ def _migrate(targets) -> None:
     executor.migrate(targets)
 
 
-def test_rows_from_before_the_partitioned_ledger_survive_the_migration(
-    transactional_db, tenant_factory
-):
-    tenant = tenant_factory()
+def test_rows_from_before_the_partitioned_ledger_survive_the_migration(transactional_db):
+    tenant = TenantFactory()
     tid = str(tenant.id)
     old_day = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
     items = parse_body(encode(make_event("kept-key"))).items

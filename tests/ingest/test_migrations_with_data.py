@@ -12,6 +12,7 @@ from django.db import connection
 
 from tenants import rls
 from tenants.scope import system_scope
+from tests.factories import TenantFactory
 from tests.migrationkit import history_assert_kept, migration_data_write, migration_walk
 
 
@@ -57,9 +58,9 @@ def test_every_later_migration_keeps_every_row_both_ways(transactional_db, back_
     assert sum(n for n, _ in report["ingest_event"].values()) == data.events
 
 
-def test_a_move_that_lost_rows_stops_before_dropping_anything(db, tenant_factory):
+def test_a_move_that_lost_rows_stops_before_dropping_anything(db):
     """rows_moved_check: a target missing a tenant's row, or a check outside a scope, raises."""
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     with system_scope("test"), connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE src (tenant_id uuid, n int)")
         cursor.execute("CREATE TEMP TABLE dst (tenant_id uuid, n int)")

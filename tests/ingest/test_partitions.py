@@ -13,16 +13,8 @@ from ingest.models import Event
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tenants.scope import system_scope, tenant_scope
-from tests.factories import EnrichedEventFactory, EventFactory
-from tests.helpers import assert_restricted_role, encode, make_event
-
-
-@pytest.fixture
-def restricted_cursor(db):
-    """A cursor on the test's connection, checked to be the restricted application role."""
-    with connection.cursor() as cursor:
-        assert_restricted_role(cursor)
-        yield cursor
+from tests.factories import EnrichedEventFactory, EventFactory, TenantFactory
+from tests.helpers import assert_restricted_role, encode, make_event, restricted_cursor
 
 
 def _partition_of(table: str, tenant_id, event_id) -> str:
@@ -58,8 +50,8 @@ def test_partitions_ensure_is_scheduled_daily_in_the_one_beat_schedule():
     assert entry["options"]["expires"] > 0
 
 
-def test_ingest_writes_this_months_partition_and_the_idempotency_table(db, tenant_factory):
-    tenant = tenant_factory()
+def test_ingest_writes_this_months_partition_and_the_idempotency_table(db):
+    tenant = TenantFactory()
     items = parse_body(encode(make_event("p-1"))).items
     [result] = events_ingest(tenant_id=tenant.id, key_id="k", items=items)
     assert result.status == "accepted"
@@ -78,11 +70,9 @@ def test_ingest_writes_this_months_partition_and_the_idempotency_table(db, tenan
     assert fingerprint == items[0].event.fingerprint
 
 
-def test_an_insert_past_the_last_month_lands_in_the_default_then_moves_to_its_month(
-    db, tenant_factory
-):
+def test_an_insert_past_the_last_month_lands_in_the_default_then_moves_to_its_month(db):
     """Across a month boundary with no partition for the new month: nothing fails or is lost."""
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     december = date(2031, 12, 1)
     partitions.partitions_ensure(today=december, since=december, months_ahead=0)
     last_of_december = datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -118,51 +108,54 @@ def test_an_insert_past_the_last_month_lands_in_the_default_then_moves_to_its_mo
     assert again.created == []
 
 
-def test_the_app_role_reaches_a_partition_directly_only_through_its_policy(
-    db, tenant_factory, restricted_cursor
-):
-    alpha, bravo = tenant_factory("alpha"), tenant_factory("bravo")
-    now = datetime.now(UTC)
-    _event(alpha, "a-1", now)
-    _event(bravo, "b-1", now)
-    partition = partitions.partition_name("ingest_event", partitions.month_floor(now))
-    cursor = restricted_cursor
-    assert_restricted_role(cursor)
-    # No scope: the partition shows nothing, even though it holds two rows.
-    with transaction.atomic():
-        cursor.execute(f"SELECT count(*) FROM {partition}")
-        assert cursor.fetchone()[0] == 0
-    with tenant_scope(alpha.id):
-        cursor.execute(f"SELECT idempotency_key FROM {partition}")
-        assert [r[0] for r in cursor.fetchall()] == ["a-1"]
-        cursor.execute(f"UPDATE {partition} SET type = 'x' WHERE tenant_id = %s", [str(bravo.id)])
-        assert cursor.rowcount == 0
-        cursor.execute(f"DELETE FROM {partition} WHERE tenant_id = %s", [str(bravo.id)])
-        assert cursor.rowcount == 0
-        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
-            cursor.execute(
-                f"INSERT INTO {partition} (tenant_id, idempotency_key, type, source, "
-                "occurred_at, received_at, payload, fingerprint, key_id) "
-                "VALUES (%s, 'forged', 't', 's', now(), now(), '{}', '', '')",
-                [str(bravo.id)],
-            )
-        for default in ("ingest_event_default", "events_enriched_default"):
-            cursor.execute(f"SELECT count(*) FROM {default} WHERE tenant_id = %s", [str(bravo.id)])
+def test_the_app_role_reaches_a_partition_directly_only_through_its_policy(db):
+    with restricted_cursor() as app_cursor:
+        alpha, bravo = TenantFactory(slug="alpha"), TenantFactory(slug="bravo")
+        now = datetime.now(UTC)
+        _event(alpha, "a-1", now)
+        _event(bravo, "b-1", now)
+        partition = partitions.partition_name("ingest_event", partitions.month_floor(now))
+        cursor = app_cursor
+        assert_restricted_role(cursor)
+        # No scope: the partition shows nothing, even though it holds two rows.
+        with transaction.atomic():
+            cursor.execute(f"SELECT count(*) FROM {partition}")
             assert cursor.fetchone()[0] == 0
-    with system_scope("test"):
-        assert Event.objects.filter(tenant_id=bravo.id, type="sale.completed").count() == 1
+        with tenant_scope(alpha.id):
+            cursor.execute(f"SELECT idempotency_key FROM {partition}")
+            assert [r[0] for r in cursor.fetchall()] == ["a-1"]
+            cursor.execute(
+                f"UPDATE {partition} SET type = 'x' WHERE tenant_id = %s", [str(bravo.id)]
+            )
+            assert cursor.rowcount == 0
+            cursor.execute(f"DELETE FROM {partition} WHERE tenant_id = %s", [str(bravo.id)])
+            assert cursor.rowcount == 0
+            with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+                cursor.execute(
+                    f"INSERT INTO {partition} (tenant_id, idempotency_key, type, source, "
+                    "occurred_at, received_at, payload, fingerprint, key_id) "
+                    "VALUES (%s, 'forged', 't', 's', now(), now(), '{}', '', '')",
+                    [str(bravo.id)],
+                )
+            for default in ("ingest_event_default", "events_enriched_default"):
+                cursor.execute(
+                    f"SELECT count(*) FROM {default} WHERE tenant_id = %s", [str(bravo.id)]
+                )
+                assert cursor.fetchone()[0] == 0
+        with system_scope("test"):
+            assert Event.objects.filter(tenant_id=bravo.id, type="sale.completed").count() == 1
 
 
-def test_the_app_role_cannot_create_or_drop_partitions(db, restricted_cursor):
-    assert_restricted_role(restricted_cursor)
-    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
-        restricted_cursor.execute(
-            "CREATE TABLE zz_sneaky PARTITION OF ingest_event FOR VALUES FROM "
-            "('2040-01-01') TO ('2040-02-01')"
-        )
-    month = partitions.month_floor(datetime.now(UTC) + timedelta(days=40))
-    with pytest.raises(DatabaseError, match="must be owner"), transaction.atomic():
-        restricted_cursor.execute(f"DROP TABLE {partitions.partition_name('ingest_event', month)}")
+def test_the_app_role_cannot_create_or_drop_partitions(db):
+    with restricted_cursor() as app_cursor:
+        with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+            app_cursor.execute(
+                "CREATE TABLE zz_sneaky PARTITION OF ingest_event FOR VALUES FROM "
+                "('2040-01-01') TO ('2040-02-01')"
+            )
+        month = partitions.month_floor(datetime.now(UTC) + timedelta(days=40))
+        with pytest.raises(DatabaseError, match="must be owner"), transaction.atomic():
+            app_cursor.execute(f"DROP TABLE {partitions.partition_name('ingest_event', month)}")
 
 
 def test_the_beat_task_recreates_a_missing_month_as_the_owner(transactional_db):
@@ -185,12 +178,12 @@ def test_the_beat_task_recreates_a_missing_month_as_the_owner(transactional_db):
     assert (rls, forced, granted) == (True, True, True)
 
 
-def test_one_drain_batch_spanning_months_marks_every_event_in_its_own_partition(db, tenant_factory):
+def test_one_drain_batch_spanning_months_marks_every_event_in_its_own_partition(db):
     """The drain's UPDATEs are bounded by the batch's received_at range: every month in it."""
     from ingest.services.enrich import events_drain
 
     settings.CODEX_ENRICH_FAIL_TYPES = {"fault.enrich"}
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     partitions.partitions_ensure(today=date(2031, 10, 1), since=date(2031, 10, 1), months_ahead=1)
     october = _event(tenant, "october", datetime(2031, 10, 31, 23, 0, tzinfo=UTC))
     november = _event(tenant, "november", datetime(2031, 11, 1, 1, 0, tzinfo=UTC))

@@ -13,7 +13,7 @@ from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tests.factories import EventFactory
+from tests.factories import EventFactory, TenantFactory
 from tests.helpers import make_event
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +36,8 @@ def _resolved(entry) -> bool:
         return DeadLetter.objects.get(id=entry.id).resolved_at is not None
 
 
-def test_replay_by_window_replays_only_what_was_dead_lettered_in_it(tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_replay_by_window_replays_only_what_was_dead_lettered_in_it(db):
+    a, b = TenantFactory(), TenantFactory()
     old, inside_a, inside_b, recent = (
         _park(a, "old", 30),
         _park(a, "in-a", 5),
@@ -56,8 +56,8 @@ def test_replay_by_window_replays_only_what_was_dead_lettered_in_it(tenant_facto
         assert {x.tenant_id for x in audits} == {a.id, b.id}
 
 
-def test_replay_window_combines_with_tenant_and_refuses_nonsense(tenant_factory):
-    a, b = tenant_factory(), tenant_factory()
+def test_replay_window_combines_with_tenant_and_refuses_nonsense(db):
+    a, b = TenantFactory(), TenantFactory()
     mine, theirs = _park(a, "mine", 2), _park(b, "theirs", 2)
     since = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
     call_command("replay_dlq", "--since", since, "--tenant", a.slug, stdout=io.StringIO())

@@ -19,6 +19,7 @@ from ingest.services.retention import idempotency_grace, retention_enforce
 from ingest.validation import parse_body
 from tenants.models import AuditLog
 from tenants.scope import system_scope
+from tests.factories import TenantFactory
 from tests.helpers import encode, make_event
 from tests.ingest.lifecycle_helpers import counts, put_event
 
@@ -59,8 +60,8 @@ def test_retention_days_flag_defaults_to_400_within_documented_bounds():
     assert "ingest-retention-nightly" in settings.CELERY_BEAT_SCHEDULE
 
 
-def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db, tenant_factory):
-    short, long_ = tenant_factory("short"), tenant_factory("long")
+def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db):
+    short, long_ = TenantFactory(slug="short"), TenantFactory(slug="long")
     _retention(short, 30)
     old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
     partitions.partitions_ensure(since=old.date())
@@ -96,8 +97,8 @@ def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db, tenan
     assert _deleted("retention", "ingest_event") - before == 2
 
 
-def test_retention_deletes_in_batches_until_nothing_is_left(db, tenant_factory):
-    tenant = tenant_factory()
+def test_retention_deletes_in_batches_until_nothing_is_left(db):
+    tenant = TenantFactory()
     _retention(tenant, 7)
     old = NOW - timedelta(days=10)
     partitions.partitions_ensure(since=old.date())
@@ -109,8 +110,8 @@ def test_retention_deletes_in_batches_until_nothing_is_left(db, tenant_factory):
     assert counts(tenant)["events_enriched"] == 0
 
 
-def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(db, tenant_factory):
-    keeper, other = tenant_factory("keeper"), tenant_factory("other")
+def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(db):
+    keeper, other = TenantFactory(slug="keeper"), TenantFactory(slug="other")
     month = date(2020, 1, 1)
     partitions.partitions_ensure(since=month, today=month, months_ahead=1)
     put_event(keeper, "k-2020", datetime(2020, 1, 15, tzinfo=UTC), enriched=True)
@@ -146,8 +147,8 @@ def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(
     assert this_month in [m for _, m in partitions.month_partitions(table="ingest_event")]
 
 
-def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db, tenant_factory):
-    tenant = tenant_factory()
+def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db):
+    tenant = TenantFactory()
     _retention(tenant, 7)
     grace = idempotency_grace()
     within = NOW - timedelta(days=8)
@@ -178,8 +179,8 @@ def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db, ten
     assert counts(tenant)["ingest_event"] == 1
 
 
-def test_retention_command_dry_run_and_unknown_tenant(db, tenant_factory):
-    tenant = tenant_factory("cmd")
+def test_retention_command_dry_run_and_unknown_tenant(db):
+    tenant = TenantFactory(slug="cmd")
     _retention(tenant, 7)
     partitions.partitions_ensure(since=(NOW - timedelta(days=9)).date())
     put_event(tenant, "c-old", NOW - timedelta(days=9))

@@ -34,8 +34,8 @@ from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 
 from flags.services import flag_update
-from tenants.services.sources import source_create
 from tests.dbutil import database_url
+from tests.factories import SigningKeyFactory, TenantFactory, WebhookSourceFactory
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
 
@@ -146,10 +146,10 @@ def _described(url: str):
 
 
 def test_schemathesis_signed_and_unsigned_passes_find_no_5xx_and_no_schema_violation(
-    transactional_db, tenant_factory, key_factory
+    transactional_db,
 ):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     # 429 is documented, but a throttled fuzzer tests little: keep the limit out of reach.
     flag_update(
         tenant_id=tenant.id,
@@ -163,7 +163,9 @@ def test_schemathesis_signed_and_unsigned_passes_find_no_5xx_and_no_schema_viola
         via="cli",
         reason="fuzzing must not be throttled",
     )
-    source = source_create(tenant=tenant, kind="standard", secret=SOURCE_SECRET, actor="test")
+    source = WebhookSourceFactory(
+        tenant=tenant, kind="standard", secret=SOURCE_SECRET, actor="test"
+    )
     run_seed = int(os.environ.get("SCHEMATHESIS_SEED") or random.SystemRandom().randrange(2**32))
     tally = {
         "requests": 0,

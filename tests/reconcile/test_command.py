@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from reconcile.models import ReconcileRun
 from tenants.scope import system_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon
 
 
@@ -20,10 +21,10 @@ def _run(*args) -> list[str]:
 
 
 def test_reconcile_command_by_default_prints_yesterdays_table_for_every_tenant(
-    tenant_factory, ledger, yesterday
+    db, ledger, yesterday
 ):
-    ledger(tenant_factory("acme"), 200, enriched=196, dead=1, received_at=noon(yesterday))
-    tenant_factory("zeta")
+    ledger(TenantFactory(slug="acme"), 200, enriched=196, dead=1, received_at=noon(yesterday))
+    TenantFactory(slug="zeta")
 
     lines = _run()
 
@@ -46,12 +47,10 @@ def test_reconcile_command_by_default_prints_yesterdays_table_for_every_tenant(
     assert lines[4].startswith("health: CRITICAL (drift over 1.0%: acme 2.000%")
 
 
-def test_reconcile_command_with_date_and_tenant_reconciles_only_that(
-    tenant_factory, ledger, yesterday
-):
+def test_reconcile_command_with_date_and_tenant_reconciles_only_that(db, ledger, yesterday):
     day = yesterday - timedelta(days=5)
-    ledger(tenant_factory("acme"), 3, enriched=3, received_at=noon(day))
-    other = tenant_factory("other")
+    ledger(TenantFactory(slug="acme"), 3, enriched=3, received_at=noon(day))
+    other = TenantFactory(slug="other")
 
     lines = _run("--date", day.isoformat(), "--tenant", "acme")
 
@@ -75,10 +74,8 @@ def test_reconcile_command_with_bad_input_is_refused(db, args, message):
         _run(*args)
 
 
-def test_reconcile_command_with_a_failing_tenant_names_it_and_fails(
-    tenant_factory, yesterday, locked_run
-):
-    stuck = tenant_factory("stuck")
+def test_reconcile_command_with_a_failing_tenant_names_it_and_fails(db, yesterday, locked_run):
+    stuck = TenantFactory(slug="stuck")
     _run()
     locked_run(stuck.id)
     err = io.StringIO()

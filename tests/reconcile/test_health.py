@@ -8,6 +8,7 @@ import pytest
 
 from reconcile import selectors, services
 from reconcile.selectors import Grade
+from tests.factories import TenantFactory
 from tests.helpers import noon
 
 
@@ -40,8 +41,8 @@ def test_drift_grade_at_thresholds(drift, grade):
     assert selectors.drift_grade(drift) == grade
 
 
-def test_health_with_no_run_ever_is_warning_no_run_yet(tenant_factory):
-    tenant_factory()
+def test_health_with_no_run_ever_is_warning_no_run_yet(db):
+    TenantFactory()
 
     health = selectors.reconcile_health()
 
@@ -50,8 +51,8 @@ def test_health_with_no_run_ever_is_warning_no_run_yet(tenant_factory):
     assert health.last_run_at is None
 
 
-def test_health_after_a_fresh_clean_run_is_ok(tenant_factory, ledger, yesterday):
-    tenant = tenant_factory("clean")
+def test_health_after_a_fresh_clean_run_is_ok(db, ledger, yesterday):
+    tenant = TenantFactory(slug="clean")
     ledger(tenant, 1000, enriched=999, received_at=noon(yesterday))  # 0.1%: still OK
     services.drift_compute(day=yesterday)
 
@@ -67,10 +68,10 @@ def test_health_after_a_fresh_clean_run_is_ok(tenant_factory, ledger, yesterday)
     ("enriched", "grade"), [(995, Grade.WARNING), (989, Grade.CRITICAL)], ids=["0.5%", "1.1%"]
 )
 def test_health_with_drift_over_threshold_grades_and_names_the_tenant(
-    tenant_factory, ledger, yesterday, enriched, grade
+    db, ledger, yesterday, enriched, grade
 ):
-    ledger(tenant_factory("fine"), 10, enriched=10, received_at=noon(yesterday))
-    ledger(tenant_factory("leaky"), 1000, enriched=enriched, received_at=noon(yesterday))
+    ledger(TenantFactory(slug="fine"), 10, enriched=10, received_at=noon(yesterday))
+    ledger(TenantFactory(slug="leaky"), 1000, enriched=enriched, received_at=noon(yesterday))
     services.drift_compute(day=yesterday)
 
     health = selectors.reconcile_health()
@@ -85,8 +86,8 @@ def test_health_with_drift_over_threshold_grades_and_names_the_tenant(
 @pytest.mark.parametrize(
     ("age_hours", "grade"), [(27, Grade.WARNING), (51, Grade.CRITICAL)], ids=["27h", "51h"]
 )
-def test_health_with_a_stale_last_run_grades_by_age(tenant_factory, yesterday, age_hours, grade):
-    tenant_factory("old")
+def test_health_with_a_stale_last_run_grades_by_age(db, yesterday, age_hours, grade):
+    TenantFactory(slug="old")
     now = datetime.now(UTC)
     services.drift_compute(day=yesterday - timedelta(days=2), run_at=now - timedelta(hours=40))
 
@@ -98,8 +99,8 @@ def test_health_with_a_stale_last_run_grades_by_age(tenant_factory, yesterday, a
     ]
 
 
-def test_health_grade_is_the_worst_of_staleness_and_size(tenant_factory, ledger, yesterday):
-    ledger(tenant_factory("leaky"), 100, enriched=90, received_at=noon(yesterday))
+def test_health_grade_is_the_worst_of_staleness_and_size(db, ledger, yesterday):
+    ledger(TenantFactory(slug="leaky"), 100, enriched=90, received_at=noon(yesterday))
     now = datetime.now(UTC)
     services.drift_compute(day=yesterday, run_at=now - timedelta(hours=30))
 
@@ -109,8 +110,8 @@ def test_health_grade_is_the_worst_of_staleness_and_size(tenant_factory, ledger,
     assert len(health.reasons) == 2  # stale (WARNING) and drift (CRITICAL)
 
 
-def test_health_uses_the_worst_day_of_each_tenants_last_run_only(tenant_factory, ledger, yesterday):
-    tenant = tenant_factory("mended")
+def test_health_uses_the_worst_day_of_each_tenants_last_run_only(db, ledger, yesterday):
+    tenant = TenantFactory(slug="mended")
     ledger(tenant, 10, received_at=noon(yesterday - timedelta(days=3)))  # old, 100% drift
     ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
     services.drift_compute(day=yesterday - timedelta(days=3))
@@ -122,11 +123,11 @@ def test_health_uses_the_worst_day_of_each_tenants_last_run_only(tenant_factory,
     assert health.worst[0].day == yesterday
 
 
-def test_health_tenant_never_reconciled_warns_only_once_due(tenant_factory, yesterday):
-    tenant_factory("ran")
+def test_health_tenant_never_reconciled_warns_only_once_due(db, yesterday):
+    TenantFactory(slug="ran")
     services.drift_compute(day=yesterday)
-    tenant_factory("newcomer")
-    tenant_factory("forgotten", created_at=datetime.now(UTC) - timedelta(days=3))
+    TenantFactory(slug="newcomer")
+    TenantFactory(slug="forgotten", created_at=datetime.now(UTC) - timedelta(days=3))
 
     health = selectors.reconcile_health()
 

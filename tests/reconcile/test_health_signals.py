@@ -13,6 +13,7 @@ from reconcile import selectors, services
 from reconcile.selectors import Grade
 from reconcile.tenant_signals import DLQ_INFLOW_CRITICAL
 from tenants.scope import tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon
 
 
@@ -24,9 +25,9 @@ def operator_client(db, client, django_user_model):
 
 
 def test_open_dead_letters_make_the_grade_warning_and_the_card_links_the_dlq(
-    operator_client, tenant_factory, ledger, yesterday
+    operator_client, db, ledger, yesterday
 ):
-    tenant = tenant_factory("parked")
+    tenant = TenantFactory(slug="parked")
     ledger(tenant, 10, enriched=9, dead=1, received_at=noon(yesterday))
     services.drift_compute(day=yesterday, settle=timedelta(0))
     with tenant_scope(tenant.id):  # parked yesterday: open, but not in the last hour's inflow
@@ -43,8 +44,8 @@ def test_open_dead_letters_make_the_grade_warning_and_the_card_links_the_dlq(
     assert f"/admin/reconcile/reconcilerun/?tenant__id__exact={tenant.id}" in page
 
 
-def test_only_open_dead_letters_grade_warning_on_their_own(db, tenant_factory, ledger, yesterday):
-    tenant = tenant_factory("solo")
+def test_only_open_dead_letters_grade_warning_on_their_own(db, ledger, yesterday):
+    tenant = TenantFactory(slug="solo")
     ledger(tenant, 1000, enriched=999, dead=1, received_at=noon(yesterday))  # drift 0.1%: OK
     services.drift_compute(day=yesterday, settle=timedelta(0))
     health = selectors.reconcile_health()
@@ -52,10 +53,8 @@ def test_only_open_dead_letters_grade_warning_on_their_own(db, tenant_factory, l
     assert health.reasons == ["open dead letters: solo 1"]
 
 
-def test_a_dlq_inflow_of_the_critical_size_in_the_last_hour_is_critical(
-    db, tenant_factory, ledger, yesterday
-):
-    flood = tenant_factory("flood")
+def test_a_dlq_inflow_of_the_critical_size_in_the_last_hour_is_critical(db, ledger, yesterday):
+    flood = TenantFactory(slug="flood")
     ledger(flood, DLQ_INFLOW_CRITICAL, dead=DLQ_INFLOW_CRITICAL, received_at=noon(yesterday))
     health = selectors.reconcile_health()
     assert health.grade is Grade.CRITICAL
@@ -66,10 +65,10 @@ def test_a_dlq_inflow_of_the_critical_size_in_the_last_hour_is_critical(
 
 
 def test_spiking_ingestion_warnings_are_named_in_the_tenants_health_line(
-    operator_client, tenant_factory, settings
+    operator_client, db, settings
 ):
     settings.CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = 3
-    noisy, quiet = tenant_factory("noisy"), tenant_factory("quiet")
+    noisy, quiet = TenantFactory(slug="noisy"), TenantFactory(slug="quiet")
     for tenant, n in ((noisy, 4), (quiet, 2)):
         ingest_warnings.ingest_warnings_record(
             tenant_id=tenant.id,

@@ -13,6 +13,7 @@ from django.utils import timezone
 from ingest.models import EnrichedEvent, Event
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon, wait_for
 
 RUN_KEYS = {
@@ -35,9 +36,9 @@ def _json(*args) -> dict:
     return json.loads(out.getvalue())  # one object, nothing else on stdout
 
 
-def test_json_prints_exactly_one_object_with_runs(db, tenant_factory, ledger, yesterday):
-    ledger(tenant_factory("acme"), 200, enriched=196, dead=1, received_at=noon(yesterday))
-    tenant_factory("zeta")
+def test_json_prints_exactly_one_object_with_runs(db, ledger, yesterday):
+    ledger(TenantFactory(slug="acme"), 200, enriched=196, dead=1, received_at=noon(yesterday))
+    TenantFactory(slug="zeta")
     doc = _json()
     assert set(doc) == {"runs"}
     acme, zeta = doc["runs"]
@@ -70,10 +71,8 @@ def _enriched_ids(tenant) -> set[int]:
         return set(EnrichedEvent.objects.filter(tenant=tenant).values_list("event_id", flat=True))
 
 
-def test_repair_reenriches_the_windows_pending_events_now_and_audits(
-    db, tenant_factory, ledger, yesterday
-):
-    tenant = tenant_factory("acme")
+def test_repair_reenriches_the_windows_pending_events_now_and_audits(db, ledger, yesterday):
+    tenant = TenantFactory(slug="acme")
     events = ledger(tenant, 6, enriched=2, dead=1, received_at=noon(yesterday))
     pending, dead = events[3:], events[2]
     _pending_with_backoff(tenant, pending)
@@ -110,10 +109,10 @@ def test_repair_reenriches_the_windows_pending_events_now_and_audits(
 
 
 def test_repair_leaves_an_event_that_fails_again_due_and_wakes_the_drain(
-    transactional_db, celery_worker, tenant_factory, ledger, yesterday, settings
+    transactional_db, celery_worker, ledger, yesterday, settings
 ):
     settings.CODEX_ENRICH_FAIL_TYPES = ["sale.broken"]
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     good, broken = ledger(tenant, 2, received_at=noon(yesterday))
     with tenant_scope(tenant.id):
         Event.objects.filter(id=broken.id).update(type="sale.broken")
@@ -137,9 +136,9 @@ def test_repair_leaves_an_event_that_fails_again_due_and_wakes_the_drain(
     wait_for(lambda: attempts() == 3, what="the woken drain to retry the failing event")
 
 
-def test_repair_in_the_table_output_says_what_it_did(db, tenant_factory, ledger, yesterday):
-    tenant = tenant_factory("acme")
-    zeta = tenant_factory("zeta")
+def test_repair_in_the_table_output_says_what_it_did(db, ledger, yesterday):
+    tenant = TenantFactory(slug="acme")
+    zeta = TenantFactory(slug="zeta")
     _pending_with_backoff(tenant, ledger(tenant, 2, received_at=noon(yesterday)))
     ledger(zeta, 1, enriched=1, received_at=noon(yesterday))
     out = io.StringIO()

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from ingest.models import EnrichedEvent, Event
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon
 
 # What enrichment computes from the ledger row (enriched_at is when it ran, id a new row's).
@@ -58,9 +59,9 @@ def _repair_audits() -> list[AuditLog]:
 
 
 def test_repair_restores_lost_enriched_rows_with_their_content_once_and_audits(
-    db, tenant_factory, ledger, yesterday
+    db, ledger, yesterday
 ):
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
     before = _content(tenant)
     lost = events[2:5]
@@ -108,10 +109,8 @@ def test_repair_restores_lost_enriched_rows_with_their_content_once_and_audits(
     assert len(_repair_audits()) == 1
 
 
-def test_repair_heals_lost_and_never_enriched_events_and_leaves_dead_letters(
-    db, tenant_factory, ledger, yesterday
-):
-    tenant = tenant_factory("acme")
+def test_repair_heals_lost_and_never_enriched_events_and_leaves_dead_letters(db, ledger, yesterday):
+    tenant = TenantFactory(slug="acme")
     # 6 enriched (3 of them lose their row), 1 dead-lettered, 1 never enriched
     events = ledger(tenant, 8, enriched=6, dead=1, received_at=noon(yesterday))
     _lose_enriched_rows(tenant, events[:3])
@@ -134,12 +133,10 @@ def test_repair_heals_lost_and_never_enriched_events_and_leaves_dead_letters(
 
 
 @pytest.mark.parametrize("actor", ["ops@example.com"])
-def test_repair_records_the_healed_run_so_health_sees_it(
-    db, tenant_factory, ledger, yesterday, actor
-):
+def test_repair_records_the_healed_run_so_health_sees_it(db, ledger, yesterday, actor):
     from reconcile.models import ReconcileRun
 
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
     _lose_enriched_rows(tenant, events[:3])
 

@@ -12,6 +12,7 @@ from reconcile import services
 from reconcile.errors import ReconcileError
 from reconcile.models import ReconcileRun
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon
 
 
@@ -21,9 +22,9 @@ def _runs(tenant):
 
 
 def test_drift_compute_with_some_events_not_enriched_records_counts_and_ratio(
-    tenant_factory, ledger, yesterday
+    db, ledger, yesterday
 ):
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     ledger(tenant, 200, enriched=190, dead=4, received_at=noon(yesterday))
     # Other days of the same tenant stay out of the count.
     ledger(tenant, 7, received_at=noon(yesterday - timedelta(days=1)))
@@ -48,11 +49,9 @@ def test_drift_compute_with_some_events_not_enriched_records_counts_and_ratio(
     assert row.drift == pytest.approx(0.05)
 
 
-def test_drift_compute_with_all_enriched_or_no_events_records_zero_drift(
-    tenant_factory, ledger, yesterday
-):
-    full = tenant_factory("full")
-    tenant_factory("empty")
+def test_drift_compute_with_all_enriched_or_no_events_records_zero_drift(db, ledger, yesterday):
+    full = TenantFactory(slug="full")
+    TenantFactory(slug="empty")
     ledger(full, 20, enriched=20, received_at=noon(yesterday))
 
     outcome = services.drift_compute(day=yesterday)
@@ -61,8 +60,8 @@ def test_drift_compute_with_all_enriched_or_no_events_records_zero_drift(
     assert drifts == {"full": (20, 20, 0.0), "empty": (0, 0, 0.0)}
 
 
-def test_drift_compute_rerun_updates_the_same_row(tenant_factory, ledger, yesterday):
-    tenant = tenant_factory()
+def test_drift_compute_rerun_updates_the_same_row(db, ledger, yesterday):
+    tenant = TenantFactory()
     events = ledger(tenant, 10, enriched=5, received_at=noon(yesterday))
     services.drift_compute(day=yesterday)
     [first] = _runs(tenant)
@@ -80,9 +79,9 @@ def test_drift_compute_rerun_updates_the_same_row(tenant_factory, ledger, yester
     assert again.computed_at > first.computed_at
 
 
-def test_drift_compute_for_tenant_a_never_counts_tenant_b_events(tenant_factory, ledger, yesterday):
-    a = tenant_factory("a")
-    b = tenant_factory("b")
+def test_drift_compute_for_tenant_a_never_counts_tenant_b_events(db, ledger, yesterday):
+    a = TenantFactory(slug="a")
+    b = TenantFactory(slug="b")
     ledger(a, 10, enriched=10, received_at=noon(yesterday))
     ledger(b, 50, enriched=0, received_at=noon(yesterday))
 
@@ -100,12 +99,10 @@ def test_drift_compute_for_tenant_a_never_counts_tenant_b_events(tenant_factory,
         assert list(ReconcileRun.objects.values_list("tenant__slug", flat=True)) == ["a"]
 
 
-def test_drift_count_in_tenant_a_scope_with_tenant_b_id_sees_nothing(
-    tenant_factory, ledger, yesterday
-):
+def test_drift_count_in_tenant_a_scope_with_tenant_b_id_sees_nothing(db, ledger, yesterday):
     """The RLS wall behind the SQL filter: a wrong tenant parameter counts zero, writes nothing."""
-    a = tenant_factory("a")
-    b = tenant_factory("b")
+    a = TenantFactory(slug="a")
+    b = TenantFactory(slug="b")
     ledger(b, 5, received_at=noon(yesterday))
     start, end = services.day_window(day=yesterday, now=datetime.now(UTC))
     params = {"day": yesterday, "start": start, "end": end, "run_at": datetime.now(UTC)}
@@ -122,8 +119,8 @@ def test_drift_count_in_tenant_a_scope_with_tenant_b_id_sees_nothing(
         assert not ReconcileRun.objects.filter(tenant=b).exists()
 
 
-def test_drift_compute_today_leaves_out_events_younger_than_the_settle_time(tenant_factory, ledger):
-    tenant = tenant_factory()
+def test_drift_compute_today_leaves_out_events_younger_than_the_settle_time(db, ledger):
+    tenant = TenantFactory()
     now = datetime.now(UTC)
     today = now.date()
     start = datetime(today.year, today.month, today.day, tzinfo=UTC)
@@ -145,8 +142,8 @@ def test_drift_compute_for_a_future_day_is_refused(db):
         services.drift_compute(day=datetime.now(UTC).date() + timedelta(days=1))
 
 
-def test_drift_compute_sets_drift_gauge_last_run_and_run_counter(tenant_factory, ledger, yesterday):
-    tenant = tenant_factory("gauged")
+def test_drift_compute_sets_drift_gauge_last_run_and_run_counter(db, ledger, yesterday):
+    tenant = TenantFactory(slug="gauged")
     ledger(tenant, 100, enriched=98, received_at=noon(yesterday))
     ok_before = REGISTRY.get_sample_value("codex_reconcile_runs_total", {"outcome": "ok"}) or 0
 
@@ -163,10 +160,10 @@ def test_drift_compute_sets_drift_gauge_last_run_and_run_counter(tenant_factory,
 
 
 def test_drift_compute_with_one_tenant_failing_records_the_others_and_reports_it(
-    tenant_factory, ledger, yesterday, locked_run
+    db, ledger, yesterday, locked_run
 ):
-    ledger(tenant_factory("fine"), 5, enriched=5, received_at=noon(yesterday))
-    stuck = tenant_factory("stuck")
+    ledger(TenantFactory(slug="fine"), 5, enriched=5, received_at=noon(yesterday))
+    stuck = TenantFactory(slug="stuck")
     services.drift_compute(day=yesterday)
     last_before = REGISTRY.get_sample_value("codex_reconcile_last_run_timestamp_seconds")
     errors_before = REGISTRY.get_sample_value("codex_reconcile_runs_total", {"outcome": "error"})

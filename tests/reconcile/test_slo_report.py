@@ -15,6 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from reconcile.slo import ERROR_RATIO_RULE, P95_RULE, SYNC_RATE_RULE, SYNC_RATIO_RULE
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.infra.promstack import prometheus, query, rules_for_test, tool, wait_for
 from tests.netutil import black_hole, free_port
 from tests.signing import sign_headers
@@ -39,12 +40,10 @@ def _event(key: str | None = None) -> dict:
 
 
 @pytest.mark.slow
-def test_report_reads_the_recording_rules_fed_by_a_live_server(
-    live_server, tmp_path, tenant_factory, key_factory
-):
+def test_report_reads_the_recording_rules_fed_by_a_live_server(live_server, tmp_path, db):
     # A slug of its own: the process-wide metric registry keeps other tests' series.
-    tenant = tenant_factory(slug=f"slo{uuid.uuid4().hex[:10]}")
-    key = key_factory(tenant)
+    tenant = TenantFactory(slug=f"slo{uuid.uuid4().hex[:10]}")
+    key = SigningKeyFactory(tenant=tenant)
 
     def sdk_batch(*, bad: bool) -> int:
         """One SDK background-sync batch; `bad` puts an invalid item in it (outcome rejected)."""

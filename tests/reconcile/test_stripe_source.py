@@ -15,8 +15,9 @@ from ingest.services.offboard import tenant_offboard
 from reconcile.models import SourceReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
-from tenants.services.sources import source_create, source_set_enabled
+from tenants.services.sources import source_set_enabled
 from tenants.services.tenants import tenant_suspend
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.signing import django_headers
 from tests.sources.webhook_signing import encode, stripe_charge_event, stripe_header_library
 from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture
@@ -32,15 +33,17 @@ def _run(*args: str) -> str:
 
 
 @pytest.fixture
-def acme(tenant_factory):
-    tenant = tenant_factory("acme")
+def acme(db):
+    tenant = TenantFactory(slug="acme")
     flag_update(
         tenant_id=tenant.id,
         values={"sourceRatePerSec": 10_000, "ingestRatePerSec": 10_000},
         actor="t",
         via="cli",
     )
-    info = source_create(tenant=tenant, kind="stripe", secret=SECRET, api_key=API_KEY, actor="t")
+    info = WebhookSourceFactory(
+        tenant=tenant, kind="stripe", secret=SECRET, api_key=API_KEY, actor="t"
+    )
     return tenant, info
 
 
@@ -125,9 +128,9 @@ def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_standin,
         assert AuditLog.objects.filter(action="reconcile.repair_source").count() == 1
 
 
-def test_stripe_reconcile_without_an_api_key_says_what_to_do(tenant_factory, stripe_standin):  # noqa: F811
-    tenant = tenant_factory("acme")
-    source_create(tenant=tenant, kind="stripe", secret=SECRET, actor="t")
+def test_stripe_reconcile_without_an_api_key_says_what_to_do(db, stripe_standin):  # noqa: F811
+    tenant = TenantFactory(slug="acme")
+    WebhookSourceFactory(tenant=tenant, kind="stripe", secret=SECRET, actor="t")
     with pytest.raises(CommandError, match="no stripe source with an API key"):
         _run("--source", "stripe", "--tenant", "acme")
     assert stripe_standin.requests == []

@@ -13,6 +13,7 @@ from reconcile import tasks
 from reconcile.models import ReconcileRun
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import noon, set_flags
 
 
@@ -27,11 +28,9 @@ def test_beat_schedule_has_nightly_reconcile_with_an_expiry():
     assert 0 < entry["options"]["expires"] <= 24 * 3600
 
 
-def test_reconcile_nightly_records_yesterday_and_today_in_one_run(
-    tenant_factory, ledger, yesterday, settings
-):
+def test_reconcile_nightly_records_yesterday_and_today_in_one_run(db, ledger, yesterday, settings):
     settings.CODEX_RECONCILE_LOOKBACK_DAYS = 0
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     ledger(tenant, 5, enriched=4, received_at=noon(yesterday))
 
     summary = tasks.reconcile_nightly()
@@ -48,12 +47,12 @@ def test_reconcile_nightly_records_yesterday_and_today_in_one_run(
 
 
 def test_reconcile_nightly_redoes_the_look_back_days_so_late_enrichment_shows(
-    tenant_factory, ledger, yesterday, settings
+    db, ledger, yesterday, settings
 ):
     from ingest.services.enrich import events_enrich
 
     settings.CODEX_RECONCILE_LOOKBACK_DAYS = 2
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     three_days_ago = yesterday - timedelta(days=2)
     events = ledger(tenant, 4, enriched=1, received_at=noon(three_days_ago))
     summary = tasks.reconcile_nightly()
@@ -91,10 +90,10 @@ def _repair_audits() -> list[tuple[str, str]]:
 
 
 def test_reconcile_nightly_does_not_repair_while_reconcile_auto_repair_is_off(
-    tenant_factory, ledger, yesterday, settings
+    db, ledger, yesterday, settings
 ):
     settings.CODEX_RECONCILE_LOOKBACK_DAYS = 0
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
     _lose_enriched_rows(tenant, events[:3])
 
@@ -107,10 +106,10 @@ def test_reconcile_nightly_does_not_repair_while_reconcile_auto_repair_is_off(
 
 
 def test_reconcile_nightly_repairs_what_it_found_when_reconcile_auto_repair_is_on(
-    tenant_factory, ledger, yesterday, settings
+    db, ledger, yesterday, settings
 ):
     settings.CODEX_RECONCILE_LOOKBACK_DAYS = 0
-    tenant, other = tenant_factory("acme"), tenant_factory("zeta")
+    tenant, other = TenantFactory(slug="acme"), TenantFactory(slug="zeta")
     events = ledger(tenant, 10, enriched=10, received_at=noon(yesterday))
     others = ledger(other, 4, enriched=4, received_at=noon(yesterday))
     _lose_enriched_rows(tenant, events[:3])

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tenants.services.sources import source_create
-from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.signing import django_headers
 
 
@@ -28,13 +27,14 @@ def _unverified_limits_out_of_reach(settings):
 
 
 @pytest.fixture
-def sources(tenant_factory) -> Sources:
-    tenant = tenant_factory()
+def sources(db) -> Sources:
+    """A tenant with one source of each kind (each kind's test secret, tests.helpers)."""
+    tenant = TenantFactory()
     return Sources(
         tenant=tenant,
-        shopify=source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t"),
-        stripe=source_create(tenant=tenant, kind="stripe", secret=STRIPE_SECRET, actor="t"),
-        standard=source_create(tenant=tenant, kind="standard", secret=STANDARD_SECRET, actor="t"),
+        shopify=WebhookSourceFactory(tenant=tenant, kind="shopify"),
+        stripe=WebhookSourceFactory(tenant=tenant, kind="stripe"),
+        standard=WebhookSourceFactory(tenant=tenant, kind="standard"),
     )
 
 

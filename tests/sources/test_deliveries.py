@@ -14,7 +14,8 @@ from ingest.services.enrich import events_drain
 from ingest.webhooks.services import source_counts_flush
 from tenants.models import WebhookSource
 from tenants.scope import tenant_scope
-from tenants.services.sources import source_create, source_rotate_secret, source_set_enabled
+from tenants.services.sources import source_rotate_secret, source_set_enabled
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, STRIPE_SECRET
 from tests.sources.webhook_signing import (
     encode,
@@ -123,7 +124,7 @@ def test_standard_webhooks_delivery_signed_by_the_library_is_stored(sources, del
 
 
 def test_standard_source_reads_the_type_from_its_configured_field(sources, deliver):
-    info = source_create(
+    info = WebhookSourceFactory(
         tenant=sources.tenant,
         kind="standard",
         secret=STANDARD_SECRET,
@@ -255,10 +256,10 @@ def test_unknown_source_is_404_in_our_format(db, deliver, path):
     assert response.json()["error"]["code"] == "unknown_source"
 
 
-def test_a_source_of_tenant_a_never_writes_into_tenant_b(sources, deliver, tenant_factory):
-    other = tenant_factory()
+def test_a_source_of_tenant_a_never_writes_into_tenant_b(sources, deliver, db):
+    other = TenantFactory()
     b_secret = "shpss_b_" + "0123456789abcdef" * 2
-    other_source = source_create(tenant=other, kind="shopify", secret=b_secret, actor="t")
+    other_source = WebhookSourceFactory(tenant=other, kind="shopify", secret=b_secret, actor="t")
     body = encode(shopify_order())
     # A's source, signed with B's secret: refused.
     assert deliver(sources.shopify, body, shopify_headers(b_secret, body)).status_code == 401
@@ -376,9 +377,7 @@ def test_per_source_metrics_count_deliveries_by_outcome_and_signature_failures(s
     assert value(failures, code="invalid_signature") == 1
 
 
-def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
-    sources, deliver, caplog, tenant_factory
-):
+def test_no_source_secret_reaches_a_log_line_or_an_audit_row(sources, deliver, caplog, db):
     import logging
 
     from codex.logconfig import JsonFormatter
@@ -387,7 +386,7 @@ def test_no_source_secret_reaches_a_log_line_or_an_audit_row(
 
     caplog.set_level(logging.DEBUG)
     secret = "whsec_never_logged_0123456789abcdef"
-    info = source_create(
+    info = WebhookSourceFactory(
         tenant=sources.tenant, kind="stripe", secret=secret, api_key="rk_test_nolog", actor="t"
     )
     source_rotate_secret(

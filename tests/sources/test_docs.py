@@ -14,7 +14,7 @@ import pytest
 from ingest.models import EnrichedEvent, Event
 from ingest.services.enrich import events_drain
 from tenants.scope import tenant_scope
-from tenants.services.sources import source_create
+from tests.factories import TenantFactory, WebhookSourceFactory
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
 pytestmark = pytest.mark.skipif(
@@ -57,14 +57,14 @@ def _run(script: str, url: str, secret: str) -> dict:
 )
 def test_the_documented_curl_delivery_is_accepted_and_enriched(
     wide_live_server,
-    tenant_factory,
+    db,
     kind,
     secret,
     etype,
     amount,
 ):
-    tenant = tenant_factory()
-    info = source_create(tenant=tenant, kind=kind, secret=secret, actor="t")
+    tenant = TenantFactory()
+    info = WebhookSourceFactory(tenant=tenant, kind=kind, secret=secret, actor="t")
     answer = _run(_block(kind), wide_live_server.url + info.path, secret)
     assert answer["status"] == "accepted"
     with tenant_scope(tenant.id):

@@ -14,8 +14,8 @@ import pytest
 from flags.services import flag_update
 from ingest.models import Event
 from tenants.scope import tenant_scope
-from tenants.services.sources import source_create
 from tests.dbutil import database_url
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.helpers import SHOPIFY_SECRET
 from tests.netutil import free_port
 from tests.procs import gunicorn_server
@@ -50,12 +50,12 @@ async def _flood(url: str, deliveries: list[tuple[bytes, dict]]) -> list[tuple[i
 
 
 def test_flood_of_1000_deliveries_at_concurrency_50_gives_429s_no_5xx_and_stores_every_200(
-    transactional_db, tenant_factory
+    transactional_db,
 ):
-    tenant = tenant_factory("flood")
+    tenant = TenantFactory(slug="flood")
     # Far below what this machine serves even when busy, so the flood is throttled every run.
     flag_update(tenant_id=tenant.id, values={"sourceRatePerSec": 5}, actor="t", via="cli")
-    info = source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+    info = WebhookSourceFactory(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
     deliveries, keys = [], []
     for i in range(FLOOD):
         body = encode(shopify_order(id=i))

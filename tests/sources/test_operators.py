@@ -16,7 +16,7 @@ from tenants import crypto
 from tenants.models import AuditLog, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.keys import secrets_key_rotate
-from tenants.services.sources import source_create
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.helpers import SHOPIFY_SECRET, STRIPE_SECRET, staff_client
 
 NEW_SECRET = "shpss_rotated_" + "0123456789abcdef" * 2
@@ -38,9 +38,9 @@ def _audit(action: str) -> list[AuditLog]:
         return list(AuditLog.objects.filter(action=action).order_by("at"))
 
 
-def test_source_add_json_prints_exactly_id_path_url_kind(tenant_factory, settings):
+def test_source_add_json_prints_exactly_id_path_url_kind(db, settings):
     settings.CODEX_PUBLIC_URL = "https://ingest.example.com"
-    tenant = tenant_factory("acme")
+    tenant = TenantFactory(slug="acme")
     doc = json.loads(
         _run("source_add", "acme", "--kind", "shopify", "--secret", SHOPIFY_SECRET, "--json")
     )
@@ -57,8 +57,8 @@ def test_source_add_json_prints_exactly_id_path_url_kind(tenant_factory, setting
     assert SHOPIFY_SECRET not in json.dumps([audit.old, audit.new])
 
 
-def test_source_add_text_output_and_refusals(tenant_factory):
-    tenant_factory("acme")
+def test_source_add_text_output_and_refusals(db):
+    TenantFactory(slug="acme")
     out = _run("source_add", "acme", "--kind", "stripe", "--secret", STRIPE_SECRET)
     assert "source_id:" in out
     assert "/v1/sources/" in out
@@ -75,9 +75,9 @@ def test_source_add_text_output_and_refusals(tenant_factory):
         )
 
 
-def test_disable_enable_and_rotate_commands_are_audited(tenant_factory):
-    tenant = tenant_factory("acme")
-    info = source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+def test_disable_enable_and_rotate_commands_are_audited(db):
+    tenant = TenantFactory(slug="acme")
+    info = WebhookSourceFactory(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
     assert "disabled" in _run("source_disable", info.source_id)
     assert not _source(info.source_id).enabled
     assert "already disabled" in _run("source_disable", info.source_id)
@@ -98,11 +98,11 @@ def test_disable_enable_and_rotate_commands_are_audited(tenant_factory):
         _run("source_disable", "src_nope")
 
 
-def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(tenant_factory, settings):
+def test_rotate_secrets_key_re_encrypts_source_secrets_and_api_keys(db, settings):
     from cryptography.fernet import Fernet
 
-    tenant = tenant_factory("acme")
-    info = source_create(
+    tenant = TenantFactory(slug="acme")
+    info = WebhookSourceFactory(
         tenant=tenant, kind="stripe", secret=STRIPE_SECRET, api_key="rk_test_key", actor="t"
     )
     old_token = _source(info.source_id).secret_encrypted
@@ -128,9 +128,9 @@ class Shop:
 
 
 @pytest.fixture
-def shop(tenant_factory):
-    tenant = tenant_factory("acme")
-    info = source_create(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
+def shop(db):
+    tenant = TenantFactory(slug="acme")
+    info = WebhookSourceFactory(tenant=tenant, kind="shopify", secret=SHOPIFY_SECRET, actor="t")
     return Shop(tenant=tenant, info=info)
 
 

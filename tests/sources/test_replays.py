@@ -6,7 +6,7 @@ import hashlib
 
 from ingest.models import Event
 from tenants.scope import tenant_scope
-from tenants.services.sources import source_create
+from tests.factories import WebhookSourceFactory
 from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET
 from tests.sources.webhook_signing import (
     encode,
@@ -89,7 +89,7 @@ def test_two_topics_of_one_order_with_different_bodies_are_two_events(sources, d
 
 
 def test_two_standard_sources_of_one_tenant_keep_their_own_webhook_ids(sources, deliver):
-    sender_b = source_create(
+    sender_b = WebhookSourceFactory(
         tenant=sources.tenant, kind="standard", secret=STANDARD_SECRET, actor="t"
     )
     body_a = encode({"type": "invoice.paid", "amount": "1.00", "currency": "EUR"})

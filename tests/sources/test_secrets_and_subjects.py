@@ -13,7 +13,7 @@ from ingest.models import Event
 from tenants import crypto
 from tenants.models import WebhookSource
 from tenants.scope import system_scope, tenant_scope
-from tenants.services.sources import source_create
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.helpers import SHOPIFY_SECRET, STANDARD_SECRET, staff_client
 from tests.sources.webhook_signing import encode, standard_headers
 
@@ -43,9 +43,9 @@ def _sources(kind: str) -> list[WebhookSource]:
 
 @pytest.mark.parametrize(("kind", "secret", "message"), BAD_SECRETS)
 def test_source_add_refuses_weak_or_malformed_secrets_with_a_clear_message(
-    tenant_factory, kind, secret, message
+    db, kind, secret, message
 ):
-    tenant_factory("acme")
+    TenantFactory(slug="acme")
     with pytest.raises(CommandError, match=message) as refused:
         _run("source_add", "acme", "--kind", kind, "--secret", secret)
     value = secret.removeprefix("whsec_")
@@ -58,17 +58,17 @@ def test_source_add_refuses_weak_or_malformed_secrets_with_a_clear_message(
     [STANDARD_SECRET, "whsec_" + "QUJD" * 16, "whsec_" + "QUJD" * 21 + "QQ"],
     ids=["24-bytes", "48-bytes", "64-bytes-unpadded"],
 )
-def test_standard_secrets_of_24_to_64_bytes_are_accepted(tenant_factory, secret):
-    tenant_factory("acme")
+def test_standard_secrets_of_24_to_64_bytes_are_accepted(db, secret):
+    TenantFactory(slug="acme")
     doc = json.loads(_run("source_add", "acme", "--kind", "standard", "--secret", secret, "--json"))
     assert doc["kind"] == "standard"
 
 
 def test_rotate_refuses_a_weak_secret_and_a_huge_overlap_with_the_allowed_maximum(
-    tenant_factory,
+    db,
 ):
-    info = source_create(
-        tenant=tenant_factory("acme"), kind="standard", secret=STANDARD_SECRET, actor="t"
+    info = WebhookSourceFactory(
+        tenant=TenantFactory(slug="acme"), kind="standard", secret=STANDARD_SECRET, actor="t"
     )
     with pytest.raises(CommandError, match="this one is 1 bytes"):
         _run("source_rotate_secret", info.source_id, "--secret", "whsec_AA==")
@@ -87,8 +87,8 @@ def test_rotate_refuses_a_weak_secret_and_a_huge_overlap_with_the_allowed_maximu
     )
 
 
-def test_admin_add_with_a_weak_secret_is_a_form_error_page(tenant_factory):
-    tenant = tenant_factory("acme")
+def test_admin_add_with_a_weak_secret_is_a_form_error_page(db):
+    tenant = TenantFactory(slug="acme")
     client = staff_client("tenants.view_webhooksource", "tenants.add_webhooksource")
     for kind, secret, message in BAD_SECRETS:
         response = client.post(
@@ -101,10 +101,10 @@ def test_admin_add_with_a_weak_secret_is_a_form_error_page(tenant_factory):
 
 
 def test_admin_rotate_with_a_huge_overlap_or_weak_secret_is_a_form_error_not_a_500(
-    tenant_factory,
+    db,
 ):
-    info = source_create(
-        tenant=tenant_factory("acme"), kind="shopify", secret=SHOPIFY_SECRET, actor="t"
+    info = WebhookSourceFactory(
+        tenant=TenantFactory(slug="acme"), kind="shopify", secret=SHOPIFY_SECRET, actor="t"
     )
     with system_scope("test"):
         pk = WebhookSource.objects.get(source_id=info.source_id).pk
@@ -126,8 +126,8 @@ def test_admin_rotate_with_a_huge_overlap_or_weak_secret_is_a_form_error_not_a_5
     assert crypto.decrypt(row.secret_encrypted) == SHOPIFY_SECRET
 
 
-def test_standard_subject_field_makes_events_erasable(tenant_factory, deliver):
-    tenant = tenant_factory("acme")
+def test_standard_subject_field_makes_events_erasable(db, deliver):
+    tenant = TenantFactory(slug="acme")
     doc = json.loads(
         _run(
             "source_add",
@@ -165,8 +165,8 @@ def test_standard_subject_field_makes_events_erasable(tenant_factory, deliver):
         (("--kind", "standard", "--secret", STANDARD_SECRET), "subject field: a dotted path"),
     ],
 )
-def test_subject_field_refusals(tenant_factory, args, message):
-    tenant_factory("acme")
+def test_subject_field_refusals(db, args, message):
+    TenantFactory(slug="acme")
     field = "customer.id" if message.startswith("only") else "customer..id"
     with pytest.raises(CommandError, match=message):
         _run("source_add", "acme", *args, "--subject-field", field)

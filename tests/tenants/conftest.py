@@ -7,24 +7,14 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from django.db import connection
 
 from tests.dbutil import owner_connect
-from tests.helpers import assert_restricted_role
 from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture, shared with reconcile
 
 # test_pooling.py needs PgBouncer in front (CODEX_DB_POOL_MODE=transaction): `make test` runs it
 # in its pooled pass (scripts/pgbouncer_run.py), never in the direct one.
 if os.environ.get("CODEX_DB_POOL_MODE") != "transaction":
     collect_ignore = ["test_pooling.py"]
-
-
-@pytest.fixture
-def restricted_cursor(db):
-    """A cursor on the test's connection, checked to be the restricted application role."""
-    with connection.cursor() as cursor:
-        assert_restricted_role(cursor)
-        yield cursor
 
 
 @pytest.fixture

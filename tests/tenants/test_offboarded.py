@@ -15,8 +15,8 @@ from tenants.errors import TenantOffboarded
 from tenants.models import AuditLog, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.offboarding import OFFBOARD_STARTED
-from tenants.services.sources import source_create
 from tenants.services.tenants import tenant_provision, tenant_resume, tenant_suspend
+from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.helpers import STRIPE_SECRET
 
 OFFBOARDED = "tenant 'gone' is offboarded: offboarding is final"
@@ -34,7 +34,7 @@ def gone(db):
     result = tenant_provision(slug="gone", devices=["front"], actor="test")
     with system_scope("test"):
         tenant = Tenant.objects.get(pk=result.tenant_id)
-    source_create(
+    WebhookSourceFactory(
         tenant=tenant, kind="stripe", secret=STRIPE_SECRET, api_key="rk_test_gone", actor="test"
     )
     tenant_offboard(tenant=tenant, actor="test")
@@ -67,8 +67,8 @@ def test_resume_of_an_offboarded_tenant_is_refused_naming_the_state(gone):
     assert _status("gone") == Tenant.Status.OFFBOARDED
 
 
-def test_resume_while_offboarding_is_under_way_is_refused(tenant_factory):
-    tenant = tenant_factory("halfway")
+def test_resume_while_offboarding_is_under_way_is_refused(db):
+    tenant = TenantFactory(slug="halfway")
     # A crashed tenant_offboard leaves the tenant suspended with its start row: not resumable.
     audit_record(actor="test", action=OFFBOARD_STARTED, tenant_id=tenant.id, target="halfway")
     tenant_suspend(tenant=tenant, actor="test")

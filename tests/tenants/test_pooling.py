@@ -17,6 +17,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from codex.db.backend.base import DatabaseWrapper
 from tenants.models import Device
 from tenants.scope import tenant_scope
+from tests.factories import DeviceFactory, TenantFactory
 
 
 def _client() -> DatabaseWrapper:
@@ -37,12 +38,11 @@ def _as(client: DatabaseWrapper) -> Iterator[None]:
 
 
 @pytest.fixture
-def two_tenants(transactional_db, tenant_factory):
+def two_tenants(transactional_db):
     tenants = []
     for slug in ("alpha", "bravo"):
-        tenant = tenant_factory(slug)
-        with tenant_scope(tenant.id):
-            Device.objects.create(tenant=tenant, name="front")
+        tenant = TenantFactory(slug=slug)
+        DeviceFactory(tenant=tenant, name="front")
         tenants.append(tenant)
     return tenants
 

@@ -13,6 +13,7 @@ from codex import env as envreader
 from tenants import keycache
 from tenants.models import AuditLog, SigningKey
 from tenants.scope import system_scope
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import make_event
 
 K1, K2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
@@ -44,11 +45,11 @@ def _tokens() -> list[str]:
 
 @pytest.mark.django_db
 def test_rotate_then_retire_the_old_key_and_signed_requests_still_pass(
-    settings, tenant_factory, key_factory, post_signed, capsys
+    settings, db, post_signed, capsys
 ):
     settings.CODEX_SECRETS_KEY = K1
-    tenant = tenant_factory()
-    key = key_factory(tenant)  # encrypted with K1
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)  # encrypted with K1
     settings.CODEX_SECRETS_KEY = f"{K2},{K1}"
     call_command("rotate_secrets_key")
     assert "re-encrypted with the first key" in capsys.readouterr().out
@@ -76,10 +77,10 @@ def _signer(key):
 
 @pytest.mark.django_db
 def test_a_secret_no_key_decrypts_answers_503_and_logs_the_key_id(
-    settings, tenant_factory, key_factory, post_signed, caplog
+    settings, db, post_signed, caplog
 ):
     settings.CODEX_SECRETS_KEY = K1
-    key = key_factory(tenant_factory())
+    key = SigningKeyFactory(tenant=TenantFactory())
     settings.CODEX_SECRETS_KEY = K2  # K1 dropped without rotating first
     keycache.clear()
     with caplog.at_level(logging.ERROR):

@@ -16,6 +16,7 @@ from flags.services import flag_update
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
 from tests.dbutil import database_url
+from tests.factories import SigningKeyFactory
 from tests.helpers import encode, make_event
 from tests.procs import gunicorn_server
 from tests.signing import django_headers, sign_headers
@@ -148,8 +149,8 @@ def test_the_same_read_sent_twice_is_refused_the_second_time(client, signed):
 
 
 @pytest.mark.django_db
-def test_a_webhook_id_is_remembered_per_key(client, signed, key_factory):
-    other = key_factory(signed.tenant)
+def test_a_webhook_id_is_remembered_per_key(client, signed, db):
+    other = SigningKeyFactory(tenant=signed.tenant)
     body = encode(make_event("order-85"))
     mine = signed.sign(body, msg_id="msg_shared")
     theirs = sign_headers(other.key_id, other.secret, body, msg_id="msg_shared")
