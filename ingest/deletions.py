@@ -9,14 +9,27 @@ from tenants.deletions import Deletion, Progress, Subject, deletions_register
 _WITH_EVENT = "goes with its event, in ingest_event's statement"
 
 
+def _per_table(progress: Progress):
+    """events_delete's per-batch counts, reported per table."""
+
+    def report(events: int, enriched: int, letters: int) -> None:
+        progress("ingest_event", events)
+        progress("events_enriched", enriched)
+        progress("ingest_deadletter", letters)
+
+    return report
+
+
 def _events_offboard(*, tenant_id: str, limit: int, progress: Progress) -> None:
     """Every event of the tenant with its enriched rows and dead letters, batch after batch."""
-    events, enriched, letters = events_delete(
-        tenant_id=tenant_id, where="", params={}, erase=False, limit=limit
+    events_delete(
+        tenant_id=tenant_id,
+        where="",
+        params={},
+        erase=False,
+        limit=limit,
+        on_batch=_per_table(progress),
     )
-    progress("ingest_event", events)
-    progress("events_enriched", enriched)
-    progress("ingest_deadletter", letters)
 
 
 def _events_erase(*, subject: Subject, limit: int, progress: Progress) -> None:
@@ -26,23 +39,25 @@ def _events_erase(*, subject: Subject, limit: int, progress: Progress) -> None:
     if subject.before is not None:
         where += " AND received_at < %(before)s"
         params["before"] = subject.before
-    events, enriched, letters = events_delete(
-        tenant_id=subject.tenant_id, where=where, params=params, erase=True, limit=limit
+    events_delete(
+        tenant_id=subject.tenant_id,
+        where=where,
+        params=params,
+        erase=True,
+        limit=limit,
+        on_batch=_per_table(progress),
     )
-    progress("ingest_event", events)
-    progress("events_enriched", enriched)
-    progress("ingest_deadletter", letters)
 
 
 def _warnings_erase(*, subject: Subject, limit: int, progress: Progress) -> None:
     """The tenant's ingestion warnings that carry or name the subject."""
-    n = warnings_erase(
+    warnings_erase(
         tenant_id=subject.tenant_id,
         subject_id=subject.subject_id,
         before=subject.before,
         limit=limit,
+        on_batch=progress,
     )
-    progress("ingest_ingestwarning", n)
 
 
 def register() -> None:

@@ -66,16 +66,29 @@ def _warnings_params(subject_id: str) -> dict[str, str]:
 
 
 def warnings_erase(
-    *, tenant_id: str, subject_id: str, before: datetime | None = None, limit: int = BATCH
+    *,
+    tenant_id: str,
+    subject_id: str,
+    before: datetime | None = None,
+    limit: int = BATCH,
+    on_batch=None,
 ) -> int:
-    """Delete the tenant's ingestion warnings about this subject (created before `before`)."""
+    """Delete the tenant's ingestion warnings about this subject (created before `before`).
+
+    `on_batch(table, n)` is called after each batch.
+    """
     where = _WARNINGS_WHERE
     params = _warnings_params(subject_id)
     if before is not None:
         where += " AND created_at < %(before)s"
         params["before"] = before
     return rows_delete(
-        "ingest_ingestwarning", tenant_id=tenant_id, where=where, params=params, limit=limit
+        "ingest_ingestwarning",
+        tenant_id=tenant_id,
+        where=where,
+        params=params,
+        limit=limit,
+        on_batch=on_batch,
     )
 
 

@@ -55,11 +55,18 @@ PARTITION_KEY = ("tenant_id", "id", "received_at")
 
 
 def events_delete(
-    *, tenant_id: str, where: str, params: dict, erase: bool, limit: int = BATCH
+    *,
+    tenant_id: str,
+    where: str,
+    params: dict,
+    erase: bool,
+    limit: int = BATCH,
+    on_batch=None,
 ) -> tuple[int, int, int]:
     """Delete matching events with their enriched rows and dead letters, batch after batch.
 
     Returns (events, enriched rows, dead letters) deleted; `erase` marks the keys erased.
+    `on_batch(events, enriched, letters)` is called after each batch.
     """
     events = enriched = letters = 0
     sql = _EVENTS_DELETE_SQL.format(where=where, extra=_MARK_ERASED if erase else "")
@@ -68,6 +75,8 @@ def events_delete(
             cursor.execute(sql, {**params, "tenant": tenant_id, "limit": limit})
             batch = cursor.fetchone()
         events, enriched, letters = events + batch[0], enriched + batch[1], letters + batch[2]
+        if on_batch is not None:
+            on_batch(*batch)
         if batch[0] < limit:
             return events, enriched, letters
 

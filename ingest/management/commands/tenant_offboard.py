@@ -22,7 +22,11 @@ class Command(DomainCommand):
     def add_arguments(self, parser):
         parser.add_argument("tenant", metavar="TENANT", help="tenant slug")
         parser.add_argument("--confirm", required=True, metavar="SLUG", help="the slug again")
-        parser.add_argument("--batch", type=int, default=5000, help="rows per delete batch")
+        parser.add_argument(
+            "--batch",
+            type=int,
+            help="rows per delete statement (default: each table's own, 5000)",
+        )
 
     def handle(self, *args, **options):
         slug = options["tenant"]
@@ -30,7 +34,7 @@ class Command(DomainCommand):
             raise CommandError(
                 f"--confirm must repeat the tenant's slug exactly ({slug!r}); nothing was changed"
             )
-        if options["batch"] < 1:
+        if options["batch"] is not None and options["batch"] < 1:
             raise CommandError("--batch must be at least 1")
         tenant = tenant_get(slug=slug)
         report = tenant_offboard(tenant=tenant, actor=cli_actor(), limit=options["batch"])
