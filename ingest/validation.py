@@ -32,9 +32,11 @@ class EventInvalid(ValueError):
     """One event failed validation (the message names the field)."""
 
 
-@dataclass(frozen=True)
+# slots, not frozen: a frozen dataclass sets each field through object.__setattr__, which was a
+# tenth of a batch event's validation cost. Treat instances as read-only all the same.
+@dataclass(slots=True)
 class ValidEvent:
-    """An event that may be stored, with its content fingerprint."""
+    """An event that may be stored, with its content fingerprint (read-only by convention)."""
 
     idempotency_key: str
     type: str
@@ -45,9 +47,9 @@ class ValidEvent:
     subject_id: str | None = None  # who the event is about (events_erase); None: nobody
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Item:
-    """One position of the request: a valid event, or why it was rejected."""
+    """One position of the request: a valid event, or why it was rejected (read-only)."""
 
     idempotency_key: str | None
     event: ValidEvent | None
@@ -124,6 +126,8 @@ def _no_nul(value: str, field: str) -> None:
 def _storable_text(value: str, field: str) -> None:
     # Lone surrogates cannot be encoded as UTF-8.
     _no_nul(value, field)
+    if value.isascii():
+        return  # ASCII always encodes (the common case, checked in C)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -184,9 +188,14 @@ def _payload_json(payload: dict, max_bytes: int) -> str:
 
 def parse_occurred_at(value: Any) -> datetime:
     """An RFC 3339 timestamp with offset, as an aware datetime in UTC."""
-    if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
+    match = _RFC3339_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise EventInvalid("occurred_at: must be an RFC 3339 date-time with offset")
-    match = _RFC3339_RE.fullmatch(value)
+    if match.group(7) is None and value[-1] == "Z" and value[10] == "T":
+        try:  # the common spelling, YYYY-MM-DDTHH:MM:SSZ: already what fromisoformat reads
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise EventInvalid("occurred_at: not a valid date-time") from exc
     fraction = (match.group(7) or "")[:7]  # Python takes at most 6 digits
     text = value[: match.start(7)] if match.group(7) else value[: match.start(8)]
     text = text.replace("t", "T").replace(" ", "T") + fraction + match.group(8)
@@ -205,8 +214,8 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     """
     if not isinstance(raw, dict):
         raise EventInvalid("event: must be a JSON object")
-    unknown = sorted(set(raw) - _FIELDS)
-    if unknown:
+    if not _FIELDS.issuperset(raw):
+        unknown = sorted(set(raw) - _FIELDS)
         raise EventInvalid(f"event: unknown field(s) {_echo(', '.join(unknown)[:200])}")
     key = raw.get("idempotency_key")
     if not isinstance(key, str) or not 1 <= len(key) <= 255:
@@ -236,9 +245,10 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     # A subject is part of the content (same key, other subject: a conflict); events without
     # one keep the fingerprint they always had.
     subject = "" if subject_id is None else f',"subject_id":{_json_string(subject_id)}'
+    # An isoformat() and a type matching _TYPE_RE never need escaping: quoted as they are.
     content = (
-        f'{{"occurred_at":{_json_string(occurred_at.isoformat())},"payload":{payload_json},'
-        f'"source":{_json_string(source)}{subject},"type":{_json_string(etype)}}}'
+        f'{{"occurred_at":"{occurred_at.isoformat()}","payload":{payload_json},'
+        f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
     )
     return ValidEvent(
         idempotency_key=key,
@@ -253,7 +263,7 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
 
 def _item(raw: Any) -> Item:
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-    key = _echo(key) if isinstance(key, str) else None
+    key = (key if key.isascii() else _echo(key)) if isinstance(key, str) else None
     try:
         return Item(idempotency_key=key, event=validate_event(raw), error=None)
     except EventInvalid as exc:
