@@ -305,7 +305,7 @@ TENANT_SUSPENDED = _entry(
 IDEMPOTENCY_KEY_REUSED = _entry(
     "idempotency_key_reused",
     422,
-    "This idempotency_key was already used with different content.",
+    "This idempotency_key was already used for different content.",
     "single event (or a batch item's `error`): the key exists for your tenant with different "
     "content",
     headers=("RateLimit-Policy", "RateLimit"),
@@ -346,7 +346,8 @@ DEPENDENCY_UNAVAILABLE = _entry(
 SECRET_UNDECRYPTABLE = _entry(
     "secret_undecryptable",
     503,
-    "no CODEX_SECRETS_KEY key decrypts this secret",
+    "no CODEX_SECRETS_KEY key decrypts this secret: some secret was encrypted with a key no "
+    "longer in CODEX_SECRETS_KEY (the log line names its key id); put that key back and run again",
     "a stored secret that no key of `CODEX_SECRETS_KEY` decrypts (a key was dropped too early; "
     "the log line names the key id): put that key back. The API answers `unavailable`",
     headers=("Retry-After",),

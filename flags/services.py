@@ -28,7 +28,7 @@ from flags.selectors import (
 )
 from flags.tasks import cache_delete
 from tenants.audit import audit_record
-from tenants.errors import TenantOffboarded
+from tenants.errors import TenantNotFound, TenantOffboarded
 from tenants.models import Tenant
 from tenants.scope import system_scope
 from tenants.services.offboarding import tenant_require_not_offboarded
@@ -162,7 +162,7 @@ def _tenant_flags_write(
 ) -> list[Change]:
     """Write one tenant's overrides (serialised per tenant); the changes, with effective values."""
     if not Tenant.objects.filter(id=tid).exists():
-        raise FlagValueError("tenant", f"no tenant with id {tid}")
+        raise TenantNotFound(f"no tenant with id {tid}")
     try:  # an offboarded tenant keeps only its tombstone and audit rows (docs/lifecycle.md)
         tenant_require_not_offboarded(tenant_id=tid)
     except TenantOffboarded as exc:
@@ -303,7 +303,7 @@ def flags_provision_tenant(
     tid = uuid.UUID(str(tenant_id))
     with system_scope("flags"):
         if not Tenant.objects.filter(id=tid).exists():
-            raise FlagValueError("tenant", f"no tenant with id {tid}")
+            raise TenantNotFound(f"no tenant with id {tid}")
     if not overrides:
         return []
     return flag_update(

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from codex.errors import ApiError
+from codex import error_codes as codes
 from codex.throttle import SignedReadThrottle
 from flags.selectors import effective_flags_cached
 from ingest.lookup import event_status_get
@@ -77,5 +77,5 @@ class EventLookupView(SignedRequestMixin, APIView):
         if _storable_key(idempotency_key):
             status = event_status_get(tenant_id=key.tenant_id, idempotency_key=idempotency_key)
         if status is None:
-            raise ApiError("not_found", "No event with this idempotency_key.", status_code=404)
+            raise codes.NOT_FOUND.error("No event with this idempotency_key.")
         return Response(EventStatusSerializer(status).data)

@@ -14,7 +14,8 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from codex.errors import ApiError, DomainError, domain_error, domain_error_response
+from codex import error_codes as codes
+from codex.errors import DomainError, domain_error, domain_error_response
 from codex.http import body_size_check
 from flags.selectors import effective_flags_cached
 from ingest import ingest_warnings, metrics, ratelimit
@@ -41,6 +42,7 @@ _OUTCOME_BY_STATUS = {
 # Refusals of an authenticated tenant's input that become ingestion warnings (429 and 503 are
 # not about the input; before authentication nothing says whose input it was).
 _WARNED_STATUSES = frozenset({400, 405, 411, 413, 415, 422})
+_ALLOW_POST = {"Allow": "POST"}  # shared, read-only
 
 
 def v1_signature_allowed(request: HttpRequest, key: ResolvedKey) -> bool:
@@ -129,11 +131,8 @@ def events(request: HttpRequest) -> HttpResponse:
         # Before the method: an unsigned GET is a 401, as ever.
         key = authenticate(request, v1_allowed=v1_signature_allowed)
         if request.method != "POST":
-            raise ApiError(
-                "method_not_allowed",
-                f'Method "{request.method}" not allowed.',
-                status_code=405,
-                headers={"Allow": "POST"},
+            raise codes.METHOD_NOT_ALLOWED.error(
+                f'Method "{request.method}" not allowed.', headers=_ALLOW_POST
             )
         response, outcome = _ingest(request, key)
     except Exception as exc:
@@ -159,20 +158,13 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
     decision = ratelimit.check(tenant_id=key.tenant_id, limit=ratelimit.tenant_rate(key.tenant_id))
     if decision.limited:
         metrics.RATELIMIT_REJECTIONS.labels(tenant=key.tenant_slug).inc()
-        raise ApiError(
-            "rate_limited",
+        raise codes.RATE_LIMITED.error(
             f"More than {decision.limit} requests per second for this tenant.",
-            status_code=429,
-            headers=decision.headers(),
+            headers=decision.headers(),  # Retry-After and the RateLimit headers of the decision
         )
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise ApiError(
-            "unsupported_media_type",
-            "Content-Type must be application/json.",
-            status_code=415,
-            headers=decision.headers(),
-        )
+        raise codes.UNSUPPORTED_MEDIA_TYPE.error(headers=decision.headers())
     parsed = parse_body(request.body)
     results = events_ingest(tenant_id=key.tenant_id, key_id=key.key_id, items=parsed.items)
     counted = Counter((r.source or "invalid", r.status) for r in results)  # one inc per series
@@ -190,7 +182,7 @@ def _ingest(request: HttpRequest, key: ResolvedKey) -> tuple[HttpResponse, str]:
         return response, "batch"
     result = results[0]
     if result.status == "conflict":
-        raise ApiError("idempotency_key_reused", CONFLICT_MESSAGE, status_code=422, headers=headers)
+        raise codes.IDEMPOTENCY_KEY_REUSED.error(CONFLICT_MESSAGE, headers=headers)
     status_code = 202 if result.status == "accepted" else 200
     return _json({"status": result.status, "id": result.id}, status_code, headers), result.status
 

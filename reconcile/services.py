@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from codex import error_codes as codes
 from reconcile import metrics, selectors
 from reconcile.errors import ReconcileError
 from tenants.models import Tenant
@@ -129,7 +130,7 @@ def drift_compute(
     now = timezone.now()
     run_at = run_at or now
     if day > utc_today(now):
-        raise ReconcileError(f"{day} has not started yet (UTC)", code="day_not_started")
+        raise ReconcileError(f"{day} has not started yet (UTC)", code=codes.DAY_NOT_STARTED.code)
     start, end = day_window(day=day, now=now, settle=settle)
     with system_scope("reconcile"):
         # An offboarded tenant has nothing to reconcile and gets no new rows (docs/lifecycle.md).

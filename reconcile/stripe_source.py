@@ -23,6 +23,7 @@ import stripe
 from django.db import connection
 from django.utils import timezone
 
+from codex import error_codes as codes
 from ingest.services.accept import events_ingest
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.shapes import DeliveryInvalid, stripe_event
@@ -48,7 +49,7 @@ class SourceReconcileError(ReconcileError):
     """A source reconcile that cannot run (tenant not active, no enabled source); safe to show."""
 
     def __init__(self, message: str):
-        super().__init__(message, code="source_reconcile_error")
+        super().__init__(message, code=codes.SOURCE_RECONCILE_ERROR.code)
 
 
 @dataclass
@@ -103,6 +104,8 @@ def source_reconcile_stripe(
     """Compare each enabled stripe source of an active tenant with Stripe; repair if asked.
 
     A suspended or offboarded tenant and a disabled source are refused before Stripe is called.
+    Stripe failing is `stripe_failed` (nothing of that source is recorded); a stored API key no
+    key decrypts is SecretUndecryptable.
     """
     _tenant_active_check(tenant_id)
     keyed = [
@@ -125,11 +128,7 @@ def source_reconcile_stripe(
     start, end = day_window(day=day, now=now, settle=SETTLE)
     results = []
     for source in sources:
-        client = stripe_client(source_api_key(source=source))
-        docs = {
-            doc["id"]: doc
-            for doc in stripe_events_list(client=client, start=start, end=end, types=types)
-        }
+        docs = _stripe_events(source=source, start=start, end=end, types=types)
         keys = {f"stripe:{event_id}": event_id for event_id in docs}
         present = event_ids_by_key(tenant_id=tenant_id, keys=keys)
         result = SourceDay(
@@ -171,6 +170,20 @@ def source_reconcile_stripe(
         )
         results.append(result)
     return results
+
+
+def _stripe_events(
+    *, source: WebhookSource, start: datetime, end: datetime, types: list[str] | None
+) -> dict[str, dict]:
+    """The source account's events of the window by id; `stripe_failed` when Stripe fails."""
+    client = stripe_client(source_api_key(source=source))
+    try:
+        return {
+            doc["id"]: doc
+            for doc in stripe_events_list(client=client, start=start, end=end, types=types)
+        }
+    except stripe.StripeError as exc:
+        raise codes.STRIPE_FAILED.error(f"Stripe failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _tenant_active_check(tenant_id: uuid.UUID) -> None:

@@ -32,12 +32,13 @@ The contract (docs/api.md):
   key before (tenants.replay, shared through Redis; a second use is 401 ``replayed_request``).
   Redis unreachable: the id is not checked and the request is accepted (fail open, like the rate
   limit), counted in ``codex_auth_replay_store_errors_total`` and logged.
-* Failures raise ``codex.errors.ApiError`` with status 401 and a ``WWW-Authenticate`` header, code
-  one of ``missing_signature``, ``invalid_signature``, ``timestamp_out_of_tolerance``,
-  ``unknown_key``, ``revoked_key``, ``signature_version_refused``, ``replayed_request``; a
-  correctly signed request of a suspended tenant gets 403 ``tenant_suspended``. PostgreSQL
-  unreachable during the key lookup: its OperationalError propagates and the edge answers 503
-  ``unavailable`` (codex.errors.domain_error).
+* Failures raise ``codex.errors.ApiError`` of a registry entry (codex/error_codes.py): 401 with
+  a ``WWW-Authenticate`` header, code one of ``missing_signature``, ``invalid_signature``,
+  ``timestamp_out_of_tolerance``, ``unknown_key``, ``revoked_key``, ``signature_version_refused``,
+  ``replayed_request``; a correctly signed request of a suspended tenant gets 403
+  ``tenant_suspended``. PostgreSQL unreachable during the key lookup (its OperationalError) or a
+  secret no key decrypts (SecretUndecryptable) propagate, and the edge answers 503 ``unavailable``
+  (codex.errors.domain_error).
 * Success returns ``(None, ResolvedKey)``: ``request.user`` is None, ``request.auth`` the key, and
   the tenant is bound to the logging context. Authentication never touches rate-limit counters,
   so a failed request cannot spend a tenant's quota (views rate-limit after authenticating).
@@ -63,9 +64,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from codex import context
-from codex.errors import ApiError, Unavailable
+from codex import error_codes as codes
+from codex.errors import ApiError, ErrorCode
 from tenants import metrics, replay
-from tenants.crypto import SecretUndecryptable
 from tenants.selectors import ResolvedKey, signing_key_resolve_cached
 from tenants.services.keys import signing_key_touch
 
@@ -84,20 +85,18 @@ _TOUCH_EVERY_S = 60.0
 _touched: dict[str, float] = {}
 _touched_lock = threading.Lock()
 logger = logging.getLogger(__name__)
+# Every 401 carries this challenge: built once, shared (read-only) by every refusal.
+_CHALLENGE = {"WWW-Authenticate": WWW_AUTHENTICATE}
 # Which requests may still use a v1 (body-only) signature; None: none may.
 V1Policy = Callable[[HttpRequest, ResolvedKey], bool]
-V1_REFUSED = (
-    "v1 signatures are accepted only on POST /v1/events, while the tenant allows them; sign the "
-    "request with v2 (method, path, query and body; docs/api.md)."
-)
 # quote() keeps A-Z a-z 0-9 _.-~ and these; the query keeps every visible ASCII byte as sent.
 _PATH_SAFE = "/"
 _QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
-def _fail(code: str, message: str) -> ApiError:
-    metrics.AUTH_FAILURES.labels(code=code).inc()
-    return ApiError(code, message, status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+def _fail(entry: ErrorCode, message: str | None = None) -> ApiError:
+    metrics.AUTH_FAILURES.labels(code=entry.code).inc()
+    return ApiError(entry, message, headers=_CHALLENGE)
 
 
 def canonical_request(
@@ -209,7 +208,7 @@ def _first_use(key: ResolvedKey, msg_id: str, timestamp: str) -> bool:
 
 
 def authenticate(request: HttpRequest, *, v1_allowed: V1Policy | None = None) -> ResolvedKey:
-    """The key that signed this Django request, or ApiError (401, 403 suspended) / Unavailable.
+    """The key that signed this Django request, or ApiError (401, 403 suspended) / 503.
 
     `v1_allowed(request, key)` says whether a v1 signature may stand for this request; without
     it only v2 signatures are accepted.
@@ -220,50 +219,39 @@ def authenticate(request: HttpRequest, *, v1_allowed: V1Policy | None = None) ->
     timestamp = meta.get("HTTP_WEBHOOK_TIMESTAMP", "")
     signature_header = meta.get("HTTP_WEBHOOK_SIGNATURE", "")
     if not (key_id and msg_id and timestamp and signature_header):
-        raise _fail(
-            "missing_signature",
-            "X-Codex-Key-Id, webhook-id, webhook-timestamp and webhook-signature are required.",
-        )
+        raise _fail(codes.MISSING_SIGNATURE)
     if any(len(v) > _MAX_HEADER_LEN for v in (key_id, msg_id, timestamp, signature_header)):
-        raise _fail("invalid_signature", "Signature headers are too long.")
+        raise _fail(codes.INVALID_SIGNATURE, "Signature headers are too long.")
     if not timestamp.isascii() or not timestamp.isdigit():
-        raise _fail("invalid_signature", "webhook-timestamp must be unix seconds.")
+        raise _fail(codes.INVALID_SIGNATURE, "webhook-timestamp must be unix seconds.")
     # Integer arithmetic: a timestamp of 309+ digits overflows a float (was a 500).
     if abs(int(time.time()) - int(timestamp)) > TOLERANCE_S:
         raise _fail(
-            "timestamp_out_of_tolerance",
+            codes.TIMESTAMP_OUT_OF_TOLERANCE,
             f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
         )
     # The whole body before the key lookup: a client trickling its body cannot hold a
     # looked-up key past a revocation or the offboarding fence (docs/lifecycle.md).
     request.body  # noqa: B018 - read for its effect
-    try:
-        key = signing_key_resolve_cached(key_id)
-    except SecretUndecryptable as exc:  # logged with the key id by the resolver
-        raise Unavailable(
-            "The signing key store is unavailable; retry later.", retry_after=30
-        ) from exc
+    # SecretUndecryptable (logged with the key id by the resolver) is answered 503 unavailable.
+    key = signing_key_resolve_cached(key_id)
     if key is None:
-        raise _fail("unknown_key", "No such signing key.")
+        raise _fail(codes.UNKNOWN_KEY)
     if key.revoked or not key.usable_at(datetime.now(UTC)):
-        raise _fail("revoked_key", "This signing key is revoked or expired.")
+        raise _fail(codes.REVOKED_KEY)
     version = signature_version(
         request, key=key, msg_id=msg_id, timestamp=timestamp, signature_header=signature_header
     )
     if version is None:
-        raise _fail("invalid_signature", "No signature matches.")
+        raise _fail(codes.INVALID_SIGNATURE)
     context.bind_tenant(key.tenant_id)
     if version == "v1" and (v1_allowed is None or not v1_allowed(request, key)):
-        raise _fail("signature_version_refused", V1_REFUSED)
+        raise _fail(codes.SIGNATURE_VERSION_REFUSED)
     if not _first_use(key, msg_id, timestamp):
-        raise _fail(
-            "replayed_request",
-            "This webhook-id was already used with this key: sign every request (every retry "
-            "too) with a new webhook-id.",
-        )
+        raise _fail(codes.REPLAYED_REQUEST)
     if not key.tenant_active:
-        metrics.AUTH_FAILURES.labels(code="tenant_suspended").inc()
-        raise ApiError("tenant_suspended", "This tenant is suspended.", status_code=403)
+        metrics.AUTH_FAILURES.labels(code=codes.TENANT_SUSPENDED.code).inc()
+        raise ApiError(codes.TENANT_SUSPENDED)
     if version == "v1":
         metrics.SIGNATURE_V1.labels(tenant=key.tenant_slug).inc()
     _touch(key)

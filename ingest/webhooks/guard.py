@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
 
+from codex import error_codes as codes
 from codex.cache import redis_client
-from codex.errors import DomainError
 from ingest import metrics
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _windows(source_id: str, address: str, window: int) -> list[tuple[str, str, 
 
 
 def unverified_check(*, source_id: str, address: str) -> None:
-    """DomainError 429 (Retry-After) while the source id's or the address's window is full."""
+    """rate_limited (Retry-After) while the source id's or the address's window is full."""
     now = time.time()
     window = int(now) // WINDOW_S
     windows = _windows(source_id, address, window)
@@ -73,13 +73,11 @@ def unverified_check(*, source_id: str, address: str) -> None:
         if count is not None and int(count) >= limit:
             metrics.SOURCE_UNVERIFIED_LIMITED.labels(scope=scope).inc()
             reset_s = min(WINDOW_S, max(1, math.ceil((window + 1) * WINDOW_S - now)))
-            raise DomainError(
-                "rate_limited",
+            raise codes.RATE_LIMITED.error(
                 f"More than {limit} unverified deliveries per second from this "
                 f"{'address' if scope == 'address' else 'source id'}; retry after the given "
                 "seconds.",
-                status_code=429,
-                headers={"Retry-After": str(reset_s)},
+                retry_after=reset_s,
             )
 
 

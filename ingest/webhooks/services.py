@@ -13,21 +13,19 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from codex.errors import DomainError, Unavailable
+from codex import error_codes as codes
+from codex.errors import DomainError
 from flags.selectors import effective_flags_cached
 from ingest import ingest_warnings, ratelimit
 from ingest.services.accept import events_ingest
 from ingest.validation import loads
 from ingest.webhooks import shapes
 from ingest.webhooks.selectors import event_ids_by_key
-from ingest.webhooks.verify import VERIFIERS, SignatureRejected
-from tenants.crypto import SecretUndecryptable
+from ingest.webhooks.verify import VERIFIERS
 from tenants.selectors import ResolvedSource, source_resolve_cached, tenant_of_source_id
 from tenants.services.sources import source_touch
 
 logger = logging.getLogger(__name__)
-
-WWW_AUTHENTICATE = 'Codex-Source-Signature realm="codex"'
 
 
 @dataclass(frozen=True)
@@ -40,39 +38,30 @@ class Delivery:
 
 
 def source_for_delivery(source_id: str) -> ResolvedSource:
-    """The enabled source a delivery is for, or DomainError 404 / 410 / 403 / Unavailable."""
+    """The enabled source a delivery is for: unknown_source, source_disabled, tenant_suspended.
+
+    A stored secret no key decrypts raises SecretUndecryptable (answered 503 unavailable).
+    """
     # An id not of our form costs no lookup, and no key-cache entry of it evicts a real one.
-    source = _resolve(source_id) if tenant_of_source_id(source_id) is not None else None
+    source = (
+        source_resolve_cached(source_id) if tenant_of_source_id(source_id) is not None else None
+    )
     if source is None:
-        raise DomainError("unknown_source", "No such webhook source.", status_code=404)
+        raise codes.UNKNOWN_SOURCE.error()
     if not source.enabled:
-        raise DomainError("source_disabled", "This webhook source is disabled.", status_code=410)
+        raise codes.SOURCE_DISABLED.error()
     if not source.tenant_active:
-        raise DomainError("tenant_suspended", "This tenant is suspended.", status_code=403)
+        raise codes.TENANT_SUSPENDED.error()
     return source
 
 
-def _resolve(source_id: str) -> ResolvedSource | None:
-    try:
-        return source_resolve_cached(source_id)
-    except SecretUndecryptable as exc:
-        raise Unavailable("The source secret store is unavailable; retry later.") from exc
-
-
 def delivery_verify(*, source: ResolvedSource, body: bytes, headers: Mapping[str, str]) -> None:
-    """The platform's own signature, with every secret valid now; DomainError 401 otherwise."""
-    try:
-        VERIFIERS[source.kind](
-            body=body, headers=headers, secrets=source.secrets_at(datetime.now(UTC))
-        )
-    except SignatureRejected as exc:
-        raise DomainError(
-            exc.code, str(exc), status_code=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
-        ) from exc
+    """The platform's own signature, with every secret valid now; SignatureRejected (401) if not."""
+    VERIFIERS[source.kind](body=body, headers=headers, secrets=source.secrets_at(datetime.now(UTC)))
 
 
 def delivery_rate_limit(*, source: ResolvedSource) -> None:
-    """The source's own limit (sourceRatePerSec), then the tenant's; DomainError 429 when over.
+    """The source's own limit (sourceRatePerSec), then the tenant's; rate_limited when over.
 
     The source's window is checked first, so a flooding source is throttled without spending the
     budget the tenant's other senders (POST /v1/events) share.
@@ -84,37 +73,32 @@ def delivery_rate_limit(*, source: ResolvedSource) -> None:
     if not decision.limited:
         decision = ratelimit.check(tenant_id=source.tenant_id, limit=int(flags["ingestRatePerSec"]))
     if decision.limited:
-        raise DomainError(
-            "rate_limited",
+        raise codes.RATE_LIMITED.error(
             f"More than {decision.limit} deliveries per second; retry after the given seconds.",
-            status_code=429,
-            headers={"Retry-After": str(decision.reset_s)},
+            retry_after=decision.reset_s,
         )
 
 
 def delivery_event(*, source: ResolvedSource, body: bytes, headers: Mapping[str, str]):
-    """The ledger item of a verified delivery; DomainError 400 for a body we cannot store."""
-    doc = loads(body)  # DomainError malformed_json
-    try:
-        if source.kind == "shopify":
-            return shapes.shopify_event(
-                source_id=source.source_id,
-                doc=doc,
-                body=body,
-                headers=headers,
-                received_at=datetime.now(UTC),
-            )
-        if source.kind == "stripe":
-            return shapes.stripe_event(source_id=source.source_id, doc=doc)
-        return shapes.standard_event(
+    """The ledger item of a verified delivery; malformed_json or DeliveryInvalid (400) if none."""
+    doc = loads(body)
+    if source.kind == "shopify":
+        return shapes.shopify_event(
             source_id=source.source_id,
             doc=doc,
+            body=body,
             headers=headers,
-            type_field=source.type_field,
-            subject_field=source.subject_field,
+            received_at=datetime.now(UTC),
         )
-    except shapes.DeliveryInvalid as exc:
-        raise DomainError("invalid_delivery", str(exc), status_code=400) from exc
+    if source.kind == "stripe":
+        return shapes.stripe_event(source_id=source.source_id, doc=doc)
+    return shapes.standard_event(
+        source_id=source.source_id,
+        doc=doc,
+        headers=headers,
+        type_field=source.type_field,
+        subject_field=source.subject_field,
+    )
 
 
 def _refused_key(source: ResolvedSource, body: bytes, headers: Mapping[str, str]) -> str:

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from codex import error_codes as codes
+from codex.errors import DomainValueError
 from ingest.validation import MAX_BODY_BYTES as MAX_DELIVERY_BYTES
 from ingest.validation import EventInvalid, Item, parse_occurred_at, validate_event
 
@@ -27,8 +29,14 @@ _MAX_ID_LEN = 200
 MAX_STANDARD_ID_LEN = 255 - len("standard:") - 61 - 1
 
 
-class DeliveryInvalid(ValueError):
-    """A correctly signed delivery we cannot store (the message names what is wrong)."""
+class DeliveryInvalid(DomainValueError):
+    """A correctly signed delivery we cannot store (the message names what is wrong).
+
+    Registry entry `invalid_delivery` (400): the one mapping answers it, nothing converts it.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(codes.INVALID_DELIVERY, message)
 
 
 def _event(
@@ -54,7 +62,7 @@ def _event(
             raw,
             max_payload_bytes=2 * MAX_DELIVERY_BYTES,  # the body itself is at most 1 MiB
         )
-    except EventInvalid as exc:
+    except EventInvalid as exc:  # in a delivery, an invalid event is an invalid delivery
         raise DeliveryInvalid(str(exc)) from exc
     return Item(idempotency_key=key, event=event, error=None)
 

@@ -12,22 +12,26 @@ from collections.abc import Mapping
 import stripe
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
+from codex import error_codes as codes
+from codex.errors import DomainError, ErrorCode
+
 TOLERANCE_S = 300  # Stripe's and Standard Webhooks' own default
 _MAX_HEADER_LEN = 4096
+WWW_AUTHENTICATE = 'Codex-Source-Signature realm="codex"'
+_CHALLENGE = {"WWW-Authenticate": WWW_AUTHENTICATE}  # shared, read-only
 
 
-class SignatureRejected(Exception):
-    """The delivery is not signed by the source: `code` is the stable error code."""
+class SignatureRejected(DomainError):
+    """The delivery is not signed by the source: a 401 entry, with the source challenge."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+    def __init__(self, entry: ErrorCode, message: str | None = None):
+        super().__init__(entry, message, headers=_CHALLENGE)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name, "")
     if len(value) > _MAX_HEADER_LEN:
-        raise SignatureRejected("invalid_signature", f"{name} is too long.")
+        raise SignatureRejected(codes.INVALID_SIGNATURE, f"{name} is too long.")
     return value
 
 
@@ -35,7 +39,7 @@ def verify_shopify(*, body: bytes, headers: Mapping[str, str], secrets: tuple[st
     """X-Shopify-Hmac-Sha256 = base64(HMAC-SHA256(secret, raw body)), compared in constant time."""
     given = _header(headers, "x-shopify-hmac-sha256")
     if not given:
-        raise SignatureRejected("missing_signature", "X-Shopify-Hmac-Sha256 is required.")
+        raise SignatureRejected(codes.MISSING_SIGNATURE, "X-Shopify-Hmac-Sha256 is required.")
     try:
         candidate = base64.b64decode(given, validate=True)
     except (binascii.Error, ValueError):
@@ -45,18 +49,18 @@ def verify_shopify(*, body: bytes, headers: Mapping[str, str], secrets: tuple[st
         expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
         matched |= hmac.compare_digest(expected, candidate)  # no early exit
     if not matched:
-        raise SignatureRejected("invalid_signature", "X-Shopify-Hmac-Sha256 does not match.")
+        raise SignatureRejected(codes.INVALID_SIGNATURE, "X-Shopify-Hmac-Sha256 does not match.")
 
 
 def verify_stripe(*, body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> None:
     """Stripe-Signature (t=, v1=...) checked by the stripe library, 300 s tolerance."""
     header = _header(headers, "stripe-signature")
     if not header:
-        raise SignatureRejected("missing_signature", "Stripe-Signature is required.")
+        raise SignatureRejected(codes.MISSING_SIGNATURE, "Stripe-Signature is required.")
     try:
         timestamp = int(next(p[2:] for p in header.split(",") if p.startswith("t=")))
     except (StopIteration, ValueError):
-        raise SignatureRejected("invalid_signature", "Stripe-Signature has no t=.") from None
+        raise SignatureRejected(codes.INVALID_SIGNATURE, "Stripe-Signature has no t=.") from None
     matched = False
     for secret in secrets:
         try:
@@ -68,10 +72,10 @@ def verify_stripe(*, body: bytes, headers: Mapping[str, str], secrets: tuple[str
             # ValueError: a body that is not UTF-8; TypeError: non-ASCII signature text.
             continue
     if not matched:
-        raise SignatureRejected("invalid_signature", "No Stripe-Signature v1 entry matches.")
+        raise SignatureRejected(codes.INVALID_SIGNATURE, "No Stripe-Signature v1 entry matches.")
     if abs(time.time() - timestamp) > TOLERANCE_S:
         raise SignatureRejected(
-            "timestamp_out_of_tolerance",
+            codes.TIMESTAMP_OUT_OF_TOLERANCE,
             f"Stripe-Signature t= is more than {TOLERANCE_S} s away from the server clock.",
         )
 
@@ -82,14 +86,15 @@ def verify_standard(*, body: bytes, headers: Mapping[str, str], secrets: tuple[s
     wanted = {n: _header(headers, n) for n in names}
     if not all(wanted.values()):
         raise SignatureRejected(
-            "missing_signature", "webhook-id, webhook-timestamp and webhook-signature are required."
+            codes.MISSING_SIGNATURE,
+            "webhook-id, webhook-timestamp and webhook-signature are required.",
         )
     stamp = wanted["webhook-timestamp"]
     if not stamp.isascii() or not stamp.isdigit():
-        raise SignatureRejected("invalid_signature", "webhook-timestamp must be unix seconds.")
+        raise SignatureRejected(codes.INVALID_SIGNATURE, "webhook-timestamp must be unix seconds.")
     if abs(int(time.time()) - int(stamp)) > TOLERANCE_S:
         raise SignatureRejected(
-            "timestamp_out_of_tolerance",
+            codes.TIMESTAMP_OUT_OF_TOLERANCE,
             f"webhook-timestamp is more than {TOLERANCE_S} s away from the server clock.",
         )
     for secret in secrets:
@@ -100,7 +105,7 @@ def verify_standard(*, body: bytes, headers: Mapping[str, str], secrets: tuple[s
             # ValueError: malformed signature entries or a body that is not UTF-8;
             # EmptyWebhookSecretError: a source stored before secrets were checked (whsec_).
             continue
-    raise SignatureRejected("invalid_signature", "No webhook-signature v1 entry matches.")
+    raise SignatureRejected(codes.INVALID_SIGNATURE, "No webhook-signature v1 entry matches.")
 
 
 VERIFIERS = {"shopify": verify_shopify, "stripe": verify_stripe, "standard": verify_standard}

@@ -16,7 +16,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from codex import context
-from codex.errors import ApiError, DomainError, domain_error, domain_error_response
+from codex import error_codes as codes
+from codex.errors import DomainError, domain_error, domain_error_response
 from codex.http import body_size_check, client_address
 from ingest import metrics
 from ingest.webhooks import guard, services
@@ -35,6 +36,7 @@ _OUTCOME_BY_STATUS = {
     429: "rate_limited",
     503: "unavailable",
 }
+_ALLOW_POST = {"Allow": "POST"}  # shared, read-only
 # Headers the shapes and verifiers read, lower-cased (WSGI gives HTTP_X_SHOPIFY_TOPIC etc.).
 _HEADERS = (
     "x-shopify-hmac-sha256",
@@ -70,11 +72,8 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
     try:
         body_size_check(request, MAX_DELIVERY_BYTES, "A delivery")
         if request.method != "POST":
-            raise ApiError(
-                "method_not_allowed",
-                f'Method "{request.method}" not allowed.',
-                status_code=405,
-                headers={"Allow": "POST"},
+            raise codes.METHOD_NOT_ALLOWED.error(
+                f'Method "{request.method}" not allowed.', headers=_ALLOW_POST
             )
         address = client_address(request)  # behind CODEX_TRUSTED_PROXIES: the client's own
         # The whole body before the source lookup: a client trickling its body cannot hold a
@@ -85,7 +84,7 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
         try:
             source = services.source_for_delivery(source_id)
         except DomainError as exc:
-            if exc.status_code == 404:
+            if exc.entry is codes.UNKNOWN_SOURCE:
                 guard.unverified_count(source_id=source_id, address=address)
             raise
         context.bind_tenant(source.tenant_id)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import stripe
-from django.core.management.base import CommandError
-
 from codex.commands import cli_actor
 from reconcile.stripe_source import source_reconcile_stripe
-from tenants.crypto import SecretUndecryptable
 
 
 def reconcile_source(command, *, tenant_id, day, repair: bool, types: str) -> None:
-    """Run the Stripe adapter for the tenant's day and print one line per source."""
-    try:
-        results = source_reconcile_stripe(
-            tenant_id=tenant_id,
-            day=day,
-            repair=repair,
-            actor=cli_actor(),
-            types=[t for t in types.split(",") if t] or None,
-        )
-    except SecretUndecryptable as exc:
-        raise CommandError(f"the source's API key cannot be decrypted: {exc}") from exc
-    except stripe.StripeError as exc:
-        raise CommandError(f"Stripe failed: {type(exc).__name__}: {exc}") from exc
+    """Run the Stripe adapter for the tenant's day and print one line per source.
+
+    Its DomainErrors (stripe_failed, secret_undecryptable, ...) become the command's CommandError
+    in codex.commands.DomainCommand.
+    """
+    results = source_reconcile_stripe(
+        tenant_id=tenant_id,
+        day=day,
+        repair=repair,
+        actor=cli_actor(),
+        types=[t for t in types.split(",") if t] or None,
+    )
     for r in results:
         line = (
             f"source {r.source_id} (stripe) {r.day.isoformat()}: at_source={r.at_source} "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
+from codex import error_codes as codes
 from codex.commands import DomainCommand, cli_actor
 from flags.models import FlagChange
 from flags.registry import history_text, spec_for, specs, value_text
@@ -78,7 +79,7 @@ class Command(DomainCommand):
         for pair in options["pairs"]:
             key, sep, text = pair.partition("=")
             if not sep or not key:
-                raise CommandError(f"expected key=value, got {pair!r}")
+                raise codes.INVALID_ARGUMENTS.error(f"expected key=value, got {pair!r}")
             pairs[key.strip()] = text
         values = flags_parse(pairs)
         self._apply(tenant, values, options["reason"])

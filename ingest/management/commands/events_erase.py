@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.core.management.base import CommandError
-
+from codex import error_codes as codes
 from codex.commands import DomainCommand, cli_actor
 from ingest.services.erasure import events_erase
 from tenants.selectors import tenant_get
@@ -15,7 +14,9 @@ def _day(text: str) -> datetime:
     try:
         day = datetime.strptime(text, "%Y-%m-%d")
     except ValueError:
-        raise CommandError(f"--before must be a date YYYY-MM-DD, not {text!r}") from None
+        raise codes.INVALID_ARGUMENTS.error(
+            f"--before must be a date YYYY-MM-DD, not {text!r}"
+        ) from None
     return day.replace(tzinfo=UTC)
 
 
@@ -35,7 +36,7 @@ class Command(DomainCommand):
     def handle(self, *args, **options):
         subject = options["subject"]
         if not 1 <= len(subject) <= 255 or "\x00" in subject:
-            raise CommandError("--subject must be 1 to 255 characters")
+            raise codes.INVALID_SUBJECT.error("--subject must be 1 to 255 characters")
         before = _day(options["before"]) if options["before"] else None
         tenant = tenant_get(slug=options["tenant"])
         result = events_erase(

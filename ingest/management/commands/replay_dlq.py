@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
+from codex import error_codes as codes
 from codex.commands import DomainCommand, cli_actor, moment_parse
 from ingest import selectors
 from ingest.services.replay import deadletter_replay
@@ -36,13 +35,15 @@ class Command(DomainCommand):
         since, until = options.get("since"), options.get("until")
         window = since is not None or until is not None
         if not (tenant or ids or replay_all or window):
-            raise CommandError(
+            raise codes.INVALID_ARGUMENTS.error(
                 "say what to replay: --tenant SLUG, --id N, --since/--until or --all"
             )
         if replay_all and (tenant or ids or window):
-            raise CommandError("--all replays everything; do not combine it with other filters")
+            raise codes.INVALID_ARGUMENTS.error(
+                "--all replays everything; do not combine it with other filters"
+            )
         if since is not None and until is not None and since >= until:
-            raise CommandError("--since must be before --until")
+            raise codes.INVALID_ARGUMENTS.error("--since must be before --until")
         # An unknown slug is an error (TenantNotFound), not "nothing to replay".
         tenant_id = tenant_get(slug=tenant).id if tenant else None
         entry_ids = selectors.deadletter_open_ids(
@@ -61,4 +62,4 @@ class Command(DomainCommand):
             f"replayed {len(results)}: {resolved} resolved, {len(results) - resolved} failed"
         )
         if len(results) != resolved:
-            raise CommandError("some entries failed again; they stay open", returncode=1)
+            raise codes.REPLAY_FAILED.error("some entries failed again; they stay open")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
+from codex import error_codes as codes
 from codex.commands import DomainCommand, cli_actor
 from ingest.services.offboard import tenant_offboard
 from tenants.selectors import tenant_get
@@ -31,11 +30,11 @@ class Command(DomainCommand):
     def handle(self, *args, **options):
         slug = options["tenant"]
         if options["confirm"] != slug:
-            raise CommandError(
+            raise codes.INVALID_ARGUMENTS.error(
                 f"--confirm must repeat the tenant's slug exactly ({slug!r}); nothing was changed"
             )
         if options["batch"] is not None and options["batch"] < 1:
-            raise CommandError("--batch must be at least 1")
+            raise codes.INVALID_ARGUMENTS.error("--batch must be at least 1")
         tenant = tenant_get(slug=slug)
         report = tenant_offboard(tenant=tenant, actor=cli_actor(), limit=options["batch"])
         if report.already_done:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from django.core.management.base import CommandError
-
+from codex import error_codes as codes
 from codex.commands import DomainCommand
 from reconcile import selectors, services
 from reconcile.management.source_reconcile import reconcile_source
@@ -57,9 +56,9 @@ class Command(DomainCommand):
     def handle(self, *args, day=None, tenant=None, source=None, as_json=False, **options):
         target = self._day(day)
         if source and not tenant:
-            raise CommandError("--source needs --tenant")
+            raise codes.INVALID_ARGUMENTS.error("--source needs --tenant")
         if source and as_json:
-            raise CommandError("--json does not combine with --source")
+            raise codes.INVALID_ARGUMENTS.error("--json does not combine with --source")
         tenant_id = tenant_get(slug=tenant).id if tenant else None
         outcome = services.drift_compute(day=target, tenant_id=tenant_id)
         repairs = []
@@ -112,7 +111,9 @@ class Command(DomainCommand):
         if outcome.failed:
             for slug, error in outcome.failed.items():
                 self.stderr.write(f"{slug}: {error}")
-            raise CommandError(f"reconcile failed for {len(outcome.failed)} tenant(s)")
+            raise codes.RECONCILE_FAILED.error(
+                f"reconcile failed for {len(outcome.failed)} tenant(s)"
+            )
 
     @staticmethod
     def _repair_line(r) -> str:
@@ -151,11 +152,11 @@ class Command(DomainCommand):
         try:
             day = date.fromisoformat(value)
         except ValueError as exc:
-            raise CommandError(
+            raise codes.INVALID_ARGUMENTS.error(
                 f"--date wants YYYY-MM-DD, today or yesterday, not {value!r}"
             ) from exc
         if day > today:
-            raise CommandError(f"{day} has not started yet (UTC)")
+            raise codes.DAY_NOT_STARTED.error(f"{day} has not started yet (UTC)")
         return day
 
     def _table(self, rows: list[tuple[str, ...]]) -> None:

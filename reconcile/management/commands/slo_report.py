@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, time
 
 from django.conf import settings
-from django.core.management.base import CommandError
 
+from codex import error_codes as codes
 from codex.commands import DomainCommand, moment_parse
 from reconcile.slo import MAX_DAYS, slo_report_compute, slo_report_render
 
@@ -22,7 +22,7 @@ def parse_end(value: str | None) -> datetime:
         return moment_parse(value)
     except ValueError as exc:
         message = f"--end must be now, today, YYYY-MM-DD or an ISO time, not {value!r}"
-        raise CommandError(message) from exc
+        raise codes.INVALID_ARGUMENTS.error(message) from exc
 
 
 class Command(DomainCommand):
@@ -53,9 +53,11 @@ class Command(DomainCommand):
     def handle(self, *args, **opts):
         url = opts["prometheus_url"] or settings.PROMETHEUS_URL
         if not url:
-            raise CommandError("PROMETHEUS_URL is not set (or pass --prometheus-url)")
+            raise codes.INVALID_ARGUMENTS.error(
+                "PROMETHEUS_URL is not set (or pass --prometheus-url)"
+            )
         if not 1 <= opts["days"] <= MAX_DAYS:
-            raise CommandError(f"--days must be between 1 and {MAX_DAYS}")
+            raise codes.INVALID_DAYS.error(f"--days must be between 1 and {MAX_DAYS}")
         report = slo_report_compute(
             prometheus_url=url,
             days=opts["days"],

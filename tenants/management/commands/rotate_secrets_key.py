@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
 from codex.commands import DomainCommand, cli_actor
-from tenants.crypto import SecretUndecryptable
 from tenants.services.keys import secrets_key_rotate
 
 
@@ -18,13 +15,8 @@ class Command(DomainCommand):
     )
 
     def handle(self, *args, **options):
-        try:
-            result = secrets_key_rotate(actor=cli_actor())
-        except SecretUndecryptable as exc:
-            raise CommandError(
-                f"{exc}: some secret was encrypted with a key no longer in CODEX_SECRETS_KEY "
-                "(the log line names its key id); put that key back and run again"
-            ) from exc
+        # SecretUndecryptable says which key to put back (DomainCommand shows it).
+        result = secrets_key_rotate(actor=cli_actor())
         self.stdout.write(
             f"{result.reencrypted} of {result.total} secret(s) re-encrypted with the first key; "
             "the others already were."
