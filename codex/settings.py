@@ -349,12 +349,15 @@ CODEX_IDEMPOTENCY_GRACE_DAYS = envreader.integer("CODEX_IDEMPOTENCY_GRACE_DAYS",
 # capped there (0 turns the caches off).
 CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))
 CODEX_CACHE_LONG_TTL_S = envreader.number("CODEX_CACHE_LONG_TTL_S", 300.0)
-# Entries per process (keys and sources; LRU): 100,000 keys take about 60 MB.
+# Entries per process (keys and sources; LRU): 100,000 keys take about 65 MB.
 CODEX_KEY_CACHE_SIZE = envreader.integer("CODEX_KEY_CACHE_SIZE", 200_000)
 # tenant_offboard deletes the tenant's rows again this long after suspending it (the fence,
-# docs/lifecycle.md): a key cached before the suspension serves one TTL more; the lookup that
-# cached it, and the ledger write and ingestion-warning write of a request it lets through, are a
-# statement each (one statement timeout each; 30 s, gunicorn's timeout, when they are off); 2 s
-# for the work in between (Redis calls time out within 0.5 s).
+# docs/lifecycle.md): a key cached before the suspension serves CODEX_CACHE_STALE_S more; the
+# lookup that cached it, and the ledger write and ingestion-warning write of a request it lets
+# through, are a statement each (one statement timeout each; 30 s, gunicorn's timeout, when they
+# are off); 2 s for the work in between (Redis calls time out within 0.5 s).
 _STATEMENT_S = (DATABASES["default"]["TIME_LIMITS_MS"]["statement_timeout"] or 30_000) / 1000
-CODEX_OFFBOARD_FENCE_S = CODEX_KEY_CACHE_TTL_S + 3 * _STATEMENT_S + 2.0
+# How long another process may serve a key after a change: within a poll (about 1 s) while the
+# cache-version poll works, the short TTL or 2 s of unconfirmed health (tenants.cachesync) when not.
+CODEX_CACHE_STALE_S = max(CODEX_KEY_CACHE_TTL_S, 3.0)
+CODEX_OFFBOARD_FENCE_S = CODEX_CACHE_STALE_S + 3 * _STATEMENT_S + 2.0
