@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,7 +13,6 @@ from ingest.lookup import event_status_get
 from ingest.openapi import (
     AUTH_ERRORS,
     LOOKUP_PARAMETERS,
-    ErrorSerializer,
     EventStatusSerializer,
     error_doc,
 )
@@ -59,14 +58,11 @@ class EventLookupView(SignedRequestMixin, APIView):
         responses={
             200: EventStatusSerializer,
             **AUTH_ERRORS,
-            404: OpenApiResponse(
-                ErrorSerializer,
-                description="Your tenant has no event with this key. Codes: `not_found`.",
-            ),
-            405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+            404: error_doc("Your tenant has no event with this key.", codes.NOT_FOUND),
+            405: error_doc("Only GET (after authentication).", codes.METHOD_NOT_ALLOWED),
             429: error_doc(
                 "More lookups per second than the key's lookupRatePerSec; wait Retry-After.",
-                "rate_limited",
+                codes.RATE_LIMITED,
             ),
         },
         tags=["events"],

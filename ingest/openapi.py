@@ -19,6 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.views import APIView
 
+from codex import error_codes as codes
 from ingest.lookup import STATUSES
 from ingest.validation import MAX_BATCH, MAX_PAYLOAD_BYTES
 from tenants.auth import SignatureAuthentication
@@ -29,6 +30,7 @@ SCHEMA_PATHS = ("/v1/events", "/v1/events/{idempotency_key}", "/config")
 
 
 class ErrorDetailSerializer(serializers.Serializer):
+    # close_objects makes it a $ref to the ErrorCode enum: the registry's API codes.
     code = serializers.CharField(help_text="Stable, machine-readable error code.")
     message = serializers.CharField(help_text="For people; wording may change.")
     rid = serializers.CharField(allow_null=True, help_text="The request id (X-Request-ID).")
@@ -92,7 +94,9 @@ class SingleResultSerializer(serializers.Serializer):
 
 
 class ItemErrorSerializer(serializers.Serializer):
-    code = serializers.ChoiceField(choices=["invalid_event", "idempotency_key_reused"])
+    code = serializers.ChoiceField(
+        choices=[codes.INVALID_EVENT.code, codes.IDEMPOTENCY_KEY_REUSED.code]
+    )
     message = serializers.CharField()
 
 
@@ -178,27 +182,40 @@ _RATE_HEADERS = {
 }
 
 
-def error_doc(description: str, *codes: str) -> OpenApiResponse:
-    listed = ", ".join(f"`{code}`" for code in codes)
+def error_doc(description: str, *entries: codes.ErrorCode) -> OpenApiResponse:
+    """An error answer of these registry entries (each must answer with the documented status)."""
+    listed = ", ".join(f"`{entry.code}`" for entry in entries)
     return OpenApiResponse(ErrorSerializer, description=f"{description} Codes: {listed}.")
 
 
+ERROR_CODE_SCHEMA = {
+    "type": "string",
+    "enum": codes.api_codes(),
+    "description": (
+        "Stable, machine-readable error code (codex/error_codes.py; docs/api.md, Errors, says "
+        "when each is answered)."
+    ),
+}
+
+
 AUTH_ERRORS = {
-    400: error_doc("The HTTP request could not be understood (a bad Host, say).", "bad_request"),
+    400: error_doc(
+        "The HTTP request could not be understood (a bad Host, say).", codes.BAD_REQUEST
+    ),
     401: error_doc(
         "Not signed, the signature does not verify for this request, or its webhook-id was used "
         "before (no quota spent).",
-        "missing_signature",
-        "invalid_signature",
-        "timestamp_out_of_tolerance",
-        "unknown_key",
-        "revoked_key",
-        "replayed_request",
-        "signature_version_refused",
+        codes.MISSING_SIGNATURE,
+        codes.INVALID_SIGNATURE,
+        codes.TIMESTAMP_OUT_OF_TOLERANCE,
+        codes.UNKNOWN_KEY,
+        codes.REVOKED_KEY,
+        codes.REPLAYED_REQUEST,
+        codes.SIGNATURE_VERSION_REFUSED,
     ),
-    403: error_doc("Correctly signed, but the tenant is suspended.", "tenant_suspended"),
+    403: error_doc("Correctly signed, but the tenant is suspended.", codes.TENANT_SUSPENDED),
     503: error_doc(
-        "PostgreSQL (or the key store) is unreachable; retry after Retry-After.", "unavailable"
+        "PostgreSQL (or the key store) is unreachable; retry after Retry-After.", codes.UNAVAILABLE
     ),
 }
 
@@ -223,20 +240,20 @@ EVENTS_RESPONSES = {
     400: error_doc(
         "The body is not strict JSON, or has the wrong shape, or the single event is invalid "
         "(the message names the field); or the HTTP request could not be understood.",
-        "malformed_json",
-        "invalid_request",
-        "bad_request",
+        codes.MALFORMED_JSON,
+        codes.INVALID_REQUEST,
+        codes.BAD_REQUEST,
     ),
-    405: error_doc("Only POST (after authentication).", "method_not_allowed"),
-    411: error_doc("A chunked body without Content-Length.", "length_required"),
-    413: error_doc("The body is larger than 1 MiB.", "payload_too_large"),
-    415: error_doc("Content-Type is not application/json.", "unsupported_media_type"),
+    405: error_doc("Only POST (after authentication).", codes.METHOD_NOT_ALLOWED),
+    411: error_doc("A chunked body without Content-Length.", codes.LENGTH_REQUIRED),
+    413: error_doc("The body is larger than 1 MiB.", codes.PAYLOAD_TOO_LARGE),
+    415: error_doc("Content-Type is not application/json.", codes.UNSUPPORTED_MEDIA_TYPE),
     422: error_doc(
-        "The single event's key exists with different content.", "idempotency_key_reused"
+        "The single event's key exists with different content.", codes.IDEMPOTENCY_KEY_REUSED
     ),
     429: error_doc(
         "More requests per second than the tenant's ingestRatePerSec; wait Retry-After.",
-        "rate_limited",
+        codes.RATE_LIMITED,
     ),
 }
 
@@ -276,9 +293,13 @@ def close_objects(result, generator, request, public):
     """Postprocessing hook: the request shapes the server holds to, beyond the serializers.
 
     Request objects admit no unknown keys (the server refuses them); a batch admits any item
-    (each is answered on its own).
+    (each is answered on its own). An error's code is the registry's ErrorCode enum.
     """
     schemas = result.get("components", {}).get("schemas", {})
+    if "ErrorDetail" in schemas:
+        # One enum of every code an answer can carry, straight from the registry.
+        schemas["ErrorCode"] = dict(ERROR_CODE_SCHEMA)
+        schemas["ErrorDetail"]["properties"]["code"] = {"$ref": "#/components/schemas/ErrorCode"}
     for name in ("Event", "Batch"):
         if name in schemas:
             schemas[name]["additionalProperties"] = False
@@ -362,10 +383,10 @@ class ConfigViewSchema(OpenApiViewExtension):
                     ),
                     304: OpenApiResponse(description="Not modified: your ETag still holds."),
                     **AUTH_ERRORS,
-                    405: error_doc("Only GET (after authentication).", "method_not_allowed"),
+                    405: error_doc("Only GET (after authentication).", codes.METHOD_NOT_ALLOWED),
                     429: error_doc(
                         "More reads per second than the key's configRatePerSec; wait Retry-After.",
-                        "rate_limited",
+                        codes.RATE_LIMITED,
                     ),
                 },
                 tags=["config"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
+from codex import error_codes as codes
 from ingest.openapi import SingleResultSerializer, error_doc
 
 SOURCE_PATH = "/v1/sources/{source_id}/webhooks"
@@ -38,27 +39,27 @@ SOURCE_RESPONSES = {
     ),
     400: error_doc(
         "Correctly signed, but not JSON or not what the kind needs.",
-        "malformed_json",
-        "invalid_delivery",
+        codes.MALFORMED_JSON,
+        codes.INVALID_DELIVERY,
     ),
     401: error_doc(
         "No or a wrong signature, or a stale timestamp.",
-        "missing_signature",
-        "invalid_signature",
-        "timestamp_out_of_tolerance",
+        codes.MISSING_SIGNATURE,
+        codes.INVALID_SIGNATURE,
+        codes.TIMESTAMP_OUT_OF_TOLERANCE,
     ),
-    403: error_doc("The tenant is suspended.", "tenant_suspended"),
-    404: error_doc("No such source.", "unknown_source"),
-    405: error_doc("Only POST.", "method_not_allowed"),
-    410: error_doc("The source is disabled.", "source_disabled"),
-    411: error_doc("A chunked body without Content-Length.", "length_required"),
-    413: error_doc("The body is larger than 1 MiB.", "payload_too_large"),
+    403: error_doc("The tenant is suspended.", codes.TENANT_SUSPENDED),
+    404: error_doc("No such source.", codes.UNKNOWN_SOURCE),
+    405: error_doc("Only POST.", codes.METHOD_NOT_ALLOWED),
+    410: error_doc("The source is disabled.", codes.SOURCE_DISABLED),
+    411: error_doc("A chunked body without Content-Length.", codes.LENGTH_REQUIRED),
+    413: error_doc("The body is larger than 1 MiB.", codes.PAYLOAD_TOO_LARGE),
     429: error_doc(
         "Over the source's sourceRatePerSec or the tenant's ingestRatePerSec, or too many "
         "unverified deliveries for this source id or from this address; wait Retry-After.",
-        "rate_limited",
+        codes.RATE_LIMITED,
     ),
-    503: error_doc("PostgreSQL is unreachable; retry after Retry-After.", "unavailable"),
+    503: error_doc("PostgreSQL is unreachable; retry after Retry-After.", codes.UNAVAILABLE),
 }
 
 
