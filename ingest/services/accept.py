@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 
 from codex.errors import Unavailable
@@ -79,8 +80,8 @@ _WRITE_SQL = ";\n".join(
 )
 
 
-# The same write as prepared statements in one pipeline (one round trip: BEGIN, scope, INSERT,
-# SELECT, COMMIT), for direct connections: PostgreSQL parses and plans them once per connection
+# The same write as prepared statements in one pipeline (one round trip: scope, INSERT, SELECT,
+# Sync), for direct connections: PostgreSQL parses and plans them once per connection
 # instead of once per request. Not behind a transaction pooler (CODEX_DB_POOL_MODE=transaction):
 # PgBouncer 1.18 cannot keep a prepared statement in the session the next transaction gets.
 _SCOPE_SQL = (
@@ -97,7 +98,8 @@ WHERE tenant_id = %s::uuid AND idempotency_key = ANY(%s::text[])
 def _prepared_writes() -> bool:
     """True where the write may use prepared statements: a direct (session) connection."""
     return (
-        connection.settings_dict.get("POOL_MODE", "session") == "session"
+        settings.CODEX_DB_PREPARED_WRITES == "auto"
+        and connection.settings_dict.get("POOL_MODE", "session") == "session"
         and not connection.in_atomic_block
     )
 
@@ -106,7 +108,9 @@ def _write_prepared(tenant_id: str, key_id: str, rows: str, keys: list[str]) -> 
     connection.ensure_connection()
     pg = connection.connection
     with connection.wrap_database_errors:
-        with pg.pipeline(), pg.transaction():
+        # No BEGIN: what runs between two Syncs is one transaction, committed at the Sync the
+        # pipeline sends on exit (rolled back there if a statement failed).
+        with pg.pipeline():
             scope, insert, existing = pg.cursor(), pg.cursor(), pg.cursor()
             scope.execute(_SCOPE_SQL, [tenant_id], prepare=True)
             insert.execute(_INSERT_SQL, [rows, tenant_id, tenant_id, key_id], prepare=True)
