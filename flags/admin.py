@@ -301,22 +301,20 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        explained = flags_explain(tenant_id=obj.pk)
-        wanted = {key: form.cleaned_data.get(key) for key in specs()}
-        values = {
-            key: value
-            for key, value in wanted.items()
-            if value != explained[key].tenant_value
-            or type(value) is not type(explained[key].tenant_value)
-        }
-        if values:
+        if not form.has_changed():
+            return
+        try:
+            # Every override as the form has it: flag_update skips the ones equal to what is stored.
             flag_update(
                 tenant_id=obj.pk,
-                values=values,
+                values={key: form.cleaned_data.get(key) for key in specs()},
                 actor=actor_of(request.user),
                 via=FlagChange.Via.ADMIN,
                 user=request.user,
             )
+        except FlagValueError as exc:
+            # Already validated by the form; an offboarded tenant or a race is a message, not a 500.
+            self.message_user(request, str(exc), messages.ERROR)
 
     def save_related(self, request, form, formsets, change):
         pass  # nothing of the tenant itself is edited here

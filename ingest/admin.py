@@ -101,7 +101,8 @@ class DeadLetterAdmin(ReadOnlyModelAdmin):
 
     @admin.action(description="Replay selected entries (re-run enrichment)", permissions=["replay"])
     def replay(self, request, queryset):
-        ids = list(queryset.filter(resolved_at__isnull=True).values_list("id", flat=True))
+        # deadletter_replay replays only the open ones among them.
+        ids = list(queryset.values_list("id", flat=True))
         results = deadletter_replay(entry_ids=ids, actor=actor_of(request.user), user=request.user)
         resolved = sum(1 for r in results if r.outcome == "resolved")
         failed = len(results) - resolved

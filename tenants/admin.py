@@ -12,25 +12,24 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
-from codex.admin import ReadOnlyModelAdmin
+from codex.admin import ReadOnlyModelAdmin, ServiceAddMixin
 from tenants.admin_filters import TenantFilter
 from tenants.admin_sources import WebhookSourceInline
 from tenants.audit import actor_of
 from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.selectors import KeyReport
-from tenants.services.devices import device_revoke
-from tenants.services.keys import signing_key_revoke, signing_key_rotate
+from tenants.services.devices import devices_revoke_many
+from tenants.services.keys import keys_revoke_many, keys_rotate_many
 from tenants.services.tenants import (
     SLUG_RE,
-    tenant_provision,
+    tenant_create,
     tenant_rename,
-    tenant_resume,
-    tenant_suspend,
+    tenants_resume_many,
+    tenants_suspend_many,
 )
 
 ADMIN_ROTATION_OVERLAP = timedelta(hours=24)
@@ -105,7 +104,7 @@ class TenantForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ServiceAddMixin, admin.ModelAdmin):
     """Tenants: add provisions (tenant key shown once); name editable; suspend/resume actions."""
 
     form = TenantForm
@@ -149,20 +148,22 @@ class TenantAdmin(admin.ModelAdmin):
             "tenants.rotate_signingkey"
         )
 
-    def save_model(self, request, obj, form, change):
-        actor = actor_of(request.user)
-        if change:
-            if "name" in form.changed_data:
-                tenant_rename(tenant=obj, name=obj.name, actor=actor, user=request.user)
-            return
-        result = tenant_provision(slug=obj.slug, name=obj.name, actor=actor, user=request.user)
-        if not result.created:
-            raise TenantError(f"tenant {obj.slug!r} already exists")  # form validation catches it
-        saved = Tenant.objects.get(pk=result.tenant_id)
-        obj.pk, obj.created_at, obj.status = saved.pk, saved.created_at, saved.status
-        obj._state.adding = False
-        obj._state.db = saved._state.db
-        request._codex_new_keys = [k for k in result.keys if k.secret]
+    def add_via_service(self, request, form):
+        # A taken slug is a form error already; tenant_create's TenantError covers a race.
+        created = tenant_create(
+            slug=form.cleaned_data["slug"],
+            name=form.cleaned_data["name"],
+            actor=actor_of(request.user),
+            user=request.user,
+        )
+        request._codex_new_keys = list(created.keys)
+        return created.tenant
+
+    def change_via_service(self, request, obj, form) -> None:
+        if "name" in form.changed_data:
+            tenant_rename(
+                tenant=obj, name=obj.name, actor=actor_of(request.user), user=request.user
+            )
 
     def response_add(self, request, obj, post_url_continue=None):
         keys = getattr(request, "_codex_new_keys", None)
@@ -179,23 +180,17 @@ class TenantAdmin(admin.ModelAdmin):
         description="Suspend selected tenants (their requests get 403)", permissions=["suspend"]
     )
     def suspend_tenants(self, request, queryset):
-        actor = actor_of(request.user)
-        with transaction.atomic():  # all or nothing
-            changed = [
-                t.slug for t in queryset if tenant_suspend(tenant=t, actor=actor, user=request.user)
-            ]
+        changed = tenants_suspend_many(
+            tenants=queryset, actor=actor_of(request.user), user=request.user
+        )
         self.message_user(request, f"Suspended: {', '.join(changed) or 'none (already)'}")
 
     @admin.action(description="Resume selected tenants", permissions=["suspend"])
     def resume_tenants(self, request, queryset):
-        actor = actor_of(request.user)
         try:
-            with transaction.atomic():  # all or nothing
-                changed = [
-                    t.slug
-                    for t in queryset
-                    if tenant_resume(tenant=t, actor=actor, user=request.user)
-                ]
+            changed = tenants_resume_many(
+                tenants=queryset, actor=actor_of(request.user), user=request.user
+            )
         except TenantError as exc:  # an offboarded tenant: offboarding is final
             self.message_user(request, f"Nothing resumed: {exc}", messages.ERROR)
             return
@@ -228,17 +223,11 @@ class DeviceAdmin(admin.ModelAdmin):
         permissions=["revoke"],
     )
     def revoke_devices(self, request, queryset):
-        done = []
-        with transaction.atomic():  # all or nothing
-            for device in queryset.select_related("tenant"):
-                _, revoked = device_revoke(
-                    tenant=device.tenant,
-                    name=device.name,
-                    actor=actor_of(request.user),
-                    user=request.user,
-                )
-                done.append(f"{device.tenant.slug}/{device.name} ({revoked} key(s))")
-        self.message_user(request, f"Revoked: {', '.join(done)}")
+        done = devices_revoke_many(
+            devices=queryset, actor=actor_of(request.user), user=request.user
+        )
+        listed = ", ".join(f"{label} ({revoked} key(s))" for label, revoked in done)
+        self.message_user(request, f"Revoked: {listed}")
 
 
 @admin.register(SigningKey)
@@ -271,55 +260,36 @@ class SigningKeyAdmin(admin.ModelAdmin):
         permissions=["rotate"],
     )
     def rotate_keys(self, request, queryset):
-        actor = actor_of(request.user)
-        owners: dict[tuple, SigningKey] = {}
-        skipped = []
-        for key in queryset.select_related("tenant", "device"):
-            if key.status != SigningKey.Status.ACTIVE or (key.device and key.device.revoked_at):
-                skipped.append(key.key_id)
-                continue
-            owners.setdefault((key.tenant_id, key.device_id), key)
-        new_keys: list[KeyReport] = []
-        try:
-            with transaction.atomic():  # all or nothing: no secret shown for a partial rotation
-                for key in owners.values():
-                    new = signing_key_rotate(
-                        tenant=key.tenant,
-                        device=key.device,
-                        overlap=ADMIN_ROTATION_OVERLAP,
-                        actor=actor,
-                        user=request.user,
-                    )
-                    new_keys.append(
-                        KeyReport(key_id=new.key_id, secret=new.secret, device=new.device)
-                    )
+        try:  # all or nothing: no secret is shown for a partial rotation
+            rotation = keys_rotate_many(
+                keys=queryset,
+                overlap=ADMIN_ROTATION_OVERLAP,
+                actor=actor_of(request.user),
+                user=request.user,
+            )
         except TenantError as exc:
             self.message_user(request, f"Nothing rotated: {exc}", messages.ERROR)
             return None
-        if skipped:
+        if rotation.skipped:
             self.message_user(
                 request,
-                f"Not rotated (not active, or device revoked): {', '.join(skipped)}",
+                f"Not rotated (not active, or device revoked): {', '.join(rotation.skipped)}",
                 messages.WARNING,
             )
-        if not new_keys:
+        if not rotation.new_keys:
             return None
-        slugs = sorted({k.tenant.slug for k in owners.values()})
         return new_keys_response(
-            request, title="New signing keys", tenant_slug=", ".join(slugs), keys=new_keys
+            request,
+            title="New signing keys",
+            tenant_slug=", ".join(rotation.tenant_slugs),
+            keys=list(rotation.new_keys),
         )
 
     @admin.action(
         description="Revoke selected keys (stop verifying at once)", permissions=["revoke"]
     )
     def revoke_keys(self, request, queryset):
-        actor = actor_of(request.user)
-        with transaction.atomic():  # all or nothing
-            revoked = [
-                k.key_id
-                for k in queryset
-                if signing_key_revoke(key=k, actor=actor, user=request.user)
-            ]
+        revoked = keys_revoke_many(keys=queryset, actor=actor_of(request.user), user=request.user)
         self.message_user(request, f"Revoked {len(revoked)} key(s).")
 
 

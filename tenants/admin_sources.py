@@ -14,28 +14,27 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from codex.admin import ServiceAddMixin
 from codex.commands import duration_parse
 from codex.errors import DomainError
 from tenants.admin_filters import TenantFilter
 from tenants.audit import actor_of
 from tenants.errors import SourceError, TenantError
 from tenants.models import Tenant, WebhookSource
-from tenants.selectors import source_path
+from tenants.selectors import source_get, source_path
 from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.services.sources import (
     source_check,
     source_create,
+    source_credentials_rotate,
     source_overlap_check,
-    source_rotate_secret,
     source_secret_check,
-    source_set_api_key,
-    source_set_enabled,
+    sources_set_enabled_many,
 )
 
 SOURCE_FIELDS = (
@@ -168,7 +167,7 @@ class RotateForm(forms.Form):
 
 
 @admin.register(WebhookSource)
-class WebhookSourceAdmin(admin.ModelAdmin):
+class WebhookSourceAdmin(ServiceAddMixin, admin.ModelAdmin):
     """Webhook sources: listed without secrets; add, disable/enable, rotate behind permissions."""
 
     list_display = (
@@ -214,9 +213,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # disable instead: the row stays for the audit trail and the counts
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            return  # nothing on the change page is editable
+    def add_via_service(self, request, form):
         try:
             info = source_create(
                 tenant=form.cleaned_data["tenant"],
@@ -230,25 +227,19 @@ class WebhookSourceAdmin(admin.ModelAdmin):
             )
         except TenantError as exc:
             raise PermissionDenied(str(exc)) from exc
-        saved = WebhookSource.objects.get(source_id=info.source_id)
-        obj.pk, obj.tenant_id, obj.source_id = saved.pk, saved.tenant_id, saved.source_id
-        obj._state.adding = False
-        obj._state.db = saved._state.db
         self.message_user(request, f"Source created; paste this URL in the platform: {info.url}")
+        return source_get(source_id=info.source_id)
+
+    def change_via_service(self, request, obj, form) -> None:
+        pass  # nothing on the change page is editable
 
     def has_disable_permission(self, request) -> bool:
         return request.user.has_perm("tenants.disable_webhooksource")
 
     def _set_enabled(self, request, queryset, enabled: bool) -> list[str]:
-        actor = actor_of(request.user)
-        with transaction.atomic():  # all or nothing
-            return [
-                s.source_id
-                for s in queryset
-                if source_set_enabled(
-                    source_id=s.source_id, enabled=enabled, actor=actor, user=request.user
-                )
-            ]
+        return sources_set_enabled_many(
+            sources=queryset, enabled=enabled, actor=actor_of(request.user), user=request.user
+        )
 
     @admin.action(
         description="Disable selected sources (deliveries get 410)", permissions=["disable"]
@@ -283,34 +274,26 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         source = get_object_or_404(WebhookSource, pk=object_id)
         form = RotateForm(request.POST or None, kind=source.kind)
         if request.method == "POST" and form.is_valid():
-            actor = actor_of(request.user)
-            secret, api_key = form.cleaned_data["secret"], form.cleaned_data["api_key"]
             try:
-                if not secret and not api_key:
-                    raise SourceError("give a new secret, an API key, or both")
-                with transaction.atomic():
-                    if secret:
-                        until = source_rotate_secret(
-                            source_id=source.source_id,
-                            secret=secret,
-                            overlap=form.cleaned_data["overlap"],
-                            actor=actor,
-                            user=request.user,
-                        )
-                        self.message_user(
-                            request, f"Secret rotated; the previous one verifies until {until}."
-                        )
-                    if api_key:
-                        source_set_api_key(
-                            source_id=source.source_id,
-                            api_key=api_key,
-                            actor=actor,
-                            user=request.user,
-                        )
-                        self.message_user(request, "API key stored.")
+                done = source_credentials_rotate(
+                    source_id=source.source_id,
+                    secret=form.cleaned_data["secret"],
+                    overlap=form.cleaned_data["overlap"],
+                    api_key=form.cleaned_data["api_key"],
+                    actor=actor_of(request.user),
+                    user=request.user,
+                )
             except DomainError as exc:
                 self.message_user(request, f"Nothing changed: {exc}", messages.ERROR)
             else:
+                if done.previous_valid_until is not None:
+                    self.message_user(
+                        request,
+                        "Secret rotated; the previous one verifies until "
+                        f"{done.previous_valid_until}.",
+                    )
+                if done.api_key_stored:
+                    self.message_user(request, "API key stored.")
                 return redirect(reverse("admin:tenants_webhooksource_change", args=[source.pk]))
         response = TemplateResponse(
             request,

@@ -1,10 +1,11 @@
-"""Writes of devices: revoking one (and every key it has)."""
+"""Writes of devices: revoking one or many (and every key each has)."""
 
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenants.audit import audit_record
@@ -54,3 +55,15 @@ def device_revoke(*, tenant: Tenant, name: str, actor: str, user=None) -> tuple[
         )
     logger.info("device revoked", extra={"tenant_slug": tenant.slug, "device": name})
     return device, len(revoked_keys)
+
+
+@transaction.atomic
+def devices_revoke_many(
+    *, devices: QuerySet[Device], actor: str, user=None
+) -> list[tuple[str, int]]:
+    """Revoke each device and its keys, all or nothing; ('slug/name', keys revoked) per device."""
+    done = []
+    for device in devices.select_related("tenant"):
+        _, revoked = device_revoke(tenant=device.tenant, name=device.name, actor=actor, user=user)
+        done.append((f"{device.tenant.slug}/{device.name}", revoked))
+    return done

@@ -1,14 +1,15 @@
-"""Writes of signing keys: create, touch, rotate, revoke, and re-encrypting every secret."""
+"""Writes of signing keys: create, touch, rotate, revoke (one or many), re-encrypt every secret."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from tenants import crypto, keycache
@@ -16,6 +17,7 @@ from tenants.audit import audit_record
 from tenants.errors import TenantError
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import system_scope, tenant_scope
+from tenants.selectors import KeyReport
 from tenants.services.offboarding import tenant_require_not_offboarded
 from tenants.services.sources import source_secrets_reencrypt
 
@@ -151,6 +153,51 @@ def signing_key_revoke(*, key: SigningKey, actor: str, user=None) -> bool:
                 new={"status": SigningKey.Status.REVOKED},
             )
     return bool(changed)
+
+
+@dataclass(frozen=True)
+class KeysRotation:
+    """What keys_rotate_many did: the new keys (secrets shown once), the keys it passed over."""
+
+    new_keys: tuple[KeyReport, ...]
+    skipped: tuple[str, ...]
+    tenant_slugs: tuple[str, ...]
+
+
+def keys_rotate_many(
+    *, keys: QuerySet[SigningKey], overlap: timedelta, actor: str, user=None
+) -> KeysRotation:
+    """Rotate the owner (tenant or device) of each key once, all or nothing.
+
+    A key that is not active, or whose device is revoked, is skipped and named in `skipped`;
+    two keys of one owner rotate it once. A TenantError anywhere rotates nothing, so no secret
+    is ever shown for a partial rotation.
+    """
+    owners: dict[tuple, SigningKey] = {}
+    skipped: list[str] = []
+    for key in keys.select_related("tenant", "device"):
+        if key.status != SigningKey.Status.ACTIVE or (key.device and key.device.revoked_at):
+            skipped.append(key.key_id)
+            continue
+        owners.setdefault((key.tenant_id, key.device_id), key)
+    new_keys: list[KeyReport] = []
+    with transaction.atomic():
+        for key in owners.values():
+            new = signing_key_rotate(
+                tenant=key.tenant, device=key.device, overlap=overlap, actor=actor, user=user
+            )
+            new_keys.append(KeyReport(key_id=new.key_id, secret=new.secret, device=new.device))
+    return KeysRotation(
+        new_keys=tuple(new_keys),
+        skipped=tuple(skipped),
+        tenant_slugs=tuple(sorted({k.tenant.slug for k in owners.values()})),
+    )
+
+
+@transaction.atomic
+def keys_revoke_many(*, keys: Iterable[SigningKey], actor: str, user=None) -> list[str]:
+    """Revoke each key, all or nothing; the ids of those that were not revoked yet."""
+    return [k.key_id for k in keys if signing_key_revoke(key=k, actor=actor, user=user)]
 
 
 def keys_changed() -> None:

@@ -1,4 +1,4 @@
-"""Webhook sources: create, disable/enable, rotate the secret, store the Stripe API key.
+"""Webhook sources: create, disable/enable (one or many), rotate the secret, store the API key.
 
 A source's secret is the one its platform signs with (Shopify's app secret, Stripe's endpoint
 `whsec_...`, a Standard Webhooks `whsec_...`): operators paste it in, it is stored Fernet-encrypted
@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -234,6 +235,55 @@ def source_set_enabled(*, source_id: str, enabled: bool, actor: str, user=None) 
                 new={"enabled": enabled},
             )
     return bool(changed)
+
+
+@transaction.atomic
+def sources_set_enabled_many(
+    *, sources: Iterable[WebhookSource], enabled: bool, actor: str, user=None
+) -> list[str]:
+    """Disable or enable each source, all or nothing; the ids of those that changed.
+
+    TenantOffboarded (nothing enabled) when enabling a source of an offboarded tenant.
+    """
+    return [
+        s.source_id
+        for s in sources
+        if source_set_enabled(source_id=s.source_id, enabled=enabled, actor=actor, user=user)
+    ]
+
+
+@dataclass(frozen=True)
+class SourceRotation:
+    """What source_credentials_rotate did."""
+
+    previous_valid_until: datetime | None  # None: the secret was not rotated
+    api_key_stored: bool
+
+
+@transaction.atomic
+def source_credentials_rotate(
+    *,
+    source_id: str,
+    secret: str = "",
+    overlap: timedelta,
+    api_key: str = "",
+    actor: str,
+    user=None,
+) -> SourceRotation:
+    """Rotate the secret and/or store a new Stripe API key, all or nothing; audited each.
+
+    SourceError when neither is given.
+    """
+    if not secret and not api_key:
+        raise SourceError("give a new secret, an API key, or both")
+    until = None
+    if secret:
+        until = source_rotate_secret(
+            source_id=source_id, secret=secret, overlap=overlap, actor=actor, user=user
+        )
+    if api_key:
+        source_set_api_key(source_id=source_id, api_key=api_key, actor=actor, user=user)
+    return SourceRotation(previous_valid_until=until, api_key_stored=bool(api_key))
 
 
 def source_rotate_secret(

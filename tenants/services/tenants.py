@@ -1,10 +1,11 @@
-"""Writes of tenants: provisioning (tenant, keys, devices), suspend/resume, rename."""
+"""Writes of tenants: provisioning (tenant, keys, devices), suspend/resume (one or many), rename."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -115,6 +116,24 @@ def tenant_provision(
     )
 
 
+@dataclass(frozen=True)
+class TenantCreated:
+    """A tenant tenant_create made: the saved row and its new key, whose secret is shown once."""
+
+    tenant: Tenant
+    keys: tuple[KeyReport, ...]
+
+
+def tenant_create(*, slug: str, name: str, actor: str, user=None) -> TenantCreated:
+    """Provision a tenant that does not exist yet (the admin's add); TenantError if it does."""
+    result = tenant_provision(slug=slug, name=name, actor=actor, user=user)
+    if not result.created:
+        raise TenantError(f"tenant {slug!r} already exists")
+    with system_scope("provisioning"):
+        tenant = Tenant.objects.get(pk=result.tenant_id)
+    return TenantCreated(tenant=tenant, keys=tuple(k for k in result.keys if k.secret))
+
+
 def _provision_names_check(*, slug: str, devices) -> list[str]:
     """Refuse a bad slug or device name before anything is written; the device names, deduped."""
     if not SLUG_RE.match(slug):
@@ -200,6 +219,21 @@ def tenant_resume(*, tenant: Tenant, actor: str, user=None) -> bool:
     return _tenant_set_status(
         tenant=tenant, status=Tenant.Status.ACTIVE, action="tenant.resume", actor=actor, user=user
     )
+
+
+@transaction.atomic
+def tenants_suspend_many(*, tenants: Iterable[Tenant], actor: str, user=None) -> list[str]:
+    """Suspend each tenant, all or nothing; the slugs of those that were not suspended yet."""
+    return [t.slug for t in tenants if tenant_suspend(tenant=t, actor=actor, user=user)]
+
+
+@transaction.atomic
+def tenants_resume_many(*, tenants: Iterable[Tenant], actor: str, user=None) -> list[str]:
+    """Resume each tenant, all or nothing; the slugs of those that were not active yet.
+
+    TenantOffboarded (nothing resumed) when one of them is or is being offboarded.
+    """
+    return [t.slug for t in tenants if tenant_resume(tenant=t, actor=actor, user=user)]
 
 
 def tenant_rename(*, tenant: Tenant, name: str, actor: str, user=None) -> bool:

@@ -227,3 +227,71 @@ def test_admin_revoke_key_action(superuser_client, provisioned):
     assert signing_key_resolve(result.keys[0].key_id).revoked
     with system_scope("test-check"):
         assert AuditLog.objects.get(action="signing_key.revoke").actor == "operator"
+
+
+def test_admin_modules_leave_transactions_and_rules_to_the_services():
+    """Admin actions and form saves call one service each: no transaction or faked state here."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    modules = [
+        path
+        for app in ("codex", "tenants", "flags", "ingest", "reconcile")
+        for path in sorted((Path(settings.BASE_DIR) / app).glob("admin*.py"))
+    ]
+    assert len(modules) >= 8
+    for path in modules:
+        text = path.read_text()
+        for needle in ("transaction.", "import transaction", "._state", "select_for_update"):
+            assert needle not in text, f"{path.parent.name}/{path.name} has {needle}"
+
+
+def test_admin_resume_of_many_tenants_is_all_or_nothing(superuser_client, provisioned):
+    from tenants.audit import audit_record
+    from tenants.services.offboarding import OFFBOARD_STARTED
+    from tenants.services.tenants import tenant_suspend
+    from tests.factories import TenantFactory
+
+    acme, _ = provisioned
+    halfway = TenantFactory(slug="zz-halfway")  # after acme in the list's slug order
+    audit_record(actor="test", action=OFFBOARD_STARTED, tenant_id=halfway.id, target=halfway.slug)
+    for tenant in (acme, halfway):
+        tenant_suspend(tenant=tenant, actor="test")
+    response = _action(superuser_client, "tenant", "resume_tenants", [acme.pk, halfway.pk])
+    assert response.status_code == 302
+    page = superuser_client.get(response["Location"]).content.decode()
+    assert "Nothing resumed" in page
+    assert "is being offboarded" in page
+    with system_scope("test-check"):
+        statuses = set(Tenant.objects.values_list("status", flat=True))
+        assert not AuditLog.objects.filter(action="tenant.resume").exists()
+    assert statuses == {"suspended"}  # acme's resume, made first, was rolled back
+
+
+def test_admin_source_rotation_that_fails_half_way_changes_nothing(superuser_client, provisioned):
+    from tenants.models import WebhookSource
+    from tests.factories import WebhookSourceFactory
+
+    acme, _ = provisioned
+    info = WebhookSourceFactory(tenant=acme, kind="shopify")
+    with system_scope("test-check"):
+        before = WebhookSource.objects.get(source_id=info.source_id)
+    url = reverse("admin:tenants_webhooksource_rotate", args=[before.pk])
+    # A shopify source has no API key: the new secret (checked first) must not stay rotated.
+    response = superuser_client.post(
+        url, {"secret": "shpss_" + "a" * 32, "overlap": "24h", "api_key": "rk_test_x"}
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Nothing changed: only a stripe source has an API key" in body
+    assert "Secret rotated" not in body
+    with system_scope("test-check"):
+        after = WebhookSource.objects.get(source_id=info.source_id)
+        assert not AuditLog.objects.filter(action="source.rotate_secret").exists()
+    assert (after.secret_encrypted, after.previous_valid_until) == (before.secret_encrypted, None)
+    # Both given and both valid: one message each, then the source's page.
+    response = superuser_client.post(
+        url, {"secret": "shpss_" + "b" * 32, "overlap": "1h", "api_key": ""}, follow=True
+    )
+    assert "Secret rotated; the previous one verifies until" in response.content.decode()

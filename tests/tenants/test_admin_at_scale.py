@@ -20,19 +20,24 @@ from django.urls import reverse
 
 from flags.models import FlagChange
 from flags.services import flag_update
-from ingest.models import IngestWarning
-from reconcile.models import ReconcileRun, SourceReconcileRun
+from reconcile.models import ReconcileRun
 from tenants.admin_filters import TenantFilter
 from tenants.models import Tenant
-from tenants.scope import system_scope, tenant_scope
-from tenants.services.sources import source_create
+from tenants.scope import system_scope
 from tenants.services.tenants import tenant_provision
-from tests.factories import DeadLetterFactory, EnrichedEventFactory, EventFactory
+from tests.factories import (
+    DeadLetterFactory,
+    EnrichedEventFactory,
+    EventFactory,
+    IngestWarningFactory,
+    ReconcileRunFactory,
+    SourceReconcileRunFactory,
+    WebhookSourceFactory,
+)
 
 N_TENANTS = 10_000
 MAX_BODY = 100 * 1024
 MAX_SECONDS = 0.5  # measured at 0.01-0.09 s per page on a shared 2-core machine
-STRIPE_SECRET = "whsec_" + "s" * 32
 DAY = date(2026, 1, 15)
 
 
@@ -64,35 +69,15 @@ def _rows_for(slug: str) -> Tenant:
     with system_scope("test-at-scale"):
         tenant = Tenant.objects.get(pk=result.tenant_id)
     flag_update(tenant_id=tenant.id, values={"retryCap": 7}, actor="test", via="cli")
-    info = source_create(tenant=tenant, kind="stripe", secret=STRIPE_SECRET, actor="test")
+    info = WebhookSourceFactory(tenant=tenant, kind="stripe")
     for _ in range(3):
         event = EventFactory(tenant=tenant)
         EnrichedEventFactory(event=event)
         DeadLetterFactory(event=EventFactory(tenant=tenant))
-    with tenant_scope(tenant.id):
-        for code in ("invalid_event", "too_large"):
-            IngestWarning.objects.create(tenant=tenant, code=code, message="refused")
-        ReconcileRun.objects.create(
-            tenant=tenant,
-            day=DAY,
-            window_start=_noon(DAY),
-            window_end=_noon(DAY),
-            accepted=3,
-            enriched=3,
-            dead_lettered=0,
-            drift=0.0,
-            run_at=_noon(DAY),
-        )
-        SourceReconcileRun.objects.create(
-            tenant=tenant,
-            source_id=info.source_id,
-            kind="stripe",
-            day=DAY,
-            window_start=_noon(DAY),
-            window_end=_noon(DAY),
-            at_source=3,
-            missing_at_ingest=0,
-        )
+    for code in ("invalid_event", "too_large"):
+        IngestWarningFactory(tenant=tenant, code=code)
+    ReconcileRunFactory(tenant=tenant, day=DAY)
+    SourceReconcileRunFactory(tenant=tenant, source_id=info.source_id, day=DAY)
     return tenant
 
 

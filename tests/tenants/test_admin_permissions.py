@@ -129,13 +129,13 @@ def test_provisioning_in_the_admin_needs_the_secret_permission(db):
 
 @pytest.mark.django_db
 def test_a_rotation_that_fails_half_way_changes_nothing(acme, monkeypatch):
-    from tenants import admin as tenants_admin
     from tenants.errors import TenantError
+    from tenants.services import keys as key_services
 
     other = tenant_provision(slug="other", actor="test")
     with system_scope("test"):
         ids = list(SigningKey.objects.values_list("id", flat=True))
-    real = tenants_admin.signing_key_rotate
+    real = key_services.signing_key_rotate
     calls = []
 
     def rotate_then_fail(**kwargs):
@@ -144,7 +144,7 @@ def test_a_rotation_that_fails_half_way_changes_nothing(acme, monkeypatch):
             raise TenantError("refused half way")
         return real(**kwargs)
 
-    monkeypatch.setattr(tenants_admin, "signing_key_rotate", rotate_then_fail)
+    monkeypatch.setattr(key_services, "signing_key_rotate", rotate_then_fail)
     before = _state()
     client = staff_client(*VIEW_ONLY, "tenants.rotate_signingkey")
     response = _post_action(client, "tenants_signingkey", "rotate_keys", ids)
