@@ -60,9 +60,10 @@ migrate: $(STAMP)
 stop-embedded: $(STAMP)
 	$(PY) -m codex.embedded stop
 
-## bench: the ingest path against a bare Django endpoint, in the same run (prints figures).
+## bench: the service against bare Django and a minimal ingest view, through PgBouncer, and with 1 to 10,000 tenants and 100,000 keys, one run (prints figures; BENCH_ARGS="--only sweep --rounds 1" etc.).
 bench: $(STAMP)
-	$(PY) scripts/bench_ingest.py
+	bash scripts/ensure_pgbouncer.sh
+	$(PY) scripts/bench_ingest.py $(BENCH_ARGS)
 
 ## smoke: the post-deploy smoke gate against URL (needs CODEX_KEY_ID/CODEX_SECRET).
 smoke:

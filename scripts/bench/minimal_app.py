@@ -103,10 +103,17 @@ def minimal(request):
     return JsonResponse({"status": "accepted" if new else "duplicate"}, status=202 if new else 200)
 
 
-def create_table() -> None:
-    """Create the baseline's own table (idempotent)."""
+def create_table(grant_to: str | None = None) -> None:
+    """Create the baseline's own table (idempotent); `grant_to` (a role, if it exists) may write it.
+
+    The grant is for the PgBouncer rows, where the view logs in as the service's app role.
+    """
     with connection.cursor() as cursor:
         cursor.execute(TABLE_SQL)
+        if grant_to:
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [grant_to])
+            if cursor.fetchone():
+                cursor.execute(f'GRANT SELECT, INSERT ON bench_minimal TO "{grant_to}"')
 
 
 urlpatterns = [path("bare", bare), path("minimal", minimal)]

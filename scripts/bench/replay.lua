@@ -1,15 +1,18 @@
 -- wrk script: replay pre-signed requests from a file; each wrk thread takes every n-th line.
 -- Line format (tab-separated): path, key id, webhook-id, webhook-timestamp, webhook-signature, body
 -- Usage: wrk -t2 -c50 -d8s -s replay.lua http://127.0.0.1:PORT -- FILE THREADS
+-- replay_once.lua (this script plus a response hook) sends every line once, then stops.
 local threads_started = 0
+reqs = {}
+once = false
 
 function setup(thread)
   thread:set("tid", threads_started)
   threads_started = threads_started + 1
 end
 
-local reqs = {}
 local idx = 0
+local filler = nil
 
 function init(args)
   local file, nthreads = args[1], tonumber(args[2])
@@ -28,12 +31,17 @@ function init(args)
     end
     n = n + 1
   end
+  filler = wrk.format("GET", "/healthz")
 end
 
 function request()
+  if once and idx >= #reqs then
+    return filler
+  end
   idx = idx % #reqs + 1
   return reqs[idx]
 end
+
 
 function done(summary, latency, requests)
   local e = summary.errors
