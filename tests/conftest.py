@@ -122,6 +122,30 @@ def key_factory(db):
 
 
 @pytest.fixture
+def make_client(request, tmp_path):
+    """Build SDK clients (tests.helpers.sdk_client, test timings); all are closed at teardown.
+
+    make_client(base_url, key, **overrides); a test module may set SDK_TIMEOUT for a longer
+    per-request timeout. tests/sdk binds it to its stand-in server.
+    """
+    from tests.helpers import sdk_client
+
+    clients = []
+
+    def make(base_url: str, key, **overrides):
+        overrides.setdefault("queue_path", tmp_path / f"queue-{len(clients)}.sqlite3")
+        if hasattr(request.module, "SDK_TIMEOUT"):
+            overrides.setdefault("timeout", request.module.SDK_TIMEOUT)
+        client = sdk_client(base_url, key, **overrides)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close(timeout=1.0, flush=False)
+
+
+@pytest.fixture
 def celery_worker(transactional_db):
     """A real Celery worker (thread, solo pool) consuming this test run's queue on real Redis.
 

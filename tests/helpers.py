@@ -172,20 +172,72 @@ def stored_keys(tenant) -> list[str]:
         )
 
 
-def staff_client(*perms: str):
-    """A logged-in admin client of a new staff user holding exactly `perms` ("app.codename")."""
-    from django.contrib.auth.models import Permission, User
+# --- client builders: one per surface (signed API, admin, SDK) -------------------------------
+
+
+def api_request(client, key, method: str, path: str, body: bytes = b"", **kwargs):
+    """A request to the signed API through the Django test client, signed with `key`.
+
+    `key` has key_id and secret (tenants.services.keys.NewKey); `sign_with(body)` replaces the
+    signer, `headers` are added after signing, `content_type` defaults to JSON.
+    """
+    from tests.signing import django_headers, sign_headers
+
+    sign_with = kwargs.pop("sign_with", None)
+    extra = kwargs.pop("headers", None) or {}
+    content_type = kwargs.pop("content_type", "application/json")
+    if sign_with is None:
+        signed = sign_headers(key.key_id, key.secret, body, method=method, path=path)
+    else:
+        signed = sign_with(body)
+    signed.update(extra)
+    return client.generic(
+        method, path, body, content_type=content_type, **django_headers(signed), **kwargs
+    )
+
+
+def staff_client(*perms: str, superuser: bool = False, client=None, **user_fields):
+    """An admin client logged in as a new staff user holding exactly `perms` ("app.codename").
+
+    superuser=True for an operator with every right; `client` to log in an existing test client.
+    The user is on `client.user`.
+    """
+    from django.contrib.auth.models import Permission
     from django.test import Client
 
-    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_superuser=superuser, **user_fields)
     for perm in perms:
         app, codename = perm.split(".")
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label=app, codename=codename)
         )
-    client = Client()
+    client = client or Client()
     client.force_login(user)
+    client.user = user
     return client
+
+
+# SDK client timings for tests against the live server: quick retries, quick config refresh.
+SDK_TEST_TIMINGS = {
+    "timeout": 3.0,
+    "backoff_base": 0.05,
+    "backoff_max": 0.2,
+    "config_refresh_sec": 0.5,
+}
+
+
+def sdk_client(base_url: str, key, *, queue_path, **overrides):
+    """A codex_sdk Client signing with `key` (key_id, secret), test timings unless overridden.
+
+    The caller closes it (the make_client fixture does, at teardown).
+    """
+    from codex_sdk import Client
+
+    return Client(
+        base_url, key.key_id, key.secret, queue_path=queue_path, **(SDK_TEST_TIMINGS | overrides)
+    )
 
 
 # --- real browser ----------------------------------------------------------------------------

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from django.contrib.auth.models import User
 
 from tests.dbutil import database_url
+from tests.factories import UserFactory
 from tests.netutil import free_port
 from tests.procs import gunicorn_server
 
@@ -144,7 +144,7 @@ class Operator:
 
 def _operator_account() -> str:
     name = f"op-{uuid.uuid4().hex[:10]}"
-    User.objects.create_superuser(name, password=PASSWORD)
+    UserFactory(username=name, password=PASSWORD, is_superuser=True)
     return name
 
 

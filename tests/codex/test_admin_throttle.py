@@ -9,11 +9,11 @@ from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client, override_settings
 
 from codex import env as envreader
+from tests.factories import UserFactory
 from tests.netutil import free_port
 
 PASSWORD = "right-horse-battery"
@@ -52,7 +52,7 @@ def operator():
 
     def make() -> str:
         name = f"op-{uuid.uuid4().hex[:10]}"
-        User.objects.create_superuser(name, password=PASSWORD)
+        UserFactory(username=name, password=PASSWORD, is_superuser=True)
         return name
 
     return make

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from flags.selectors import flags_explain
-from tests.factories import TenantFactory
+from tests.factories import TenantFactory, UserFactory
 from tests.helpers import chromium
 
 pytestmark = pytest.mark.browser
@@ -25,14 +25,14 @@ def browser():
 
 
 def test_admin_pauses_a_tenants_sync_and_shows_it_in_history(
-    transactional_db, live_server, browser, django_user_model
+    transactional_db, live_server, browser
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     tenant = TenantFactory(slug="browser-store")
-    django_user_model.objects.create_superuser("operator", "op@example.com", "s3cret-pw")
+    UserFactory(username="operator", password="s3cret-pw", is_superuser=True)
     wait = WebDriverWait(browser, WAIT_S)
 
     browser.get(f"{live_server.url}/admin/login/?next=/admin/flags/tenantflagset/")

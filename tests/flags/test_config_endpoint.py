@@ -12,6 +12,7 @@ from flags.selectors import effective_flags
 from flags.services import flag_update
 from tenants.scope import tenant_scope
 from tests.factories import SigningKeyFactory, TenantFactory, TenantFlagFactory
+from tests.helpers import api_request
 from tests.signing import django_headers, sign_headers
 
 pytestmark = pytest.mark.django_db
@@ -214,13 +215,10 @@ def test_effective_flags_answers_defaults_when_postgres_fails_too(signed):
 
 def test_non_sdk_event_posts_are_not_counted_as_sync_batches(client, signed):
     tenant = signed.tenant
-    sign = signed.sign
     labels = {"tenant": tenant.slug, "outcome": "success"}
     before = REGISTRY.get_sample_value("codex_sync_batches_total", labels)
     body = b'{"idempotency_key":"k1","type":"t","occurred_at":"2026-01-01T00:00:00Z"}'
-    response = client.post(
-        "/v1/events", data=body, content_type="application/json", **django_headers(sign(body))
-    )
+    response = api_request(client, signed.key, "POST", "/v1/events", body)
     assert response.status_code == 202
     assert REGISTRY.get_sample_value("codex_sync_batches_total", labels) == before
 

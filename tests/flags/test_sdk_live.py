@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,23 +23,10 @@ from tenants.scope import tenant_scope
 from tests.factories import SigningKeyFactory, TenantFactory
 from tests.flags._proxy import FlakyProxy
 from tests.helpers import SDK_INTERVAL as INTERVAL
-from tests.helpers import set_flags, stored_keys
+from tests.helpers import set_flags, stored_keys, wait_until
 
 DEVICE = Path(__file__).with_name("_sdk_device.py")
 ARTIFACTS = Path(settings.BASE_DIR) / "artifacts"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll until predicate() is truthy; return seconds waited, or fail saying what was awaited."""
-    started = time.monotonic()
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    if predicate():
-        return time.monotonic() - started
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture
@@ -71,20 +57,26 @@ def test_events_tracked_while_the_server_is_down_arrive_exactly_once_after_it_re
     proxy.down()
     client.start()
     tracked = [client.track("store.sale", {"n": i, "amount": 100 + i}) for i in range(25)]
-    wait_for(lambda: client.status().last_sync_error, 10, "a failed sync while the server is down")
+    wait_until(
+        lambda: client.status().last_sync_error,
+        timeout=10,
+        message="a failed sync while the server is down",
+    )
     assert stored_keys(tenant) == []
     assert client.status().queue_depth == 25
 
     proxy.drop_next_responses = 1  # the first batch after the outage is stored, its answer lost
     proxy.up()
-    wait_for(lambda: client.status().queue_depth == 0, 30, "the queue to drain")
+    wait_until(lambda: client.status().queue_depth == 0, timeout=30, message="the queue to drain")
 
     keys = stored_keys(tenant)
     assert sorted(keys) == sorted(tracked)  # all of them, each once
     assert any(e.dropped for e in proxy.exchanges("POST"))
     assert client.status().events_duplicate >= 1  # the lost answer's batch came back duplicate
-    wait_for(
-        lambda: _enriched_count(tenant) == 25, 30, "the worker to enrich every event exactly once"
+    wait_until(
+        lambda: _enriched_count(tenant) == 25,
+        timeout=30,
+        message="the worker to enrich every event exactly once",
     )
 
 
@@ -107,7 +99,9 @@ def test_killing_the_sdk_process_with_queued_events_loses_and_duplicates_nothing
     )
     try:
         assert producer.stdout.readline().strip() == "TRACKED"
-        wait_for(lambda: stored_keys(tenant), 20, "the device to deliver its first batch")
+        wait_until(
+            lambda: stored_keys(tenant), timeout=20, message="the device to deliver its first batch"
+        )
     finally:
         producer.kill()  # SIGKILL: no close(), no flush, leases left behind
         producer.wait(10)
@@ -148,13 +142,16 @@ def test_flipping_sync_enabled_pauses_and_resumes_a_running_sdk_live(
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     try:
-        wait_for(lambda: len(passes) >= 2, 2 * INTERVAL + 5, "two regular syncs")
+        wait_until(lambda: len(passes) >= 2, timeout=2 * INTERVAL + 5, message="two regular syncs")
 
         flipped_off = time.time()
         set_flags(tenant, syncEnabled=False)
-        seen_off = wait_for(
-            lambda: not client.status().config.sync_enabled, 30, "the SDK to see syncEnabled=false"
+        wait_until(
+            lambda: not client.status().config.sync_enabled,
+            timeout=30,
+            message="the SDK to see syncEnabled=false",
         )
+        seen_off = time.time() - flipped_off
         # Nothing may start once the SDK knows; observe for longer than one interval.
         quiet_from = flipped_off + seen_off + 0.2
         time.sleep(INTERVAL + 2)  # an observation window, not a race: nothing may happen in it
@@ -168,16 +165,20 @@ def test_flipping_sync_enabled_pauses_and_resumes_a_running_sdk_live(
 
         flipped_on = time.time()
         set_flags(tenant, syncEnabled=True)
-        wait_for(
+        wait_until(
             lambda: any(p[0] >= flipped_on for p in passes),
-            30 + INTERVAL + 5,
-            "a sync after syncEnabled=true",
+            timeout=30 + INTERVAL + 5,
+            message="a sync after syncEnabled=true",
         )
         resumed = min(p[0] for p in passes if p[0] >= flipped_on) - flipped_on
     finally:
         producing.clear()
         producer.join(5)
-    wait_for(lambda: client.status().queue_depth == 0, 2 * INTERVAL + 5, "the backlog to drain")
+    wait_until(
+        lambda: client.status().queue_depth == 0,
+        timeout=2 * INTERVAL + 5,
+        message="the backlog to drain",
+    )
     assert len(stored_keys(tenant)) == len(set(stored_keys(tenant)))
 
     report = {
@@ -242,13 +243,20 @@ def test_a_flip_reaches_an_sdk_on_default_config_caching_within_30_seconds(
     tenant, key = device
     client = make_client(live_server.url, key, config_refresh_sec=None)
     client.start()
-    wait_for(lambda: client.status().config_source == "server", 10, "the first /config read")
+    wait_until(
+        lambda: client.status().config_source == "server",
+        timeout=10,
+        message="the first /config read",
+    )
     flipped = time.monotonic()
     set_flags(tenant, syncEnabled=False)
-    seen = wait_for(
-        lambda: not client.status().config.sync_enabled, 40, "the SDK to see syncEnabled=false"
+    wait_until(
+        lambda: not client.status().config.sync_enabled,
+        timeout=40,
+        message="the SDK to see syncEnabled=false",
     )
-    assert time.monotonic() - flipped <= 30 + 1.5, seen
+    seen = time.monotonic() - flipped
+    assert seen <= 30 + 1.5, seen
 
 
 def _batches(tenant, outcome) -> float:

@@ -12,8 +12,7 @@ import json
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import wait_until
 from tests.netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,19 +53,8 @@ def tool(name: str) -> str:
     return path
 
 
-def wait_for(check: Callable[[], object], what: str, deadline_s: float = 30, every: float = 0.2):
-    """Poll `check` until it returns something truthy; fail with the last answer at the deadline."""
-    deadline = time.monotonic() + deadline_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.TransportError, ValueError, KeyError) as exc:  # not up yet / not ready
-            last = exc
-        time.sleep(every)  # polling an observable state, not waiting out a race
-    raise AssertionError(f"timed out after {deadline_s:g} s waiting for {what}: {last!r}")
+# What a Prometheus or Alertmanager that is not up (or not ready) yet answers: "not yet".
+NOT_READY = (httpx.TransportError, ValueError, KeyError)
 
 
 def rules_for_test(*, interval: str = "1s", for_: str = "2s") -> dict:
@@ -98,7 +87,7 @@ def _ready(proc: subprocess.Popen, url: str, name: str) -> None:
             raise AssertionError(f"{name} exited: {proc.stderr.read() if proc.stderr else ''}")
         return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
 
-    wait_for(ready, f"{name} to be ready")
+    wait_until(ready, timeout=30, interval=0.2, message=f"{name} to be ready", ignoring=NOT_READY)
 
 
 @contextmanager

@@ -21,15 +21,16 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import wait_until
 from tests.infra.promstack import (
     AM_CONFIG,
+    NOT_READY,
     PROM_CONFIG,
     WebhookReceiver,
     alertmanager,
     prometheus,
     query,
     rules_for_test,
-    wait_for,
 )
 
 TIMINGS = ("group_wait", "group_interval", "repeat_interval")
@@ -116,29 +117,41 @@ def test_firing_alerts_reach_the_right_receiver_and_resolve(live_server, setting
         with alertmanager(tmp_path / "am", am_config) as am:
             prom_config = prometheus_test_config(url.removeprefix("http://"), am, scrape_token)
             with prometheus(tmp_path / "prom", prom_config, rules_for_test()) as prom:
-                wait_for(lambda: query(prom, 'up{job="codex"} == 1'), "the live server scraped")
+                wait_until(
+                    lambda: query(prom, 'up{job="codex"} == 1'),
+                    timeout=30,
+                    interval=0.2,
+                    message="the live server scraped",
+                    ignoring=NOT_READY,
+                )
 
                 # Fault 1 (page): Prometheus's token no longer matches the app's.
                 scrape_token.write_text("t" * 40)
-                fired = wait_for(
+                fired = wait_until(
                     lambda: _named(receiver, "/codex/page", "CodexMetricsTargetDown", "firing"),
-                    "CodexMetricsTargetDown on the pager",
-                    60,
+                    timeout=60,
+                    interval=0.2,
+                    message="CodexMetricsTargetDown on the pager",
+                    ignoring=NOT_READY,
                 )
                 scrape_token.write_text(METRICS_TOKEN)  # the fault stops
-                resolved = wait_for(
+                resolved = wait_until(
                     lambda: _named(receiver, "/codex/page", "CodexMetricsTargetDown", "resolved"),
-                    "the resolved CodexMetricsTargetDown on the pager",
-                    60,
+                    timeout=60,
+                    interval=0.2,
+                    message="the resolved CodexMetricsTargetDown on the pager",
+                    ignoring=NOT_READY,
                 )
 
                 # Fault 2 (warn): a burst of unsigned requests, > 50 and > 10 % of responses.
                 for _ in range(60):
                     assert httpx.post(f"{url}/v1/events", content=b"{}").status_code == 401
-                spike = wait_for(
+                spike = wait_until(
                     lambda: _named(receiver, "/codex/warn", "CodexAuthFailureSpike", "firing"),
-                    "CodexAuthFailureSpike on the on-call channel",
-                    60,
+                    timeout=60,
+                    interval=0.2,
+                    message="CodexAuthFailureSpike on the on-call channel",
+                    ignoring=NOT_READY,
                 )
 
     note, alert = fired[0]

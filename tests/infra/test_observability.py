@@ -12,13 +12,13 @@ import ast
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from tests.helpers import wait_until
 from tests.infra.promstack import tool as _tool
 from tests.netutil import free_port
 
@@ -338,20 +338,6 @@ class _tmp_yaml:
 # --- a real Prometheus --------------------------------------------------------------------------
 
 
-def _wait_for(check, what: str, deadline_s: float = 20):
-    deadline = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.TransportError, ValueError) as exc:  # not up, or not ready (not JSON)
-            last = exc
-        time.sleep(0.25)  # polling Prometheus's API for an observable state
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
 @pytest.mark.slow
 def test_real_prometheus_scrapes_metrics_and_loads_the_rules(live_server, tmp_path):
     prometheus = _tool("prometheus")
@@ -396,7 +382,13 @@ def test_real_prometheus_scrapes_metrics_and_loads_the_rules(live_server, tmp_pa
             active = httpx.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
             return active and active[0]["health"] == "up" and active[0]
 
-        up = _wait_for(target_up, "the live server target to be up")
+        up = wait_until(
+            target_up,
+            timeout=20,
+            interval=0.25,
+            message="the live server target to be up",
+            ignoring=(httpx.TransportError, ValueError),
+        )
         assert up["labels"]["job"] == "codex"
 
         def query(expr: str):
@@ -404,14 +396,20 @@ def test_real_prometheus_scrapes_metrics_and_loads_the_rules(live_server, tmp_pa
             assert response["status"] == "success", response
             return response["data"]["result"]
 
-        result = _wait_for(
+        result = wait_until(
             lambda: query('codex_http_responses_total{status_class="4xx"} >= 1'),
-            "codex_http_responses_total to be queryable",
+            timeout=20,
+            interval=0.25,
+            message="codex_http_responses_total to be queryable",
+            ignoring=(httpx.TransportError, ValueError),
         )
         assert result[0]["metric"]["job"] == "codex"
-        assert _wait_for(
+        assert wait_until(
             lambda: query('codex_ingest_requests_total{outcome="unauthorized"} >= 1'),
-            "codex_ingest_requests_total to be queryable",
+            timeout=20,
+            interval=0.25,
+            message="codex_ingest_requests_total to be queryable",
+            ignoring=(httpx.TransportError, ValueError),
         )
 
         def rules_evaluated():
@@ -420,7 +418,13 @@ def test_real_prometheus_scrapes_metrics_and_loads_the_rules(live_server, tmp_pa
             evaluated = all(r.get("lastEvaluation", "").startswith("20") for r in rules)
             return evaluated and rules
 
-        rules = _wait_for(rules_evaluated, "every rule to be evaluated once", 40)
+        rules = wait_until(
+            rules_evaluated,
+            timeout=40,
+            interval=0.25,
+            message="every rule to be evaluated once",
+            ignoring=(httpx.TransportError, ValueError),
+        )
         assert {r["name"] for r in rules if r["type"] == "alerting"} >= REQUIRED_ALERTS.keys()
         unhealthy = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
         assert not unhealthy

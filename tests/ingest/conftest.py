@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import encode
-from tests.signing import django_headers
+from tests.helpers import api_request, encode
 
 
 @pytest.fixture
 def post_signed(client, signed):
     """POST /v1/events signed with the `signed` tenant's key through the Django test client."""
-    sign = signed.sign
 
-    def post(doc, *, content_type="application/json", headers=None, sign_with=None):
-        body = encode(doc)
-        signed_headers = (sign_with or sign)(body)
-        signed_headers.update(headers or {})
-        return client.generic(
-            "POST", "/v1/events", body, content_type=content_type, **django_headers(signed_headers)
-        )
+    def post(doc, **kwargs):
+        return api_request(client, signed.key, "POST", "/v1/events", encode(doc), **kwargs)
 
     return post

@@ -16,7 +16,7 @@ from ingest.services.enrich import events_enrich
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import EventFactory, TenantFactory
-from tests.helpers import make_event, wait_for
+from tests.helpers import make_event, wait_until
 
 
 def _enriched(tenant, event_id=None):
@@ -52,7 +52,7 @@ def test_accepted_event_is_enriched_by_a_real_worker(celery_worker, post_signed,
             payload={"amount": "12.34", "currency": "eur"},
         )
     ).json()["id"]
-    [row] = wait_for(lambda: _enriched(tenant, event_id), what="events_enriched row")
+    [row] = wait_until(lambda: _enriched(tenant, event_id), message="events_enriched row")
     assert (row.type, row.source) == ("sale.completed", "pos")
     assert row.occurred_date == date(2026, 1, 16)
     assert (row.amount_minor, row.currency) == (1234, "EUR")
@@ -72,7 +72,7 @@ def test_a_batch_is_enriched_by_one_task(celery_worker, post_signed, signed):
         make_event(f"batch-{i}", payload={"amount_minor": i, "currency": "JPY"}) for i in range(5)
     ]
     assert post_signed({"events": docs}).json()["accepted"] == 5
-    rows = wait_for(lambda: len(_enriched(tenant)) == 5 and _enriched(tenant), what="5 rows")
+    rows = wait_until(lambda: len(_enriched(tenant)) == 5 and _enriched(tenant), message="5 rows")
     assert sorted(r.amount_minor for r in rows) == [0, 1, 2, 3, 4]
 
 
@@ -85,8 +85,8 @@ def test_failing_enrichment_retries_then_lands_in_the_dlq_and_replay_resolves_it
     body = {"events": [make_event("good"), make_event("bad", type="fault.enrich")]}
     results = post_signed(body).json()["results"]
     good_id, bad_id = results[0]["id"], results[1]["id"]
-    wait_for(lambda: _enriched(tenant, good_id), what="the good event enriched")
-    [entry] = wait_for(lambda: _dead_letters(tenant), what="a dead-letter entry")
+    wait_until(lambda: _enriched(tenant, good_id), message="the good event enriched")
+    [entry] = wait_until(lambda: _dead_letters(tenant), message="a dead-letter entry")
     retry_cap = int(effective_flags(tenant_id=tenant.id)["retryCap"])
     assert entry.event_id == bad_id
     assert entry.stage == "enrich"
@@ -127,8 +127,10 @@ def test_sweeper_wakes_the_drain_of_events_whose_wake_up_was_lost(celery_worker,
     # whole due backlog, the fresh event too.
     assert selectors.events_unenriched_by_tenant() == {str(tenant.id): 1}
     assert tasks.sweep_unenriched.apply().get() == 1
-    wait_for(lambda: _enriched(tenant, lost.id), what="the swept event enriched")
-    wait_for(lambda: _enriched(tenant, fresh.id), what="the fresh event enriched by the same drain")
+    wait_until(lambda: _enriched(tenant, lost.id), message="the swept event enriched")
+    wait_until(
+        lambda: _enriched(tenant, fresh.id), message="the fresh event enriched by the same drain"
+    )
     assert tasks.sweep_unenriched.apply().get() == 0
 
 

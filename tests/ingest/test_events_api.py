@@ -10,8 +10,8 @@ from django.test import override_settings
 from ingest.models import Event
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import SigningKeyFactory, TenantFactory
-from tests.helpers import encode, make_event
-from tests.signing import django_headers, sign_headers
+from tests.helpers import api_request, encode, make_event
+from tests.signing import django_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -281,11 +281,7 @@ def test_rate_limit_is_per_tenant(client, settings, db):
     keys = [SigningKeyFactory(tenant=TenantFactory()) for _ in range(2)]
 
     def send(key):
-        body = encode(make_event())
-        headers = django_headers(sign_headers(key.key_id, key.secret, body))
-        return client.generic(
-            "POST", "/v1/events", body, content_type="application/json", **headers
-        ).status_code
+        return api_request(client, key, "POST", "/v1/events", encode(make_event())).status_code
 
     first = [send(keys[0]) for _ in range(6)]
     assert 429 in first
@@ -321,11 +317,7 @@ def test_tenant_b_gets_its_own_event_for_the_same_key_and_never_sees_a(client, d
     key_a, key_b = SigningKeyFactory(tenant=a), SigningKeyFactory(tenant=b)
 
     def send(key, doc):
-        body = encode(doc)
-        headers = django_headers(sign_headers(key.key_id, key.secret, body))
-        return client.generic(
-            "POST", "/v1/events", body, content_type="application/json", **headers
-        )
+        return api_request(client, key, "POST", "/v1/events", encode(doc))
 
     ra = send(key_a, make_event("shared-key", payload={"who": "a"}))
     # Different content under the same key: for B this is new, not a conflict with A's event.

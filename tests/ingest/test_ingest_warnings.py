@@ -17,7 +17,7 @@ from ingest import ingest_warnings, metrics
 from ingest.models import IngestWarning
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import TenantFactory
-from tests.helpers import encode, make_event, staff_client
+from tests.helpers import api_request, encode, make_event, staff_client
 from tests.netutil import free_port
 
 pytestmark = pytest.mark.django_db
@@ -76,12 +76,9 @@ def test_an_accepted_batch_and_a_single_accepted_event_record_nothing(signed, po
 def test_bad_requests_of_an_authenticated_tenant_are_recorded_with_the_body(
     client, signed, body, content_type, status, code
 ):
-    from tests.signing import django_headers
-
     tenant = signed.tenant
-    sign = signed.sign
-    response = client.generic(
-        "POST", "/v1/events", body, content_type=content_type, **django_headers(sign(body))
+    response = api_request(
+        client, signed.key, "POST", "/v1/events", body, content_type=content_type
     )
     assert response.status_code == status
     [warning] = _warnings(tenant)

@@ -10,16 +10,14 @@ from ingest.models import DeadLetter
 from ingest.services.deadletters import deadletter_record
 from ingest.services.enrich import events_drain
 from tests.factories import SigningKeyFactory, TenantFactory
-from tests.helpers import make_event
-from tests.signing import django_headers, sign_headers
+from tests.helpers import api_request, make_event
 
 pytestmark = pytest.mark.django_db
 
 
 def _get(client, key, idem: str, *, signed: bool = True):
     path = "/v1/events/" + quote(idem, safe="")
-    headers = sign_headers(key.key_id, key.secret, b"", method="GET", path=path)
-    return client.get(path, **(django_headers(headers) if signed else {}))
+    return api_request(client, key, "GET", path) if signed else client.get(path)
 
 
 def test_lookup_of_an_accepted_event_gives_its_id_and_status_accepted(client, signed, post_signed):
@@ -92,8 +90,7 @@ def test_unsigned_lookup_is_401_and_post_is_405(client, signed, post_signed):
     response = _get(client, key, "order-4", signed=False)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "missing_signature"
-    headers = django_headers(sign_headers(key.key_id, key.secret, b"", path="/v1/events/order-4"))
-    response = client.generic("POST", "/v1/events/order-4", b"", **headers)
+    response = api_request(client, key, "POST", "/v1/events/order-4")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
 

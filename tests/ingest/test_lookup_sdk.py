@@ -28,12 +28,10 @@ class Device:
 
 
 @pytest.fixture
-def device(live_server, db, tmp_path):
+def device(live_server, db, make_client):
     tenant = TenantFactory()
     key = SigningKeyFactory(tenant=tenant)
-    client = Client(live_server.url, key.key_id, key.secret, queue_path=tmp_path / "q.sqlite3")
-    yield Device(tenant=tenant, key=key, client=client)
-    client.close(flush=False)
+    return Device(tenant=tenant, key=key, client=make_client(live_server.url, key))
 
 
 def test_client_lookup_follows_an_event_from_accepted_to_enriched(device):
@@ -68,13 +66,12 @@ def test_client_lookup_of_a_dead_lettered_event_names_stage_and_error_class(devi
     )
 
 
-def test_client_lookup_does_not_see_another_tenants_event(device, live_server, db, tmp_path):
+def test_client_lookup_does_not_see_another_tenants_event(device, live_server, db, make_client):
     client = device.client
     key = client.track("door.opened", {})
     client.flush()
     other = SigningKeyFactory(tenant=TenantFactory())
-    with Client(live_server.url, other.key_id, other.secret, queue_path=tmp_path / "o") as theirs:
-        assert theirs.lookup(key) is None
+    assert make_client(live_server.url, other).lookup(key) is None
 
 
 def test_lookup_with_a_revoked_key_raises_the_servers_401(device):

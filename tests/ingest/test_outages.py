@@ -14,7 +14,7 @@ from ingest import metrics, tasks
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
 from tests.dbutil import database_url
-from tests.helpers import encode, make_event, wait_for
+from tests.helpers import encode, make_event, wait_until
 from tests.netutil import black_hole, free_port
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -66,7 +66,9 @@ def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_w
             text = httpx.get(url + "/metrics", timeout=5).text
             return text if "codex_ingest_enqueue_errors_total 1.0" in text else None
 
-        metrics_text = wait_for(wake_up_failure_counted, what="the failed drain wake-up counted")
+        metrics_text = wait_until(
+            wake_up_failure_counted, message="the failed drain wake-up counted"
+        )
     # Rate limit failed open, the wake-up failed, and the event is in the ledger all the same.
     assert response.status_code == 202, response.text
     assert elapsed < 5
@@ -85,7 +87,7 @@ def test_redis_down_accepts_the_event_and_the_sweeper_enriches_it_later(celery_w
         with tenant_scope(tenant.id):
             return EnrichedEvent.objects.filter(tenant=tenant, event_id=event_id).exists()
 
-    wait_for(enriched, what="the recovered event to be enriched")
+    wait_until(enriched, message="the recovered event to be enriched")
 
 
 def test_a_held_table_lock_gives_503_within_10_s_and_the_service_recovers(transactional_db, signed):

@@ -9,6 +9,7 @@ offsets, fractions, lower-case t and z, subjects, bad fields of every kind.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,8 @@ def test_the_corpus_covers_both_answers():
 def test_each_event_gets_the_answer_it_got_before(case):
     raw = loads(case["body"].encode())
     if "error" in case:
-        with pytest.raises(EventInvalid) as caught:
+        with pytest.raises(EventInvalid, match=f"^{re.escape(case['error'])}$"):
             validate_event(raw)
-        assert str(caught.value) == case["error"]
         return
     event = validate_event(raw)
     assert event.fingerprint == case["fingerprint"]

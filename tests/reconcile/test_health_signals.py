@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from ingest import ingest_warnings
@@ -14,19 +13,10 @@ from reconcile.selectors import Grade
 from reconcile.tenant_signals import DLQ_INFLOW_CRITICAL
 from tenants.scope import tenant_scope
 from tests.factories import TenantFactory
-from tests.helpers import noon
+from tests.helpers import noon, staff_client
 
 
-@pytest.fixture
-def operator_client(db, client, django_user_model):
-    user = django_user_model.objects.create_superuser("operator", "op@example.com", "pw")
-    client.force_login(user)
-    return client
-
-
-def test_open_dead_letters_make_the_grade_warning_and_the_card_links_the_dlq(
-    operator_client, db, ledger, yesterday
-):
+def test_open_dead_letters_make_the_grade_warning_and_the_card_links_the_dlq(db, ledger, yesterday):
     tenant = TenantFactory(slug="parked")
     ledger(tenant, 10, enriched=9, dead=1, received_at=noon(yesterday))
     services.drift_compute(day=yesterday, settle=timedelta(0))
@@ -37,7 +27,7 @@ def test_open_dead_letters_make_the_grade_warning_and_the_card_links_the_dlq(
     assert "open dead letters: parked 1" in health.reasons
     [signal] = health.signals
     assert (signal.slug, signal.open_dead_letters, signal.dlq_inflow_1h) == ("parked", 1, 0)
-    page = operator_client.get("/admin/").content.decode()
+    page = staff_client(superuser=True).get("/admin/").content.decode()
     assert "1 open dead letter</a>" in page
     assert "0 dead-lettered in the last hour" in page
     assert f"/admin/ingest/deadletter/?tenant__id__exact={tenant.id}" in page
@@ -64,9 +54,7 @@ def test_a_dlq_inflow_of_the_critical_size_in_the_last_hour_is_critical(db, ledg
     )
 
 
-def test_spiking_ingestion_warnings_are_named_in_the_tenants_health_line(
-    operator_client, db, settings
-):
+def test_spiking_ingestion_warnings_are_named_in_the_tenants_health_line(db, settings):
     settings.CODEX_INGEST_WARNINGS_SPIKE_PER_HOUR = 3
     noisy, quiet = TenantFactory(slug="noisy"), TenantFactory(slug="quiet")
     for tenant, n in ((noisy, 4), (quiet, 2)):
@@ -78,7 +66,7 @@ def test_spiking_ingestion_warnings_are_named_in_the_tenants_health_line(
         )
     health = selectors.reconcile_health()
     assert "ingestion warnings spiking (last hour): noisy 4" in health.reasons
-    page = operator_client.get("/admin/").content.decode()
+    page = staff_client(superuser=True).get("/admin/").content.decode()
     assert "4 ingestion warnings</a> in the last hour <strong>(spiking)</strong>" in page
     assert "2 ingestion warnings</a> in the last hour\n" in page or "quiet" in page
     assert f"/admin/ingest/ingestwarning/?tenant__id__exact={noisy.id}" in page

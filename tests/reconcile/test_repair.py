@@ -14,7 +14,7 @@ from ingest.models import EnrichedEvent, Event
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import TenantFactory
-from tests.helpers import noon, wait_for
+from tests.helpers import noon, wait_until
 
 RUN_KEYS = {
     "tenant",
@@ -133,7 +133,7 @@ def test_repair_leaves_an_event_that_fails_again_due_and_wakes_the_drain(
             return Event.objects.get(id=broken.id).enrich_attempts
 
     # Made due (its backoff cut short) and handed to the drain, which counts its next attempt.
-    wait_for(lambda: attempts() == 3, what="the woken drain to retry the failing event")
+    wait_until(lambda: attempts() == 3, message="the woken drain to retry the failing event")
 
 
 def test_repair_in_the_table_output_says_what_it_did(db, ledger, yesterday):

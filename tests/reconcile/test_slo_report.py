@@ -16,7 +16,8 @@ from django.core.management import CommandError, call_command
 
 from reconcile.slo import ERROR_RATIO_RULE, P95_RULE, SYNC_RATE_RULE, SYNC_RATIO_RULE
 from tests.factories import SigningKeyFactory, TenantFactory
-from tests.infra.promstack import prometheus, query, rules_for_test, tool, wait_for
+from tests.helpers import wait_until
+from tests.infra.promstack import NOT_READY, prometheus, query, rules_for_test, tool
 from tests.netutil import black_hole, free_port
 from tests.signing import sign_headers
 
@@ -74,7 +75,13 @@ def test_report_reads_the_recording_rules_fed_by_a_live_server(live_server, tmp_
         def counts() -> dict[str, float]:
             return {s["metric"]["outcome"]: float(s["value"][1]) for s in query(prom, series)}
 
-        wait_for(lambda: counts().keys() == {"success", "rejected"}, "the SDK batch series")
+        wait_until(
+            lambda: counts().keys() == {"success", "rejected"},
+            timeout=30,
+            interval=0.2,
+            message="the SDK batch series",
+            ignoring=NOT_READY,
+        )
         before = counts()
         for bad in (False,) * 6 + (True,) * 2:  # 6 good batches, 2 with a rejected item
             sdk_batch(bad=bad)
@@ -83,14 +90,26 @@ def test_report_reads_the_recording_rules_fed_by_a_live_server(live_server, tmp_
             expected = {"success": before["success"] + 6, "rejected": before["rejected"] + 2}
             return counts() == expected
 
-        wait_for(scraped, "the last batches to be scraped")
+        wait_until(
+            scraped,
+            timeout=30,
+            interval=0.2,
+            message="the last batches to be scraped",
+            ignoring=NOT_READY,
+        )
         seen = time.time()
 
         def recorded_since():
             ratio = query(prom, f"timestamp({SYNC_RATIO_RULE})")
             return ratio and float(ratio[0]["value"][1]) > seen + 1
 
-        wait_for(recorded_since, "the recording rules to be evaluated after that scrape")
+        wait_until(
+            recorded_since,
+            timeout=30,
+            interval=0.2,
+            message="the recording rules to be evaluated after that scrape",
+            ignoring=NOT_READY,
+        )
         p95 = float(query(prom, P95_RULE)[0]["value"][1])
         doc = json.loads(slo_report("--days", "1", "--json", "--prometheus-url", prom))
         text = slo_report("--days", "1", "--prometheus-url", prom)
@@ -166,7 +185,13 @@ def test_report_counts_each_days_missed_windows_and_the_budget(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     config = {"global": {"scrape_interval": "1m", "evaluation_interval": "1m"}}
     with prometheus(tmp_path / "prom", config) as prom:
-        wait_for(lambda: query(prom, f"count_over_time({P95_RULE}[4h])"), "the backfilled blocks")
+        wait_until(
+            lambda: query(prom, f"count_over_time({P95_RULE}[4h])"),
+            timeout=30,
+            interval=0.2,
+            message="the backfilled blocks",
+            ignoring=NOT_READY,
+        )
         doc = json.loads(
             slo_report("--days", "3", "--end", end.isoformat(), "--json", "--prometheus-url", prom)
         )

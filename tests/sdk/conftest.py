@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -73,42 +73,27 @@ def queue_path(tmp_path: Path) -> Path:
     return tmp_path / "queue.sqlite3"
 
 
+# Against the in-process stand-in everything may be faster than against the live server.
+STANDIN_TIMINGS = {
+    "timeout": 2.0,
+    "backoff_base": 0.01,
+    "backoff_max": 0.05,
+    "config_refresh_sec": 0.05,
+}
+
+
 @pytest.fixture
-def make_client(standin: Any, secret: str, queue_path: Path) -> Iterator[Callable[..., Client]]:
-    """Client factory with test-friendly timings; every client is closed at teardown."""
-    clients: list[Client] = []
+def make_client(standin: Any, secret: str, queue_path: Path, make_client) -> Callable[..., Client]:
+    """The suite's make_client (tests/conftest.py) bound to the stand-in, its key and queue_path."""
+    # make_client is requested last, so its clients close at teardown before the stand-in stops.
+    key = SimpleNamespace(key_id=KEY_ID, secret=secret)
 
     def make(**overrides: Any) -> Client:
-        kwargs: dict[str, Any] = {
-            "queue_path": queue_path,
-            "timeout": 2.0,
-            "backoff_base": 0.01,
-            "backoff_max": 0.05,
-            "config_refresh_sec": 0.05,
-        }
-        kwargs.update(overrides)
-        client = Client(standin.url, KEY_ID, secret, **kwargs)
-        clients.append(client)
-        return client
+        return make_client(
+            standin.url, key, **(STANDIN_TIMINGS | {"queue_path": queue_path} | overrides)
+        )
 
-    yield make
-    for client in clients:
-        client.close(timeout=1.0, flush=False)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll an observable condition until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-@pytest.fixture
-def until() -> Callable[..., bool]:
-    return wait_until
+    return make
 
 
 @pytest.fixture

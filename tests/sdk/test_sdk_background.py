@@ -11,6 +11,7 @@ import pytest
 
 from codex_sdk import RemoteConfig
 from codex_sdk.store import Store
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -52,27 +53,34 @@ def test_flush_force_sends_while_disabled(standin, make_client) -> None:
     assert standin.delivered == [key]
 
 
-def test_disabling_mid_run_pauses_the_next_sync(standin, make_client, until) -> None:
+def test_disabling_mid_run_pauses_the_next_sync(standin, make_client) -> None:
     client = make_client()
     client.start()
     client.track("t", {"n": 1})
     assert standin.wait_for(lambda: len(standin.delivered) == 1)
     standin.config["syncEnabled"] = False
-    assert until(lambda: client.status().paused)
+    wait_until(
+        lambda: client.status().paused, timeout=10, interval=0.01, message="client.status().paused"
+    )
     client.track("t", {"n": 2})
     polls = len(standin.config_gets())
     assert standin.wait_for(lambda: len(standin.config_gets()) >= polls + 5)
     assert len(standin.posts()) == 1
 
 
-def test_min_interval_between_syncs_and_live_interval_change(standin, make_client, until) -> None:
+def test_min_interval_between_syncs_and_live_interval_change(standin, make_client) -> None:
     standin.config["minIntervalSec"] = 3600
     client = make_client()
     client.start()
     first = client.track("t", {"n": 1})  # first sync is due at once: sent promptly
     assert standin.wait_for(lambda: standin.delivered == [first])
     # Let that sync pass finish, or it would (rightly) pick up the next event as well.
-    assert until(lambda: client.status().sync_passes == 1)
+    wait_until(
+        lambda: client.status().sync_passes == 1,
+        timeout=10,
+        interval=0.01,
+        message="client.status().sync_passes == 1",
+    )
     second = client.track("t", {"n": 2})
     polls = len(standin.config_gets())
     assert standin.wait_for(lambda: len(standin.config_gets()) >= polls + 5)
@@ -82,7 +90,7 @@ def test_min_interval_between_syncs_and_live_interval_change(standin, make_clien
     assert standin.wait_for(lambda: standin.delivered == [first, second])
 
 
-def test_config_refresh_follows_max_age_and_etag(standin, make_client, until) -> None:
+def test_config_refresh_follows_max_age_and_etag(standin, make_client) -> None:
     standin.max_age = 1
     client = make_client(config_refresh_sec=None)
     client.start()
@@ -93,7 +101,12 @@ def test_config_refresh_follows_max_age_and_etag(standin, make_client, until) ->
     assert second.status == 304
     assert second.if_none_match == standin.config_etag()
     assert second.t - first.t >= 0.9  # cached for max-age=1
-    assert until(lambda: client.status().config_source == "server-cached")
+    wait_until(
+        lambda: client.status().config_source == "server-cached",
+        timeout=10,
+        interval=0.01,
+        message="client.status().config_source == 'server-cached'",
+    )
 
 
 def test_config_falls_back_to_persisted_then_defaults(standin, make_client, tmp_path) -> None:
@@ -126,11 +139,16 @@ def test_config_outage_at_start_then_recovery(standin, make_client) -> None:
     assert standin.wait_for(lambda: any(r.status == 200 for r in standin.config_gets()))
 
 
-def test_close_is_prompt_when_idle(standin, make_client, until) -> None:
+def test_close_is_prompt_when_idle(standin, make_client) -> None:
     standin.config["minIntervalSec"] = 900
     client = make_client(config_refresh_sec=None)  # max-age 30: the thread sleeps long
     client.start()
-    assert until(lambda: client.status().config_source == "server")
+    wait_until(
+        lambda: client.status().config_source == "server",
+        timeout=10,
+        interval=0.01,
+        message="client.status().config_source == 'server'",
+    )
     started = time.monotonic()
     client.close(timeout=5)
     assert time.monotonic() - started < 0.5

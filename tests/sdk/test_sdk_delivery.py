@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from codex_sdk import __version__
+from tests.helpers import wait_until
 
 
 def test_flush_delivers_signed_requests(standin, make_client) -> None:
@@ -33,16 +34,26 @@ def test_nothing_to_send_makes_no_request(standin, make_client) -> None:
     assert standin.posts() == []
 
 
-def test_server_down_then_up_delivers_exactly_once(standin, make_client, until) -> None:
+def test_server_down_then_up_delivers_exactly_once(standin, make_client) -> None:
     standin.stop()
     client = make_client()
     keys = [client.track("reading.taken", {"v": i}) for i in range(5)]
     client.start()
-    assert until(lambda: client.status().last_sync_outcome == "failed")
+    wait_until(
+        lambda: client.status().last_sync_outcome == "failed",
+        timeout=10,
+        interval=0.01,
+        message="client.status().last_sync_outcome == 'failed'",
+    )
     assert client.status().queue_depth == 5  # nothing dropped by the failures
     standin.start()  # same port
     assert standin.wait_for(lambda: len(standin.delivered) == 5)
-    assert until(lambda: client.status().queue_depth == 0)
+    wait_until(
+        lambda: client.status().queue_depth == 0,
+        timeout=10,
+        interval=0.01,
+        message="client.status().queue_depth == 0",
+    )
     assert sorted(standin.delivered) == sorted(keys)
     assert sum(len(r.events) for r in standin.posts()) == 5  # no event sent twice
 
@@ -123,13 +134,18 @@ def test_retry_cap_respected_and_events_kept(standin, make_client) -> None:
     assert client.status().queue_depth == 1
 
 
-def test_after_retry_cap_background_waits_for_next_interval(standin, make_client, until) -> None:
+def test_after_retry_cap_background_waits_for_next_interval(standin, make_client) -> None:
     standin.config.update(retryCap=1, minIntervalSec=3600)
     standin.fail_posts(503, "unavailable", times=10)
     client = make_client()
     client.track("t", {})
     client.start()
-    assert until(lambda: client.status().last_sync_outcome == "failed")
+    wait_until(
+        lambda: client.status().last_sync_outcome == "failed",
+        timeout=10,
+        interval=0.01,
+        message="client.status().last_sync_outcome == 'failed'",
+    )
     assert len(standin.posts()) == 2
     # The loop stays alive (config keeps being polled) but sends nothing more.
     polls = len(standin.config_gets())

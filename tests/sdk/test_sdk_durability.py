@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 
 from codex_sdk.store import Store
+from tests.helpers import wait_until
 
 TRACK_FOREVER = textwrap.dedent(
     """
@@ -97,7 +98,7 @@ def test_sigkill_after_tracking_loses_and_duplicates_nothing(
 
 
 def test_sigkill_mid_send_is_resent_once_after_the_lease_expires(
-    standin, make_client, queue_path, key_id, secret, subprocess_env, until
+    standin, make_client, queue_path, key_id, secret, subprocess_env
 ) -> None:
     client = make_client()
     keys = [client.track("t", {"i": i}) for i in range(5)]
@@ -115,7 +116,12 @@ def test_sigkill_mid_send_is_resent_once_after_the_lease_expires(
     assert client.flush(timeout=5).outcome == "empty"
     standin.hold.set()  # the server now finishes the orphaned request: it stores the batch
     assert standin.wait_for(lambda: len(standin.delivered) == 5)
-    assert until(lambda: client.status().in_flight == 0)  # lease expired
+    wait_until(
+        lambda: client.status().in_flight == 0,
+        timeout=10,
+        interval=0.01,
+        message="client.status().in_flight == 0",
+    )  # lease expired
     result = client.flush(timeout=10)
     assert result.outcome == "ok"
     assert result.duplicates == 5  # resent, recognised server-side, never stored twice

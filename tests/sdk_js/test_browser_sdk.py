@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -29,7 +28,8 @@ from django.conf import settings
 from ingest.models import EnrichedEvent, Event
 from tenants.scope import tenant_scope
 from tests.dbutil import database_url
-from tests.helpers import chromium, encode, make_event, set_flags
+from tests.factories import UserFactory
+from tests.helpers import chromium, encode, make_event, set_flags, wait_until
 from tests.netutil import free_port
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -40,18 +40,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk-js"
 BUNDLE = SDK / "dist" / "codex-ingest.min.js"
 PAGE = Path(__file__).with_name("page.html")
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll until predicate() is truthy; return seconds waited, or fail saying what was awaited."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    if predicate():
-        return time.monotonic() - started
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _bundle() -> Path:
@@ -158,13 +146,14 @@ def _open(driver, url: str, *, blocked: str | None = None) -> str:
     driver.execute_cdp_cmd("Network.enable", {})
     _block(driver, blocked)
     driver.get(url)
-    wait_for(
+    wait_until(
         lambda: (
             driver.execute_script("return document.getElementById('state').textContent")
             == "started"
         ),
-        20,
-        "the page's SDK to start",
+        timeout=20,
+        interval=0.1,
+        message="the page's SDK to start",
     )
     return driver.current_window_handle
 
@@ -216,10 +205,10 @@ def _admin_toggle(driver, admin: str, slug: str, label: str) -> None:
 
 
 def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
-    api, page_server, browser, signed, django_user_model, live_server
+    api, page_server, browser, signed, live_server
 ):
     tenant, key = signed.tenant, signed.key
-    django_user_model.objects.create_superuser("operator", "op@example.com", "s3cret-pw")
+    UserFactory(username="operator", password="s3cret-pw", is_superuser=True)
     origin = f"http://127.0.0.1:{page_server}"
     set_flags(tenant, allowedOrigins=[origin], minIntervalSec=5)
     query = urlencode({"api": api, "keyId": key.key_id, "secret": key.secret})
@@ -248,13 +237,30 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     assert _stored(tenant, "off-") == []
     _block(browser, None)  # back online
     browser.execute_script("window.dispatchEvent(new Event('online'))")
-    took = wait_for(lambda: len(_stored(tenant, "off-")) == 30, 30, "the offline events")
+    waiting_since = time.monotonic()
+    wait_until(
+        lambda: len(_stored(tenant, "off-")) == 30,
+        timeout=30,
+        interval=0.1,
+        message="the offline events",
+    )
+    took = time.monotonic() - waiting_since
     assert _stored(tenant, "off-") == sorted(f"off-{i}" for i in range(30))
-    wait_for(lambda: _status(browser)["queueDepth"] == 0, 10, "the queue to empty")
+    wait_until(
+        lambda: _status(browser)["queueDepth"] == 0,
+        timeout=10,
+        interval=0.1,
+        message="the queue to empty",
+    )
     counters = _status(browser)["counters"]
     assert counters["eventsAccepted"] == 30
     assert counters["eventsDuplicate"] == 0
-    wait_for(lambda: _enriched(tenant) == 30, 30, "enrichment of the offline events")
+    wait_until(
+        lambda: _enriched(tenant) == 30,
+        timeout=30,
+        interval=0.1,
+        message="enrichment of the offline events",
+    )
     fates = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "Promise.all([window.client.lookup('off-7'), window.client.lookup('no/such key')])"
@@ -274,7 +280,12 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     _track(browser, "tab-c", 50, wait=False)
     browser.switch_to.window(tab_b)
     _track(browser, "tab-b", 50, wait=False)
-    wait_for(lambda: len(_stored(tenant, "tab-")) == 100, 40, "both tabs' events to be delivered")
+    wait_until(
+        lambda: len(_stored(tenant, "tab-")) == 100,
+        timeout=40,
+        interval=0.1,
+        message="both tabs' events to be delivered",
+    )
     time.sleep(0.5)
     both = [_status(browser)]
     browser.switch_to.window(tab_c)
@@ -290,13 +301,25 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     # 3. An operator pauses the tenant's sync in the admin: the page stops sending without a
     # reload; resumed in the admin: it sends again.
     _admin_toggle(browser, live_server.url, tenant.slug, "Pause sync")
-    wait_for(lambda: _status(browser)["paused"], 15, "the page's SDK to see syncEnabled=false")
+    wait_until(
+        lambda: _status(browser)["paused"],
+        timeout=15,
+        interval=0.1,
+        message="the page's SDK to see syncEnabled=false",
+    )
     _track(browser, "paused", 10)
     time.sleep(6.5)  # longer than minIntervalSec
     assert _stored(tenant, "paused-") == []
     assert _status(browser)["queueDepth"] == 10
     _admin_toggle(browser, live_server.url, tenant.slug, "Resume sync")
-    resumed = wait_for(lambda: len(_stored(tenant, "paused-")) == 10, 20, "sync to resume")
+    waiting_since = time.monotonic()
+    wait_until(
+        lambda: len(_stored(tenant, "paused-")) == 10,
+        timeout=20,
+        interval=0.1,
+        message="sync to resume",
+    )
+    resumed = time.monotonic() - waiting_since
     figures["pause"] = {"held": 10, "delivered_after_resume_s": round(resumed, 1)}
 
     # 4. A 429 storm: another client spends the tenant's quota; the page waits Retry-After.
@@ -316,13 +339,23 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     try:
         time.sleep(4)  # the flag is in force everywhere
         _track(browser, "storm", 20)
-        wait_for(lambda: _status(browser)["counters"]["rateLimited"] > 0, 20, "a 429 for the page")
+        wait_until(
+            lambda: _status(browser)["counters"]["rateLimited"] > 0,
+            timeout=20,
+            interval=0.1,
+            message="a 429 for the page",
+        )
     finally:
         stop.set()
         for t in threads:
             t.join(10)
     set_flags(tenant, ingestRatePerSec=50)
-    wait_for(lambda: len(_stored(tenant, "storm-")) == 20, 30, "the storm's events")
+    wait_until(
+        lambda: len(_stored(tenant, "storm-")) == 20,
+        timeout=30,
+        interval=0.1,
+        message="the storm's events",
+    )
     status = _status(browser)
     assert status["deadLetters"] == 0
     figures["storm"] = {
@@ -335,10 +368,11 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     other = page.replace("127.0.0.1", "localhost", 1)
     browser.switch_to.new_window("tab")
     browser.get(other)
-    wait_for(
+    wait_until(
         lambda: any("/config failed" in m for _, m in browser.execute_script("return window.logs")),
-        15,
-        "the refused /config call",
+        timeout=15,
+        interval=0.1,
+        message="the refused /config call",
     )
     assert _status(browser)["configSource"] == "default"
     refused_tab = browser.current_window_handle
@@ -351,7 +385,12 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     # away: chromedriver's window close skips the page's unload steps, a user's close does not.)
     _open(browser, page)
     _track(browser, "first", 1)
-    wait_for(lambda: _status(browser)["queueDepth"] == 0, 10, "the first sync")
+    wait_until(
+        lambda: _status(browser)["queueDepth"] == 0,
+        timeout=10,
+        interval=0.1,
+        message="the first sync",
+    )
     time.sleep(1.2)  # past any rate-limit window the first answer may have closed (RateLimit r=0)
     _track(browser, "hide", 5)
     assert _status(browser)["queueDepth"] == 5
@@ -360,7 +399,14 @@ def test_the_browser_sdk_delivers_every_event_once_offline_tabs_pause_and_429(
     note = browser.execute_script("return localStorage.getItem('pagehide')")
     browser.close()
     browser.switch_to.window(refused_tab)
-    flushed = wait_for(lambda: len(_stored(tenant, "hide-")) == 5, 10, f"keepalive flush {note}")
+    waiting_since = time.monotonic()
+    wait_until(
+        lambda: len(_stored(tenant, "hide-")) == 5,
+        timeout=10,
+        interval=0.1,
+        message=f"keepalive flush {note}",
+    )
+    flushed = time.monotonic() - waiting_since
     figures["close_flush"] = {"tracked": 5, "delivered": 5, "after_close_s": round(flushed, 1)}
 
     total = 30 + 100 + 10 + 20 + 1 + 5

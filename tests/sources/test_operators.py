@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 
 from tenants import crypto
@@ -207,11 +206,9 @@ def test_admin_add_needs_the_add_permission_and_creates_an_audited_source(shop):
     assert len(_audit("source.create")) == 2
 
 
-def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop, django_user_model):
+def test_tenant_admin_page_lists_its_sources_with_last_received_and_counts(shop):
     tenant, info = shop.tenant, shop.info
-    user = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
-    client = Client()
-    client.force_login(user)
+    client = staff_client(superuser=True)
     page = client.get(reverse("admin:tenants_tenant_change", args=[tenant.pk]))
     assert page.status_code == 200
     content = page.content.decode()

@@ -1,4 +1,4 @@
-"""Fixtures for the tenants tests: an owner connection, the RLS catalogue, a Stripe stand-in."""
+"""Fixtures for the tenants tests: an owner connection, a superuser client, a Stripe stand-in."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.dbutil import owner_connect
+from tests.helpers import staff_client
 from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture, shared with reconcile
 
 # test_pooling.py needs PgBouncer in front (CODEX_DB_POOL_MODE=transaction): `make test` runs it
@@ -28,9 +29,6 @@ def owner_connection(transactional_db) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def superuser_client(db, client, django_user_model):
-    """A Django test client logged in as a superuser operator."""
-    user = django_user_model.objects.create_superuser("operator", "op@example.com", "pw")
-    client.force_login(user)
-    client.user = user
-    return client
+def superuser_client(db, client):
+    """The Django test client logged in as a superuser operator (tests.helpers.staff_client)."""
+    return staff_client(superuser=True, client=client, username="operator")

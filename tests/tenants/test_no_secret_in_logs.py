@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -18,8 +17,7 @@ from tenants.models import SigningKey, Tenant
 from tenants.scope import system_scope
 from tenants.services.keys import signing_key_rotate
 from tenants.services.tenants import tenant_provision
-from tests.helpers import encode, make_event
-from tests.signing import django_headers, sign_headers
+from tests.helpers import api_request, encode, make_event, staff_client
 
 WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=]{8,}")
 
@@ -39,18 +37,11 @@ def test_no_secret_appears_in_any_log_line(client, settings, caplog):
     new = signing_key_rotate(tenant=tenant, overlap=timedelta(0), actor="t")
     secrets.append(new.secret)
     body = encode(make_event())
-    response = client.generic(
-        "POST",
-        "/v1/events",
-        body,
-        content_type="application/json",
-        **django_headers(sign_headers(new.key_id, new.secret, body)),
-    )
+    response = api_request(client, new, "POST", "/v1/events", body)
     assert response.status_code == 202
     settings.CODEX_SECRETS_KEY = f"{k2},{k1}"
     call_command("rotate_secrets_key")
-    admin = User.objects.create_superuser("root", password="pw")
-    client.force_login(admin)
+    staff_client(superuser=True, client=client)
     with system_scope("test"):
         ids = list(SigningKey.objects.filter(status="active").values_list("id", flat=True))
     rotated = client.post(

@@ -22,18 +22,10 @@ K1, K2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 @pytest.fixture
 def post_signed(client):
     """POST /v1/events through the test client, signed by the function given."""
-    from tests.helpers import encode
-    from tests.signing import django_headers
+    from tests.helpers import api_request, encode
 
     def post(doc, *, sign_with):
-        body = encode(doc)
-        return client.generic(
-            "POST",
-            "/v1/events",
-            body,
-            content_type="application/json",
-            **django_headers(sign_with(body)),
-        )
+        return api_request(client, None, "POST", "/v1/events", encode(doc), sign_with=sign_with)
 
     return post
 
