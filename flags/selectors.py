@@ -170,7 +170,7 @@ def _scope(tenant_id: uuid.UUID | str | None) -> str | None:
 
 def effective_flags_cached(*, tenant_id: uuid.UUID | str | None) -> dict[str, object]:
     """effective_flags, answered in process while no change was seen (do not mutate the answer)."""
-    cachesync.sync()
+    cachesync.sync(raise_outage=False)  # never raises: ingest calls it on every request
     scope = _scope(tenant_id)
     token = cachesync.token(scope or cachesync.GLOBAL, cachesync.GLOBAL)
     entry = _local.get(scope)

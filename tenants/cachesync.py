@@ -99,22 +99,38 @@ def long_ttl() -> float:
     return max(short_ttl(), float(getattr(settings, "CODEX_CACHE_LONG_TTL_S", 300.0)))
 
 
-def sync() -> None:
-    """Poll the cache versions if a poll is due (cheap otherwise); never raises."""
+# What a failed poll may be while the database itself works: a lock held on the table (a
+# migration), a cancelled statement, the table not there (yet) or not readable. The caches fall
+# back to the short TTL. Anything else (no connection, a broken one) is an outage of the database.
+_CHANNEL_ERRORS = frozenset({"55P03", "57014", "42P01", "42501"})
+
+
+def sync(*, raise_outage: bool = True) -> None:
+    """Poll the cache versions if a poll is due (cheap otherwise).
+
+    Only on a connection this thread already holds: a poll never opens one, so an unreachable
+    database costs a request one connect timeout, not two. A database outage met by the poll is
+    raised (the request fails at once, as its own query would) unless `raise_outage` is False.
+    """
     global _next_poll
     now = time.monotonic()
-    if now < _next_poll or not _lock.acquire(blocking=False):
-        return  # not due, or another thread of this process is polling right now
+    if now < _next_poll or connection.connection is None:
+        return  # not due, or not connected yet (the request's own query will connect)
+    if not _lock.acquire(blocking=False):
+        return  # another thread of this process is polling right now
     try:
         if time.monotonic() < _next_poll:
             return
         _next_poll = now + POLL_S
-        _poll()
+        outage = _poll()
     finally:
         _lock.release()
+    if outage is not None and raise_outage:
+        raise outage
 
 
-def _poll() -> None:
+def _poll() -> DatabaseError | None:
+    """Read the changes; None when that worked or the channel alone failed, else the outage."""
     global _since, _last_ok, _failing, _epoch, _versions
     since = _since or datetime(1970, 1, 1, tzinfo=UTC)
     try:
@@ -133,7 +149,8 @@ def _poll() -> None:
                 extra={"error": f"{type(exc).__name__}: {exc}"},
             )
         _failing = True
-        return
+        sqlstate = getattr(exc.__cause__, "sqlstate", None)
+        return None if sqlstate in _CHANNEL_ERRORS else exc
     db_now = rows[0][0]
     seen: dict[str, int] = {}
     for _, scope, version in rows:
@@ -152,6 +169,7 @@ def _poll() -> None:
     _since = db_now - WINDOW
     _failing = False
     _last_ok = time.monotonic()
+    return None
 
 
 def forget() -> None:
