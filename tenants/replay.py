@@ -13,6 +13,8 @@ import time
 
 from django.core.cache import cache
 
+from codex.cache import redis_client
+
 # Servers' clocks may differ by this much: an id is kept that much past its own window.
 CLOCK_SPREAD_S = 60
 
@@ -28,4 +30,6 @@ def webhook_id_claim(*, key_id: str, msg_id: str, timestamp: int, tolerance_s: i
     Raises redis.exceptions.RedisError / OSError when the store cannot answer (the caller decides).
     """
     ttl = max(1, timestamp + tolerance_s + CLOCK_SPREAD_S - int(time.time()))
-    return bool(cache.add(_cache_key(key_id, msg_id), 1, timeout=ttl))
+    key = cache.make_and_validate_key(_cache_key(key_id, msg_id))
+    # The redis-py client itself: cache.add would pickle the value and wrap the call (hot path).
+    return bool(redis_client(cache, key).set(key, b"1", nx=True, ex=ttl))
