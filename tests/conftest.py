@@ -146,6 +146,15 @@ def make_client(request, tmp_path):
 
 
 @pytest.fixture
+def purge_enrichment_queue(transactional_db):
+    """Drop the enrichment tasks a test enqueued when no worker ran to take them."""
+    yield
+    from codex.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
 def celery_worker(transactional_db):
     """A real Celery worker (thread, solo pool) consuming this test run's queue on real Redis.
 

@@ -15,16 +15,8 @@ from tenants.scope import tenant_scope
 from tests.helpers import encode, make_event
 from tests.signing import sign_headers
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _purge_enrichment_queue(transactional_db):
-    """Accepted events enqueue tasks; no worker runs here, so drop them afterwards."""
-    yield
-    from codex.celery import app
-
-    app.control.purge()
+# Accepted events enqueue enrichment; no worker runs here, so the tasks are dropped after.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("purge_enrichment_queue")]
 
 
 async def _send_all(url: str, key, bodies: list[bytes], concurrency: int) -> list[httpx.Response]:

@@ -21,7 +21,8 @@ from tests.dbutil import database_url
 from tests.procs import gunicorn_server
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+# Accepted events enqueue enrichment; no worker runs here, so the tasks are dropped after.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("purge_enrichment_queue")]
 
 NODE = shutil.which("node")
 
@@ -58,15 +59,6 @@ def _loadtest(url: str, key, out: Path, total: int, unique: int, concurrency: in
 def _stored(tenant) -> list[Event]:
     with tenant_scope(tenant.id):
         return list(Event.objects.filter(tenant_id=tenant.id))
-
-
-@pytest.fixture(autouse=True)
-def _purge_enrichment_queue(transactional_db):
-    """Accepted events enqueue tasks; no worker runs here, so drop them afterwards."""
-    yield
-    from codex.celery import app
-
-    app.control.purge()
 
 
 def test_loadtest_scripts_pass_the_gate_against_a_live_server(wide_live_server, signed, tmp_path):

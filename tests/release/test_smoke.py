@@ -14,19 +14,14 @@ from tests.netutil import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "scripts" / "smoke.sh"
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("bash", "curl", "openssl")),
-    reason="smoke.sh needs bash, curl and openssl",
-)
-
-
-@pytest.fixture(autouse=True)
-def _purge_enrichment_queue(transactional_db):
-    """Accepted smoke events enqueue enrichment; no worker runs here, so drop the tasks."""
-    yield
-    from codex.celery import app
-
-    app.control.purge()
+# Accepted events enqueue enrichment; no worker runs here, so the tasks are dropped after.
+pytestmark = [
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in ("bash", "curl", "openssl")),
+        reason="smoke.sh needs bash, curl and openssl",
+    ),
+    pytest.mark.usefixtures("purge_enrichment_queue"),
+]
 
 
 def run_smoke(
