@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import functools
 import hashlib
 import hmac
@@ -796,6 +797,7 @@ def main(argv: list[str] | None = None) -> int:
     drains: list[float] = []
     backlogs: list[int] = []
     sustained: list[tuple[float, int, float | None]] = []
+    spent: dict[str, float] = collections.defaultdict(float)
     try:
 
         def baseline(name: str, db: str) -> Server:
@@ -871,8 +873,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         rng = random.Random()
+        spent["setup (database, servers, provisioning)"] = time.monotonic() - began
         for rnd in range(1, args.rounds + 1):
-            for row in rows:
+            # Even rounds run the pooled rows first, so neither side always meets the fresher
+            # database (the first runs on new tables are the slowest).
+            ordered = rows if rnd % 2 else sorted(rows, key=lambda r: r.section != "pgbouncer")
+            for row in ordered:
+                t0 = time.monotonic()
                 srv = servers[row.server]
                 expect = 6000 if row.batch == 1 else 400  # requests/s we size the list for
                 lines = int(expect * (args.duration + 2))
@@ -901,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
                     spy.wait()
                 results.setdefault((row.section, row.label, row.batch), []).append(run)
                 _log(rnd, row, run)
+                spent[f"{row.section} rows"] += time.monotonic() - t0
+            t0 = time.monotonic()
             if "enrich" in parts:
                 drain_and_sustain(
                     rnd,
@@ -915,7 +924,9 @@ def main(argv: list[str] | None = None) -> int:
                     backlogs,
                     sustained,
                 )
+                spent["enrichment"] += time.monotonic() - t0
             for row, keys_used, tenants in sweep_rows:
+                t0 = time.monotonic()
                 srv = servers["sweep"]
                 if rnd == 1 and keys_used > 100 and args.sweep_prime and prime is None:
                     # After the small rows (their RSS is measured before this pass grows it).
@@ -927,6 +938,8 @@ def main(argv: list[str] | None = None) -> int:
                         Row("sweep", f"first use {prime.requests:,} keys", "sweep", row.path, 1),
                         prime,
                     )
+                    spent["sweep first use"] += time.monotonic() - t0
+                    t0 = time.monotonic()
                 keys = bench_key if keys_used == 1 and tenants == 1 else sweep_keys[:keys_used]
                 expect = 3000  # requests/s we size the list for (the service's single events)
                 lines = int(expect * (args.duration + 2))
@@ -934,8 +947,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = rng.randrange(len(keys))
                 req_file = tmp / "requests.txt"
                 srv.window_start()
-                # The warm-up uses the keys just before the run's, in the same order, so the run
-                # reaches a key again only after the whole cycle (as a tenant sending again).
+                # The warm-up signs with the keys preceding the run's in the cycle, so the run
+                # starts on keys not just warmed (it comes back to a key after a whole cycle).
                 write_spread(
                     req_file,
                     keys=keys,
@@ -963,8 +976,11 @@ def main(argv: list[str] | None = None) -> int:
                         f"limit ({SWEEP_TENANT_LIMIT}/s): 429s would show as non-2xx",
                         file=sys.stderr,
                     )
+                spent["sweep rows"] += time.monotonic() - t0
             if sweep_rows and "enrich" in parts and rnd < args.rounds:
+                t0 = time.monotonic()
                 drain_quietly(env, tmp, conn)
+                spent["enriching the sweep's events (not measured)"] += time.monotonic() - t0
     finally:
         for srv in servers.values():
             srv.stop()
@@ -988,6 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
         backlogs=backlogs,
         sustained=sustained,
         elapsed=time.monotonic() - began,
+        spent=spent,
     )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
@@ -1080,6 +1097,7 @@ def report(
     backlogs,
     sustained,
     elapsed,
+    spent,
 ) -> None:
     """Print the tables and every ratio; write --json."""
     worker_class, workers, threads = shape
@@ -1239,7 +1257,10 @@ def report(
             f"WARNING: non-2xx answers or socket errors in: {'; '.join(bad)}: those rows do not "
             f"measure ingest (see {tempfile.gettempdir()}/bench-<server>.log)"
         )
-    print(f"(whole run: {elapsed / 60:.1f} min)")
+    print(
+        f"whole run {elapsed / 60:.1f} min: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in spent.items())
+    )
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -1266,6 +1287,7 @@ def report(
                     "sustained": sustained,
                     "peak_rss_mb": rss,
                     "elapsed_s": elapsed,
+                    "time_s": spent,
                 },
                 indent=2,
                 default=str,
