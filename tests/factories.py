@@ -147,14 +147,22 @@ class AuditLogFactory(_SystemScopedFactory):
 
 
 class GlobalFlagFactory(_SystemScopedFactory):
-    """A global flag value written directly (no history, no cache invalidation)."""
+    """A global flag value written directly (no history, no cache invalidation).
+
+    Migrations seed a row per flag, so this updates the flag's row (or creates it).
+    """
 
     class Meta:
         model = GlobalFlag
-        django_get_or_create = ("key",)
 
     key = "retryCap"
     value = 3
+
+    @classmethod
+    def _create(cls, model_class, *args, key, **fields):
+        with system_scope("test-factory"):
+            row, _ = model_class.objects.update_or_create(key=key, defaults=fields)
+            return row
 
 
 class TenantFlagFactory(_TenantOwnedFactory):

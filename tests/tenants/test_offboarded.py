@@ -10,13 +10,12 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from ingest.services.offboard import tenant_offboard
-from tenants.audit import audit_record
 from tenants.errors import TenantOffboarded
 from tenants.models import AuditLog, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope
 from tenants.services.offboarding import OFFBOARD_STARTED
 from tenants.services.tenants import tenant_provision, tenant_resume, tenant_suspend
-from tests.factories import TenantFactory, WebhookSourceFactory
+from tests.factories import AuditLogFactory, TenantFactory, WebhookSourceFactory
 from tests.helpers import STRIPE_SECRET
 
 OFFBOARDED = "tenant 'gone' is offboarded: offboarding is final"
@@ -70,7 +69,7 @@ def test_resume_of_an_offboarded_tenant_is_refused_naming_the_state(gone):
 def test_resume_while_offboarding_is_under_way_is_refused(db):
     tenant = TenantFactory(slug="halfway")
     # A crashed tenant_offboard leaves the tenant suspended with its start row: not resumable.
-    audit_record(actor="test", action=OFFBOARD_STARTED, tenant_id=tenant.id, target="halfway")
+    AuditLogFactory(tenant=tenant, action=OFFBOARD_STARTED, target="halfway")
     tenant_suspend(tenant=tenant, actor="test")
     with pytest.raises(TenantOffboarded, match="'halfway' is being offboarded"):
         tenant_resume(tenant=tenant, actor="test")
