@@ -1,9 +1,11 @@
-"""Heal what reconcile finds: re-enrich a window's pending events through ingest's enrichment.
+"""Heal what reconcile finds: re-enrich a window's pending events through ingest's services.
 
 Pending is what reconcile counts as pending: received in the window, no events_enriched row,
 no open dead letter (those are the DLQ's to replay: replay_dlq). That includes events the ledger
 marks enriched (`ingest_event.enriched_at`) whose events_enriched row was later deleted or lost:
-their marker is cleared so that ingest's enrichment service takes them again.
+their marker is cleared so that ingest's enrichment service takes them again. ingest's ledger is
+written by ingest (`ingest.services.repair.events_pending_reenrich`); this module audits, counts
+and records the repaired days again.
 """
 
 from __future__ import annotations
@@ -13,49 +15,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from flags.selectors import effective_flags
-from ingest import wake
-from ingest.services.enrich import DRAIN_BATCH, events_enrich
+from ingest.services.enrich import DRAIN_BATCH
+from ingest.services.repair import events_pending_reenrich
 from reconcile import metrics
 from reconcile.services import DayDrift, ReconcileOutcome, drift_compute
 from tenants.audit import audit_record
-from tenants.scope import tenant_scope
 
 logger = logging.getLogger(__name__)
 
 AUTO_REPAIR_FLAG = "reconcileAutoRepair"
 NIGHTLY_ACTOR = "beat:reconcile"
-
-# One batch of a window's pending events, in (received_at, id) order after the last batch's:
-# made due again (marker and retry backoff cleared) and locked for this transaction. SKIP LOCKED:
-# a row a drain holds is being enriched right now. `lost`: the ledger had it marked enriched.
-_PENDING_BATCH_SQL = """
-WITH pending AS MATERIALIZED (
-    SELECT e.id, e.received_at, e.enriched_at IS NOT NULL AS lost
-    FROM ingest_event e
-    WHERE e.tenant_id = %(tenant)s::uuid
-      AND e.received_at >= %(start)s AND e.received_at < %(end)s
-      AND (e.received_at, e.id) > (%(after_at)s, %(after_id)s)
-      AND NOT EXISTS (
-          SELECT 1 FROM events_enriched ee
-          WHERE ee.tenant_id = e.tenant_id AND ee.event_id = e.id
-            AND ee.received_at = e.received_at
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM ingest_deadletter d
-          WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.resolved_at IS NULL
-      )
-    ORDER BY e.received_at, e.id
-    LIMIT %(limit)s
-    FOR NO KEY UPDATE OF e SKIP LOCKED
-)
-UPDATE ingest_event e SET enriched_at = NULL, enrich_retry_at = NULL
-FROM pending p
-WHERE e.tenant_id = %(tenant)s::uuid AND e.id = p.id AND e.received_at = p.received_at
-RETURNING e.id, e.received_at, p.lost
-"""
 
 
 @dataclass(frozen=True)
@@ -100,54 +72,42 @@ def reconcile_repair(
 ) -> RepairReport:
     """Re-enrich the pending events of one tenant's reconcile window now (audited, idempotent).
 
-    Batch by batch, each in one transaction of the tenant's scope: the events reconcile counts as
-    pending get their ledger marker cleared and go through ingest's enrichment service
-    (`events_enrich`, what a replay uses; the drain writes rows the same way). One that fails
-    again stays due: the drain is woken and applies its retries and the dead-letter queue. A
-    window with nothing pending changes nothing and writes no audit row.
+    ingest's `events_pending_reenrich` does the work, batch by batch in the tenant's scope: the
+    events reconcile counts as pending get their ledger marker cleared and go through ingest's
+    enrichment service (`events_enrich`, what a replay uses; the drain writes rows the same way).
+    One that fails again stays due: the drain is woken and applies its retries and the
+    dead-letter queue. A window with nothing pending changes nothing and writes no audit row.
     """
-    tid = str(tenant_id)
-    params = {
-        "tenant": tid,
-        "start": window_start,
-        "end": window_end,
-        "after_at": window_start,
-        "after_id": 0,
-        "limit": batch,
-    }
-    pending = lost = reenriched = failed = 0
-    while True:
-        with tenant_scope(tid):
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")  # per-event probes, as in drift_compute
-                cursor.execute(_PENDING_BATCH_SQL, params)
-                rows = cursor.fetchall()
-            if not rows:
-                break
-            outcome = events_enrich(tenant_id=tid, event_ids=[row[0] for row in rows])
-        pending += len(rows)
-        lost += sum(1 for row in rows if row[2])
-        reenriched += len(outcome.enriched)
-        failed += len(outcome.failed)
-        params["after_at"], params["after_id"] = max((row[1], row[0]) for row in rows)
-        if len(rows) < batch:
-            break
-    enqueued = wake.publish([tid]) if failed else False
-    report = RepairReport(
-        slug, day, window_start, window_end, pending, lost, reenriched, failed, enqueued
+    done = events_pending_reenrich(
+        tenant_id=tenant_id, start=window_start, end=window_end, batch=batch
     )
-    if reenriched:
-        metrics.REPAIRED.labels(trigger=trigger, outcome="reenriched").inc(reenriched)
-    if failed:
-        metrics.REPAIRED.labels(trigger=trigger, outcome="failed").inc(failed)
-    if pending:
+    report = RepairReport(
+        slug,
+        day,
+        window_start,
+        window_end,
+        done.pending,
+        done.lost,
+        done.reenriched,
+        done.failed,
+        done.enqueued,
+    )
+    if done.reenriched:
+        metrics.REPAIRED.labels(trigger=trigger, outcome="reenriched").inc(done.reenriched)
+    if done.failed:
+        metrics.REPAIRED.labels(trigger=trigger, outcome="failed").inc(done.failed)
+    if done.pending:
         audit_record(
             actor=actor,
             action="reconcile.repair",
             tenant_id=tenant_id,
             target=f"{slug} {day}",
-            old={"pending": pending, "lost": lost},
-            new={"reenriched": reenriched, "failed": failed, "drain_enqueued": enqueued},
+            old={"pending": done.pending, "lost": done.lost},
+            new={
+                "reenriched": done.reenriched,
+                "failed": done.failed,
+                "drain_enqueued": done.enqueued,
+            },
             user=user,
         )
     logger.info(
@@ -155,10 +115,10 @@ def reconcile_repair(
         extra={
             "tenant": slug,
             "day": day,
-            "pending": pending,
-            "lost": lost,
-            "reenriched": reenriched,
-            "failed": failed,
+            "pending": done.pending,
+            "lost": done.lost,
+            "reenriched": done.reenriched,
+            "failed": done.failed,
             "trigger": trigger,
         },
     )

@@ -290,3 +290,9 @@ def sources_of_tenant(*, tenant_id: uuid.UUID) -> list[WebhookSource]:
     """A tenant's sources, oldest first (selector for commands and the admin)."""
     with tenant_scope(tenant_id):
         return list(WebhookSource.objects.filter(tenant_id=tenant_id).order_by("created_at", "id"))
+
+
+def tenants_list(*, reason: str = "tenant-lookup") -> list[tuple[uuid.UUID, str]]:
+    """Every tenant's (id, slug), by slug, whatever its status (a system scope named `reason`)."""
+    with system_scope(reason):
+        return list(Tenant.objects.order_by("slug").values_list("id", "slug"))

@@ -15,8 +15,8 @@ from flags.selectors import effective_flags
 from ingest import metrics, partitions
 from ingest.services.purge import BATCH, deleted_count, events_delete, rows_count, rows_delete
 from tenants.audit import audit_record
-from tenants.models import Tenant
 from tenants.scope import system_scope
+from tenants.selectors import tenant_find, tenants_list
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ class RetentionReport:
 
 
 def _tenants(slug: str | None) -> list[tuple[str, str]]:
-    with system_scope("lifecycle"):
-        rows = Tenant.objects.order_by("slug")
-        if slug is not None:
-            rows = rows.filter(slug=slug)
-        return [(str(tid), s) for tid, s in rows.values_list("id", "slug")]
+    """(id, slug) of every tenant, or of the one called `slug` (none when there is no such)."""
+    if slug is not None:
+        tenant = tenant_find(slug=slug)
+        return [] if tenant is None else [(str(tenant.id), tenant.slug)]
+    return [(str(tid), s) for tid, s in tenants_list(reason="lifecycle")]
 
 
 def _droppable_months(*, now: datetime, keep_after: datetime) -> list[date]:
