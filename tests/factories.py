@@ -9,6 +9,7 @@ secrets are encrypted and the clear ones are returned once (NewKey, SourceInfo).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import factory
@@ -29,7 +30,8 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
 
-    username = factory.Sequence(lambda n: f"user{n + 1}")
+    # Unique across runs too: the admin login throttle counts per username in Redis for minutes.
+    username = factory.LazyFunction(lambda: f"user-{uuid.uuid4().hex[:10]}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
     is_staff = True
     is_superuser = False

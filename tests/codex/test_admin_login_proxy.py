@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -142,14 +141,11 @@ class Operator:
         return self.submit(self.open_form(), username, password, **headers)
 
 
-def _operator_account() -> str:
-    name = f"op-{uuid.uuid4().hex[:10]}"
-    UserFactory(username=name, password=PASSWORD, is_superuser=True)
-    return name
-
-
 def test_operator_a_locked_out_behind_haproxy_does_not_lock_out_operator_b(stack, transactional_db):
-    a, b = _operator_account(), _operator_account()
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     op_a = Operator(stack["proxied"], "127.0.0.2")
     op_b = Operator(stack["proxied"], "127.0.0.3")
 
@@ -195,7 +191,7 @@ def test_operator_a_locked_out_behind_haproxy_does_not_lock_out_operator_b(stack
 def test_concurrent_bad_attempts_through_haproxy_reach_the_password_check_five_times(
     stack, transactional_db
 ):
-    victim = _operator_account()
+    victim = UserFactory(is_superuser=True, password=PASSWORD).username
     attempts = 16
     clients = [Operator(stack["proxied"], "127.0.0.6") for _ in range(attempts)]
     tokens = [c.open_form() for c in clients]

@@ -46,18 +46,6 @@ def _fresh_ip() -> str:
     return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
 
 
-@pytest.fixture
-def operator():
-    """Create a superuser with a name no other test of this run has used; returns the name."""
-
-    def make() -> str:
-        name = f"op-{uuid.uuid4().hex[:10]}"
-        UserFactory(username=name, password=PASSWORD, is_superuser=True)
-        return name
-
-    return make
-
-
 def _login(client: Client, username: str, password: str, ip: str, **headers):
     return client.post(
         "/admin/login/?next=/admin/",
@@ -68,8 +56,8 @@ def _login(client: Client, username: str, password: str, ip: str, **headers):
 
 
 @pytest.mark.django_db
-def test_five_failures_then_even_the_right_password_gets_429_from_that_address(operator):
-    boss = operator()
+def test_five_failures_then_even_the_right_password_gets_429_from_that_address(db):
+    boss = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     client = Client()
     for _ in range(5):
@@ -82,8 +70,8 @@ def test_five_failures_then_even_the_right_password_gets_429_from_that_address(o
 
 
 @pytest.mark.django_db
-def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message(operator):
-    name = operator()
+def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     for _ in range(5):
         _login(Client(), name, "wrong", ip)
@@ -99,8 +87,8 @@ def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message(operator
 
 
 @pytest.mark.django_db
-def test_a_refused_attempt_checks_no_password(operator):
-    name = operator()
+def test_a_refused_attempt_checks_no_password(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     with counted_password_checks() as backend:
         for _ in range(5):
@@ -112,8 +100,11 @@ def test_a_refused_attempt_checks_no_password(operator):
 
 
 @pytest.mark.django_db
-def test_another_operator_from_another_address_is_not_affected(operator):
-    a, b = operator(), operator()
+def test_another_operator_from_another_address_is_not_affected(db):
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     ip = _fresh_ip()
     for _ in range(5):
         _login(Client(), a, "wrong", ip)
@@ -124,8 +115,8 @@ def test_another_operator_from_another_address_is_not_affected(operator):
 
 
 @pytest.mark.django_db
-def test_a_blank_form_checks_no_password_and_counts_against_nothing(operator):
-    name = operator()
+def test_a_blank_form_checks_no_password_and_counts_against_nothing(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     with counted_password_checks() as backend:
         for username, password in [("", "x"), ("   ", "x"), (name, "")] * 3:
@@ -135,8 +126,8 @@ def test_a_blank_form_checks_no_password_and_counts_against_nothing(operator):
 
 
 @pytest.mark.django_db
-def test_an_ipv6_client_is_counted_by_its_64(operator):
-    name = operator()
+def test_an_ipv6_client_is_counted_by_its_64(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     prefix = f"2001:db8:{uuid.uuid4().int % 65535:x}:{uuid.uuid4().int % 65535:x}"
     for host in range(1, 6):  # five hosts of one /64 (one machine's usual share)
         assert _login(Client(), f"x{host}-{name}", "x", f"{prefix}::{host}").status_code == 200
@@ -146,8 +137,11 @@ def test_an_ipv6_client_is_counted_by_its_64(operator):
 
 
 @pytest.mark.django_db
-def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_address(operator):
-    a, b = operator(), operator()
+def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_address(db):
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     for _ in range(5):  # someone else, elsewhere, guessing a's password
         assert _login(Client(), a, "wrong", _fresh_ip()).status_code == 200
     # a, from a's own address, still gets a password check and logs in.
@@ -162,10 +156,13 @@ def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_ad
 
 
 @pytest.mark.django_db
-def test_a_distributed_guesser_is_stopped_by_the_per_username_limit(operator):
+def test_a_distributed_guesser_is_stopped_by_the_per_username_limit(db):
     from codex.admin_throttle import USERNAME_LIMIT
 
-    a, b = operator(), operator()
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     for _ in range(USERNAME_LIMIT):  # a new address each time
         assert _login(Client(), a, "wrong", _fresh_ip()).status_code == 200
     fresh = _fresh_ip()
@@ -177,8 +174,8 @@ def test_a_distributed_guesser_is_stopped_by_the_per_username_limit(operator):
 
 
 @pytest.mark.django_db
-def test_the_username_count_ignores_case_and_surrounding_spaces(operator):
-    name = operator()
+def test_the_username_count_ignores_case_and_surrounding_spaces(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     from codex.admin_throttle import USERNAME_LIMIT
 
     variants = (name.upper(), f" {name} ", name.title(), name, f"{name.upper()} ")
@@ -190,8 +187,11 @@ def test_the_username_count_ignores_case_and_surrounding_spaces(operator):
 
 
 @pytest.mark.django_db
-def test_a_success_neither_counts_nor_resets_another_users_failures(operator):
-    a, b = operator(), operator()
+def test_a_success_neither_counts_nor_resets_another_users_failures(db):
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     ip = _fresh_ip()
     for _ in range(4):
         assert _login(Client(), a, "wrong", ip).status_code == 200
@@ -202,9 +202,9 @@ def test_a_success_neither_counts_nor_resets_another_users_failures(operator):
 
 
 @pytest.mark.django_db
-def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(operator, settings):
+def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(db, settings):
     settings.CODEX_TRUSTED_PROXIES = ()
-    name = operator()
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     for i in range(5):  # a new forged address and a new username each time
         forged = {"X-Forwarded-For": _fresh_ip()}
@@ -216,11 +216,14 @@ def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(operator, s
 
 @pytest.mark.django_db
 def test_behind_a_trusted_proxy_operators_count_on_their_own_addresses(
-    operator, settings, monkeypatch
+    db, settings, monkeypatch
 ):
     monkeypatch.setenv("CODEX_TRUSTED_PROXIES", "127.0.0.1")
     settings.CODEX_TRUSTED_PROXIES = envreader.networks("CODEX_TRUSTED_PROXIES")
-    a, b = operator(), operator()
+    a, b = (
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+        UserFactory(is_superuser=True, password=PASSWORD).username,
+    )
     a_ip, b_ip = _fresh_ip(), _fresh_ip()
     for _ in range(5):  # every request arrives from the proxy's address
         _login(Client(), a, "wrong", "127.0.0.1", **{"X-Forwarded-For": a_ip})
@@ -235,8 +238,8 @@ def test_behind_a_trusted_proxy_operators_count_on_their_own_addresses(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times(operator):
-    name = operator()
+def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times(db):
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     threads_n = 24
     start = threading.Barrier(threads_n)
@@ -264,9 +267,9 @@ def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times(ope
 
 @pytest.mark.django_db
 def test_redis_down_fails_open_with_a_warning_and_passwords_are_still_checked(
-    operator, settings, caplog
+    db, settings, caplog
 ):
-    name = operator()
+    name = UserFactory(is_superuser=True, password=PASSWORD).username
     settings.CACHES = {
         "default": {
             "BACKEND": "codex.cache.ReusingRedisCache",

@@ -8,6 +8,7 @@ from flags.models import FlagChange, GlobalFlag, TenantFlag
 from flags.registry import FlagValueError, history_text, spec_for
 from flags.selectors import effective_flags, flags_explain
 from flags.services import flag_update, flags_parse, flags_provision_tenant, flags_set_sync_all
+from tenants.errors import TenantNotFound
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import TenantFactory, TenantFlagFactory, UserFactory
@@ -195,13 +196,14 @@ def test_tenant_overrides_are_isolated_by_row_level_security(db):
 
 
 def test_flag_update_for_a_missing_tenant_is_a_clear_error(db):
-    with pytest.raises(FlagValueError, match="no tenant"):
+    with pytest.raises(TenantNotFound, match="no tenant with id") as caught:
         flag_update(
             tenant_id="00000000-0000-0000-0000-000000000001",
             values={"retryCap": 1},
             actor="t",
             via="cli",
         )
+    assert caught.value.code == "tenant_not_found"
 
 
 def test_pause_all_sets_global_and_clears_overrides_that_would_keep_syncing(db, commit_hooks):
@@ -225,8 +227,9 @@ def test_provision_tenant_needs_no_rows_and_validates(db):
     assert flags_provision_tenant(tenant_id=tenant.id, actor="provision") == []
     with system_scope("test"):
         assert not TenantFlag.objects.exists()
-    with pytest.raises(FlagValueError, match="no tenant with id"):
+    with pytest.raises(TenantNotFound, match="no tenant with id") as caught:
         flags_provision_tenant(tenant_id="00000000-0000-0000-0000-000000000002", actor="p")
+    assert caught.value.code == "tenant_not_found"
 
 
 def test_provision_tenant_applies_initial_overrides_with_history(db):
