@@ -146,6 +146,15 @@ def make_client(request, tmp_path):
 
 
 @pytest.fixture
+def stripe_standin(monkeypatch):
+    """A local HTTP server standing in for api.stripe.com (tests.stripe_standin)."""
+    from tests.stripe_standin import stripe_served
+
+    with stripe_served(monkeypatch) as state:
+        yield state
+
+
+@pytest.fixture
 def purge_enrichment_queue(transactional_db):
     """Drop the enrichment tasks a test enqueued when no worker ran to take them."""
     yield

@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-import pytest
-
 _NOT_FOUND = {"error": {"type": "invalid_request_error"}}
 
 
@@ -160,10 +158,3 @@ def stripe_served(monkeypatch) -> Iterator[StripeStandIn]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture
-def stripe_standin(monkeypatch) -> Iterator[StripeStandIn]:
-    """A local HTTP server standing in for api.stripe.com (products, events)."""
-    with stripe_served(monkeypatch) as state:
-        yield state

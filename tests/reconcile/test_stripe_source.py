@@ -20,7 +20,6 @@ from tenants.services.tenants import tenant_suspend
 from tests.factories import TenantFactory, WebhookSourceFactory
 from tests.signing import django_headers
 from tests.sources.webhook_signing import encode, stripe_charge_event, stripe_header_library
-from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture
 
 SECRET = "whsec_reconcile_test_secret"
 API_KEY = "rk_test_standin_reader"
@@ -57,7 +56,7 @@ def _ledger_keys(tenant) -> set[str]:
         return set(Event.objects.filter(tenant=tenant).values_list("idempotency_key", flat=True))
 
 
-def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_standin, client):  # noqa: F811
+def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_standin, client):
     tenant, info = acme
     day = datetime.now(UTC).date() - timedelta(days=1)
     events = _day_events(day, 120)
@@ -128,7 +127,7 @@ def test_stripe_reconcile_finds_and_repairs_missing_events(acme, stripe_standin,
         assert AuditLog.objects.filter(action="reconcile.repair_source").count() == 1
 
 
-def test_stripe_reconcile_without_an_api_key_says_what_to_do(db, stripe_standin):  # noqa: F811
+def test_stripe_reconcile_without_an_api_key_says_what_to_do(db, stripe_standin):
     tenant = TenantFactory(slug="acme")
     WebhookSourceFactory(tenant=tenant, kind="stripe", secret=SECRET, actor="t")
     with pytest.raises(CommandError, match="no stripe source with an API key"):
@@ -141,7 +140,7 @@ def test_source_and_repair_need_a_tenant(db):
         _run("--source", "stripe")
 
 
-def test_stripe_reconcile_refuses_a_disabled_source_and_never_calls_stripe(acme, stripe_standin):  # noqa: F811
+def test_stripe_reconcile_refuses_a_disabled_source_and_never_calls_stripe(acme, stripe_standin):
     tenant, info = acme
     day = datetime.now(UTC).date() - timedelta(days=1)
     stripe_standin.events = _day_events(day, 3)
@@ -155,7 +154,7 @@ def test_stripe_reconcile_refuses_a_disabled_source_and_never_calls_stripe(acme,
 @pytest.mark.parametrize("state", ["suspended", "offboarded"])
 def test_stripe_reconcile_refuses_an_inactive_tenant_and_never_calls_stripe(
     acme,
-    stripe_standin,  # noqa: F811
+    stripe_standin,
     settings,
     state,
 ):

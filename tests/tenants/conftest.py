@@ -1,4 +1,4 @@
-"""Fixtures for the tenants tests: an owner connection, a superuser client, a Stripe stand-in."""
+"""Fixtures for the tenants tests: an owner connection and a superuser admin client."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from tests.dbutil import owner_connect
 from tests.helpers import staff_client
-from tests.stripe_standin import stripe_standin  # noqa: F401 - fixture, shared with reconcile
 
 # test_pooling.py needs PgBouncer in front (CODEX_DB_POOL_MODE=transaction): `make test` runs it
 # in its pooled pass (scripts/pgbouncer_run.py), never in the direct one.
