@@ -1,6 +1,10 @@
 """Helpers the tests share: plain functions and constants (fixtures stay in conftest.py).
 
-Test modules import these directly; conftest.py modules never export anything but fixtures.
+The test kit: rows come from tests.factories (one factory per model); waiting is wait_until (the
+one polling helper); each surface has one client builder: api_request (the signed API through the
+Django test client), staff_client (the admin), sdk_client (codex_sdk; the make_client fixture
+closes what it builds); restricted_cursor is a cursor checked to run as the application role.
+Test modules import these directly; conftest.py modules define only fixtures pytest needs.
 """
 
 from __future__ import annotations
