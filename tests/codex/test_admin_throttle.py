@@ -56,7 +56,7 @@ def _login(client: Client, username: str, password: str, ip: str, **headers):
 
 
 @pytest.mark.django_db
-def test_five_failures_then_even_the_right_password_gets_429_from_that_address(db):
+def test_five_failures_then_even_the_right_password_gets_429_from_that_address():
     boss = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     client = Client()
@@ -70,7 +70,7 @@ def test_five_failures_then_even_the_right_password_gets_429_from_that_address(d
 
 
 @pytest.mark.django_db
-def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message(db):
+def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     for _ in range(5):
@@ -87,7 +87,7 @@ def test_a_refused_attempt_is_the_admin_login_page_with_a_clear_message(db):
 
 
 @pytest.mark.django_db
-def test_a_refused_attempt_checks_no_password(db):
+def test_a_refused_attempt_checks_no_password():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     with counted_password_checks() as backend:
@@ -100,7 +100,7 @@ def test_a_refused_attempt_checks_no_password(db):
 
 
 @pytest.mark.django_db
-def test_another_operator_from_another_address_is_not_affected(db):
+def test_another_operator_from_another_address_is_not_affected():
     a, b = (
         UserFactory(is_superuser=True, password=PASSWORD).username,
         UserFactory(is_superuser=True, password=PASSWORD).username,
@@ -115,7 +115,7 @@ def test_another_operator_from_another_address_is_not_affected(db):
 
 
 @pytest.mark.django_db
-def test_a_blank_form_checks_no_password_and_counts_against_nothing(db):
+def test_a_blank_form_checks_no_password_and_counts_against_nothing():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     with counted_password_checks() as backend:
@@ -126,7 +126,7 @@ def test_a_blank_form_checks_no_password_and_counts_against_nothing(db):
 
 
 @pytest.mark.django_db
-def test_an_ipv6_client_is_counted_by_its_64(db):
+def test_an_ipv6_client_is_counted_by_its_64():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     prefix = f"2001:db8:{uuid.uuid4().int % 65535:x}:{uuid.uuid4().int % 65535:x}"
     for host in range(1, 6):  # five hosts of one /64 (one machine's usual share)
@@ -137,7 +137,7 @@ def test_an_ipv6_client_is_counted_by_its_64(db):
 
 
 @pytest.mark.django_db
-def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_address(db):
+def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_address():
     a, b = (
         UserFactory(is_superuser=True, password=PASSWORD).username,
         UserFactory(is_superuser=True, password=PASSWORD).username,
@@ -156,7 +156,7 @@ def test_a_strangers_five_failures_do_not_lock_an_operator_out_from_their_own_ad
 
 
 @pytest.mark.django_db
-def test_a_distributed_guesser_is_stopped_by_the_per_username_limit(db):
+def test_a_distributed_guesser_is_stopped_by_the_per_username_limit():
     from codex.admin_throttle import USERNAME_LIMIT
 
     a, b = (
@@ -174,7 +174,7 @@ def test_a_distributed_guesser_is_stopped_by_the_per_username_limit(db):
 
 
 @pytest.mark.django_db
-def test_the_username_count_ignores_case_and_surrounding_spaces(db):
+def test_the_username_count_ignores_case_and_surrounding_spaces():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     from codex.admin_throttle import USERNAME_LIMIT
 
@@ -187,7 +187,7 @@ def test_the_username_count_ignores_case_and_surrounding_spaces(db):
 
 
 @pytest.mark.django_db
-def test_a_success_neither_counts_nor_resets_another_users_failures(db):
+def test_a_success_neither_counts_nor_resets_another_users_failures():
     a, b = (
         UserFactory(is_superuser=True, password=PASSWORD).username,
         UserFactory(is_superuser=True, password=PASSWORD).username,
@@ -202,7 +202,7 @@ def test_a_success_neither_counts_nor_resets_another_users_failures(db):
 
 
 @pytest.mark.django_db
-def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(db, settings):
+def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(settings):
     settings.CODEX_TRUSTED_PROXIES = ()
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
@@ -215,9 +215,7 @@ def test_without_trusted_proxies_a_forged_x_forwarded_for_is_ignored(db, setting
 
 
 @pytest.mark.django_db
-def test_behind_a_trusted_proxy_operators_count_on_their_own_addresses(
-    db, settings, monkeypatch
-):
+def test_behind_a_trusted_proxy_operators_count_on_their_own_addresses(settings, monkeypatch):
     monkeypatch.setenv("CODEX_TRUSTED_PROXIES", "127.0.0.1")
     settings.CODEX_TRUSTED_PROXIES = envreader.networks("CODEX_TRUSTED_PROXIES")
     a, b = (
@@ -238,7 +236,7 @@ def test_behind_a_trusted_proxy_operators_count_on_their_own_addresses(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times(db):
+def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times():
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     ip = _fresh_ip()
     threads_n = 24
@@ -266,9 +264,7 @@ def test_concurrent_bad_attempts_reach_the_password_check_at_most_five_times(db)
 
 
 @pytest.mark.django_db
-def test_redis_down_fails_open_with_a_warning_and_passwords_are_still_checked(
-    db, settings, caplog
-):
+def test_redis_down_fails_open_with_a_warning_and_passwords_are_still_checked(settings, caplog):
     name = UserFactory(is_superuser=True, password=PASSWORD).username
     settings.CACHES = {
         "default": {
