@@ -146,6 +146,17 @@ def make_client(request, tmp_path):
 
 
 @pytest.fixture
+def commit_hooks(django_capture_on_commit_callbacks):
+    """Run on_commit callbacks (cache invalidation) inside a `db` test's transaction."""
+
+    def run(fn, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
 def stripe_standin(monkeypatch):
     """A local HTTP server standing in for api.stripe.com (tests.stripe_standin)."""
     from tests.stripe_standin import stripe_served

@@ -1,4 +1,4 @@
-"""Fixtures for the flags tests: a clean flags cache, /config read signed, on_commit hooks run."""
+"""Fixtures for the flags tests: a clean flags cache, and /config read signed."""
 
 from __future__ import annotations
 
@@ -29,14 +29,3 @@ def get_config(client):
         return api_request(client, key, "GET", "/config", **extra)
 
     return get
-
-
-@pytest.fixture
-def commit_hooks(django_capture_on_commit_callbacks):
-    """Run on_commit callbacks (cache invalidation) inside a `db` test's transaction."""
-
-    def run(fn, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(*args, **kwargs)
-
-    return run

@@ -26,16 +26,11 @@ from tests.ingest.lifecycle_helpers import counts, put_event
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture(autouse=True)
-def _flags_invalidate_now(django_capture_on_commit_callbacks):
-    """flag_update drops the flags cache on commit; these tests never commit, so run it now."""
-    global _capture
-    _capture = django_capture_on_commit_callbacks
-
-
-def _retention(tenant, days: int) -> None:
-    with _capture(execute=True):
-        flag_update(tenant_id=tenant.id, values={"retentionDays": days}, actor="test", via="cli")
+def _retention(commit_hooks, tenant, days: int) -> None:
+    """Set retentionDays; flag_update drops the flags cache on commit, so the hooks run now."""
+    commit_hooks(
+        flag_update, tenant_id=tenant.id, values={"retentionDays": days}, actor="test", via="cli"
+    )
 
 
 def _deleted(reason: str, table: str) -> float:
@@ -60,9 +55,9 @@ def test_retention_days_flag_defaults_to_400_within_documented_bounds():
     assert "ingest-retention-nightly" in settings.CELERY_BEAT_SCHEDULE
 
 
-def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db):
+def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db, commit_hooks):
     short, long_ = TenantFactory(slug="short"), TenantFactory(slug="long")
-    _retention(short, 30)
+    _retention(commit_hooks, short, 30)
     old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
     partitions.partitions_ensure(since=old.date())
     put_event(short, "s-old", old, enriched=True, dead_letter="resolved")
@@ -97,9 +92,9 @@ def test_retention_removes_only_what_each_tenants_flag_no_longer_keeps(db):
     assert _deleted("retention", "ingest_event") - before == 2
 
 
-def test_retention_deletes_in_batches_until_nothing_is_left(db):
+def test_retention_deletes_in_batches_until_nothing_is_left(db, commit_hooks):
     tenant = TenantFactory()
-    _retention(tenant, 7)
+    _retention(commit_hooks, tenant, 7)
     old = NOW - timedelta(days=10)
     partitions.partitions_ensure(since=old.date())
     for i in range(7):
@@ -110,20 +105,20 @@ def test_retention_deletes_in_batches_until_nothing_is_left(db):
     assert counts(tenant)["events_enriched"] == 0
 
 
-def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(db):
+def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(db, commit_hooks):
     keeper, other = TenantFactory(slug="keeper"), TenantFactory(slug="other")
     month = date(2020, 1, 1)
     partitions.partitions_ensure(since=month, today=month, months_ahead=1)
     put_event(keeper, "k-2020", datetime(2020, 1, 15, tzinfo=UTC), enriched=True)
     put_event(other, "o-2020", datetime(2020, 1, 15, tzinfo=UTC), enriched=True)
     put_event(other, "o-2020-02", datetime(2020, 2, 15, tzinfo=UTC), dead_letter=True)
-    _retention(keeper, 3650)  # keeps 2020 (within ten years of now): no month may go
+    _retention(commit_hooks, keeper, 3650)  # keeps 2020 (within ten years of now): no month may go
     report = retention_enforce(now=NOW)
     assert report.partitions_dropped == []
     assert counts(keeper)["ingest_event"] == 1
     assert counts(other)["ingest_event"] == 0  # deleted row by row instead
 
-    _retention(keeper, 400)
+    _retention(commit_hooks, keeper, 400)
     put_event(other, "o-2020-b", datetime(2020, 1, 20, tzinfo=UTC), dead_letter=True)
     with connection.cursor() as cursor:
         # The rows' deferred tenant checks run now, as they would have at their commit long ago
@@ -147,9 +142,9 @@ def test_retention_drops_a_month_no_tenant_needs_and_deletes_inside_one_that_is(
     assert this_month in [m for _, m in partitions.month_partitions(table="ingest_event")]
 
 
-def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db):
+def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db, commit_hooks):
     tenant = TenantFactory()
-    _retention(tenant, 7)
+    _retention(commit_hooks, tenant, 7)
     grace = idempotency_grace()
     within = NOW - timedelta(days=8)
     beyond = NOW - timedelta(days=7) - grace - timedelta(days=1)
@@ -179,9 +174,9 @@ def test_an_expired_key_is_a_duplicate_within_the_grace_then_a_new_event(db):
     assert counts(tenant)["ingest_event"] == 1
 
 
-def test_retention_command_dry_run_and_unknown_tenant(db):
+def test_retention_command_dry_run_and_unknown_tenant(db, commit_hooks):
     tenant = TenantFactory(slug="cmd")
-    _retention(tenant, 7)
+    _retention(commit_hooks, tenant, 7)
     partitions.partitions_ensure(since=(NOW - timedelta(days=9)).date())
     put_event(tenant, "c-old", NOW - timedelta(days=9))
     out = io.StringIO()
