@@ -15,11 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from codex.errors import DomainError, operator_message
 from flags.forms import GlobalFlagForm, TenantFlagsForm
 from flags.models import FlagChange, GlobalFlag, TenantFlagSet
-from flags.registry import FlagValueError, defaults, history_text, specs, value_text
+from flags.registry import defaults, history_text, specs, value_text
 from flags.selectors import flags_explain, flags_explain_many
-from flags.services import flag_update, flags_set_sync_all
+from flags.services import flag_update, flags_set_sync_all, flags_set_sync_many
 from tenants.admin_filters import TenantFilter
 from tenants.audit import actor_of
 
@@ -117,9 +118,9 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
                 via=FlagChange.Via.ADMIN,
                 user=request.user,
             )
-        except FlagValueError as exc:
+        except DomainError as exc:
             # Already validated by the form; kept so a race can never become a 500.
-            self.message_user(request, str(exc), messages.ERROR)
+            self.message_user(request, operator_message(exc), messages.ERROR)
         obj.refresh_from_db()
 
     def get_urls(self):
@@ -140,19 +141,25 @@ class GlobalFlagAdmin(_FlagPermissions, admin.ModelAdmin):
             raise PermissionDenied
         enabled = action == "resume"
         if request.method == "POST":
-            changes = flags_set_sync_all(
-                enabled=enabled,
-                actor=actor_of(request.user),
-                via=FlagChange.Via.ADMIN,
-                user=request.user,
-                reason=f"{action} sync for all tenants",
-            )
             verb = "Resumed" if enabled else "Paused"
-            self.message_user(
-                request,
-                f"{verb} sync for all tenants ({len(changes)} stored value(s) changed).",
-                messages.SUCCESS,
-            )
+            try:
+                changes = flags_set_sync_all(
+                    enabled=enabled,
+                    actor=actor_of(request.user),
+                    via=FlagChange.Via.ADMIN,
+                    user=request.user,
+                    reason=f"{action} sync for all tenants",
+                )
+            except DomainError as exc:  # all or nothing (an override of a tenant being offboarded)
+                self.message_user(
+                    request, f"Nothing {verb.lower()}: {operator_message(exc)}", messages.ERROR
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{verb} sync for all tenants ({len(changes)} stored value(s) changed).",
+                    messages.SUCCESS,
+                )
             return HttpResponseRedirect(reverse("admin:flags_tenantflagset_changelist"))
         context = {
             **self.admin_site.each_context(request),
@@ -312,9 +319,10 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
                 via=FlagChange.Via.ADMIN,
                 user=request.user,
             )
-        except FlagValueError as exc:
-            # Already validated by the form; an offboarded tenant or a race is a message, not a 500.
-            self.message_user(request, str(exc), messages.ERROR)
+        except DomainError as exc:
+            # Already validated by the form; a tenant offboarded or deleted meanwhile is a
+            # message, not a 500.
+            self.message_user(request, operator_message(exc), messages.ERROR)
 
     def save_related(self, request, form, formsets, change):
         pass  # nothing of the tenant itself is edited here
@@ -329,20 +337,21 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
         ]
         return urls + super().get_urls()
 
-    def _set_sync(self, request, tenants, enabled: bool) -> int:
-        changed = 0
-        for tenant in tenants:
-            changed += len(
-                flag_update(
-                    tenant_id=tenant.pk,
-                    values={"syncEnabled": enabled},
-                    actor=actor_of(request.user),
-                    via=FlagChange.Via.ADMIN,
-                    user=request.user,
-                    reason="resume sync" if enabled else "pause sync",
-                )
+    def _set_sync(self, request, tenants, enabled: bool) -> bool:
+        """Pause or resume sync for these tenants, all or nothing; False (told) if refused."""
+        try:
+            flags_set_sync_many(
+                tenant_ids=[tenant.pk for tenant in tenants],
+                enabled=enabled,
+                actor=actor_of(request.user),
+                via=FlagChange.Via.ADMIN,
+                user=request.user,
             )
-        return changed
+        except DomainError as exc:  # an offboarded tenant in the selection, or one gone
+            verb = "resumed" if enabled else "paused"
+            self.message_user(request, f"Nothing {verb}: {operator_message(exc)}", messages.ERROR)
+            return False
+        return True
 
     def sync_view(self, request, tenant_id, action):
         """One-click pause/resume for one tenant (POST only)."""
@@ -352,22 +361,22 @@ class TenantFlagSetAdmin(_FlagPermissions, admin.ModelAdmin):
             raise PermissionDenied
         tenant = get_object_or_404(TenantFlagSet, pk=tenant_id)
         enabled = action == "resume"
-        self._set_sync(request, [tenant], enabled)
-        verb = "Resumed" if enabled else "Paused"
-        self.message_user(request, f"{verb} sync for {tenant.slug}.", messages.SUCCESS)
+        if self._set_sync(request, [tenant], enabled):
+            verb = "Resumed" if enabled else "Paused"
+            self.message_user(request, f"{verb} sync for {tenant.slug}.", messages.SUCCESS)
         query = request.GET.urlencode()
         target = reverse("admin:flags_tenantflagset_changelist")
         return HttpResponseRedirect(f"{target}?{query}" if query else target)
 
     @admin.action(description="Pause sync for selected tenants", permissions=["change"])
     def pause_sync(self, request, queryset):
-        self._set_sync(request, queryset, False)
-        self.message_user(request, f"Paused sync for {queryset.count()} tenant(s).")
+        if self._set_sync(request, queryset, False):
+            self.message_user(request, f"Paused sync for {queryset.count()} tenant(s).")
 
     @admin.action(description="Resume sync for selected tenants", permissions=["change"])
     def resume_sync(self, request, queryset):
-        self._set_sync(request, queryset, True)
-        self.message_user(request, f"Resumed sync for {queryset.count()} tenant(s).")
+        if self._set_sync(request, queryset, True):
+            self.message_user(request, f"Resumed sync for {queryset.count()} tenant(s).")
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_change_flags": _can_change(request)}

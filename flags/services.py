@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -283,6 +283,47 @@ def flags_set_sync_all(
                 via=via,
                 user=user,
                 reason=reason or ("resume all" if enabled else "pause all"),
+            )
+    return changes
+
+
+def flags_set_sync_many(
+    *,
+    tenant_ids: Iterable[uuid.UUID | str],
+    enabled: bool,
+    actor: str,
+    via: str,
+    user=None,
+    reason: str = "",
+) -> list[Change]:
+    """Pause or resume background sync for each of these tenants, all or nothing; the changes.
+
+    Like the other bulk writes (tenants_resume_many, sources_set_enabled_many): one transaction,
+    and a refusal changes nothing. TenantOffboarded, naming every selected tenant that is or is
+    being offboarded, before anything is written; TenantNotFound if one no longer exists.
+    """
+    if not isinstance(enabled, bool):
+        raise FlagValueError("syncEnabled", "must be true or false")
+    # Sorted: two bulk calls take the per-tenant locks in one order.
+    tids = sorted({uuid.UUID(str(t)) for t in tenant_ids})
+    refused: list[str] = []
+    for tid in tids:
+        try:
+            tenant_require_not_offboarded(tenant_id=tid)
+        except TenantOffboarded as exc:
+            refused.append(exc.message)
+    if refused:
+        raise TenantOffboarded("; ".join(refused))
+    changes: list[Change] = []
+    with transaction.atomic():
+        for tid in tids:
+            changes += flag_update(
+                tenant_id=tid,
+                values={"syncEnabled": enabled},
+                actor=actor,
+                via=via,
+                user=user,
+                reason=reason or ("resume sync" if enabled else "pause sync"),
             )
     return changes
 

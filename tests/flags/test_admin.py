@@ -92,6 +92,52 @@ def test_bulk_actions_pause_selected_tenants(admin_client, tenant_factory):
     assert c.pk not in paused
 
 
+def test_bulk_pause_with_an_offboarded_tenant_selected_changes_nothing_and_says_why(
+    admin_client, tenant_factory
+):
+    from tenants.models import Tenant
+
+    live = tenant_factory("live")
+    gone = tenant_factory("gone", status=Tenant.Status.OFFBOARDED)
+    response = admin_client.post(
+        TENANTS,
+        {"action": "pause_sync", "_selected_action": [str(live.pk), str(gone.pk)]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Nothing paused: tenant &#x27;gone&#x27; is offboarded" in page
+    assert "Paused sync for" not in page
+    with system_scope("test"):
+        assert not TenantFlag.objects.exists()  # all or nothing: `live` is not paused either
+        assert not FlagChange.objects.exists()
+    resumed = admin_client.post(toggle_url(gone, "resume"), follow=True)
+    assert resumed.status_code == 200
+    assert "Nothing resumed: tenant &#x27;gone&#x27; is offboarded" in resumed.content.decode()
+
+
+# No flags permission: the list itself is refused; view only: the action is not offered.
+@pytest.mark.parametrize(("codenames", "status"), [((), 403), (("view_flags",), 200)])
+def test_bulk_pause_needs_the_change_permission(staff, tenant_factory, codenames, status):
+    tenant = tenant_factory()
+    client = staff(*codenames)
+    response = client.post(TENANTS, {"action": "pause_sync", "_selected_action": [str(tenant.pk)]})
+    assert response.status_code == status
+    assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is True
+    with system_scope("test"):
+        assert not TenantFlag.objects.exists()
+
+
+def test_bulk_pause_by_staff_with_the_change_permission(staff, tenant_factory):
+    tenant = tenant_factory()
+    client = staff("change_flags")
+    response = client.post(
+        TENANTS, {"action": "pause_sync", "_selected_action": [str(tenant.pk)]}, follow=True
+    )
+    assert "Paused sync for 1 tenant(s)." in response.content.decode()
+    assert flags_explain(tenant_id=tenant.id)["syncEnabled"].value is False
+
+
 def test_pause_all_asks_first_then_pauses_every_tenant(admin_client, tenant_factory, commit_hooks):
     a = tenant_factory()
     url = reverse("admin:flags_sync_all", args=["pause"])

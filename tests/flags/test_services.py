@@ -7,9 +7,15 @@ import pytest
 from flags.models import FlagChange, GlobalFlag, TenantFlag
 from flags.registry import FlagValueError, history_text, spec_for
 from flags.selectors import effective_flags, flags_explain
-from flags.services import flag_update, flags_parse, flags_provision_tenant, flags_set_sync_all
-from tenants.errors import TenantNotFound
-from tenants.models import AuditLog
+from flags.services import (
+    flag_update,
+    flags_parse,
+    flags_provision_tenant,
+    flags_set_sync_all,
+    flags_set_sync_many,
+)
+from tenants.errors import TenantNotFound, TenantOffboarded
+from tenants.models import AuditLog, Tenant
 from tenants.scope import system_scope, tenant_scope
 from tests.factories import TenantFactory, TenantFlagFactory, UserFactory
 
@@ -220,6 +226,35 @@ def test_pause_all_sets_global_and_clears_overrides_that_would_keep_syncing(db, 
     assert all(effective_flags(tenant_id=t.id)["syncEnabled"] for t in (a, b, c))
     with system_scope("test"):
         assert not TenantFlag.objects.filter(key="syncEnabled").exists()
+
+
+def test_set_sync_many_pauses_each_tenant_once_with_history(db, commit_hooks):
+    a, b, c = TenantFactory(), TenantFactory(), TenantFactory()
+    selected = [a.id, str(b.id), a.id]  # ids or their text; a repeat changes nothing more
+    changes = commit_hooks(
+        flags_set_sync_many, tenant_ids=selected, enabled=False, actor="ops", via="admin"
+    )
+    assert sorted(str(ch.tenant_id) for ch in changes) == sorted([str(a.id), str(b.id)])
+    in_force = [effective_flags(tenant_id=t.id)["syncEnabled"] for t in (a, b, c)]
+    assert in_force == [False, False, True]
+    with system_scope("test"):
+        assert set(FlagChange.objects.values_list("reason", flat=True)) == {"pause sync"}
+
+
+def test_set_sync_many_with_an_offboarded_tenant_changes_nothing_and_names_it(db):
+    live = TenantFactory()
+    gone = TenantFactory(slug="gone", status=Tenant.Status.OFFBOARDED)
+    with pytest.raises(TenantOffboarded, match="tenant 'gone' is offboarded") as caught:
+        flags_set_sync_many(tenant_ids=[live.id, gone.id], enabled=False, actor="t", via="admin")
+    assert (caught.value.code, caught.value.status_code) == ("tenant_offboarded", 409)
+    with system_scope("test"):
+        assert not TenantFlag.objects.exists()
+    missing = "00000000-0000-0000-0000-000000000003"
+    with pytest.raises(TenantNotFound, match="no tenant with id") as caught:
+        flags_set_sync_many(tenant_ids=[live.id, missing], enabled=False, actor="t", via="admin")
+    assert caught.value.code == "tenant_not_found"
+    with system_scope("test"):
+        assert not TenantFlag.objects.exists()  # all or nothing
 
 
 def test_provision_tenant_needs_no_rows_and_validates(db):
