@@ -16,10 +16,10 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
 from codex.admin import ReadOnlyModelAdmin, ServiceAddMixin
+from codex.errors import DomainError, operator_message
 from tenants.admin_filters import TenantFilter
 from tenants.admin_sources import WebhookSourceInline
 from tenants.audit import actor_of
-from tenants.errors import TenantError
 from tenants.models import AuditLog, Device, SigningKey, Tenant
 from tenants.selectors import KeyReport
 from tenants.services.devices import devices_revoke_many
@@ -191,8 +191,8 @@ class TenantAdmin(ServiceAddMixin, admin.ModelAdmin):
             changed = tenants_resume_many(
                 tenants=queryset, actor=actor_of(request.user), user=request.user
             )
-        except TenantError as exc:  # an offboarded tenant: offboarding is final
-            self.message_user(request, f"Nothing resumed: {exc}", messages.ERROR)
+        except DomainError as exc:  # an offboarded tenant: offboarding is final
+            self.message_user(request, f"Nothing resumed: {operator_message(exc)}", messages.ERROR)
             return
         self.message_user(request, f"Resumed: {', '.join(changed) or 'none (already active)'}")
 
@@ -267,8 +267,8 @@ class SigningKeyAdmin(admin.ModelAdmin):
                 actor=actor_of(request.user),
                 user=request.user,
             )
-        except TenantError as exc:
-            self.message_user(request, f"Nothing rotated: {exc}", messages.ERROR)
+        except DomainError as exc:  # an offboarded tenant, an undecryptable secret
+            self.message_user(request, f"Nothing rotated: {operator_message(exc)}", messages.ERROR)
             return None
         if rotation.skipped:
             self.message_user(

@@ -21,10 +21,9 @@ from django.utils.html import format_html
 
 from codex.admin import ServiceAddMixin
 from codex.commands import duration_parse
-from codex.errors import DomainError
+from codex.errors import DomainError, operator_message
 from tenants.admin_filters import TenantFilter
 from tenants.audit import actor_of
-from tenants.errors import SourceError, TenantError
 from tenants.models import Tenant, WebhookSource
 from tenants.selectors import source_get, source_path
 from tenants.services.offboarding import tenant_require_not_offboarded
@@ -130,8 +129,8 @@ class SourceAddForm(forms.ModelForm):
                 api_key=data.get("api_key") or "",
                 subject_field=data.get("subject_field") or "",
             )
-        except TenantError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+        except DomainError as exc:
+            raise forms.ValidationError(operator_message(exc)) from exc
         return data
 
 
@@ -156,14 +155,14 @@ class RotateForm(forms.Form):
             return ""
         try:
             return source_secret_check(kind=self.kind, secret=secret)
-        except SourceError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+        except DomainError as exc:
+            raise forms.ValidationError(operator_message(exc)) from exc
 
     def clean_overlap(self):
         try:
             return source_overlap_check(duration_parse(self.cleaned_data["overlap"]))
         except DomainError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            raise forms.ValidationError(operator_message(exc)) from exc
 
 
 @admin.register(WebhookSource)
@@ -225,8 +224,8 @@ class WebhookSourceAdmin(ServiceAddMixin, admin.ModelAdmin):
                 actor=actor_of(request.user),
                 user=request.user,
             )
-        except TenantError as exc:
-            raise PermissionDenied(str(exc)) from exc
+        except DomainError as exc:
+            raise PermissionDenied(operator_message(exc)) from exc
         self.message_user(request, f"Source created; paste this URL in the platform: {info.url}")
         return source_get(source_id=info.source_id)
 
@@ -252,8 +251,8 @@ class WebhookSourceAdmin(ServiceAddMixin, admin.ModelAdmin):
     def enable_sources(self, request, queryset):
         try:
             done = self._set_enabled(request, queryset, True)
-        except TenantError as exc:  # an offboarded tenant's source: offboarding is final
-            self.message_user(request, f"Nothing enabled: {exc}", messages.ERROR)
+        except DomainError as exc:  # an offboarded tenant's source: offboarding is final
+            self.message_user(request, f"Nothing enabled: {operator_message(exc)}", messages.ERROR)
             return
         self.message_user(request, f"Enabled {len(done)} source(s).")
 
@@ -284,7 +283,9 @@ class WebhookSourceAdmin(ServiceAddMixin, admin.ModelAdmin):
                     user=request.user,
                 )
             except DomainError as exc:
-                self.message_user(request, f"Nothing changed: {exc}", messages.ERROR)
+                self.message_user(
+                    request, f"Nothing changed: {operator_message(exc)}", messages.ERROR
+                )
             else:
                 if done.previous_valid_until is not None:
                     self.message_user(

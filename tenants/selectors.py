@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from codex import error_codes as codes
 from tenants import cachesync, crypto, keycache
 from tenants.errors import SourceError, TenantNotFound
 from tenants.models import Device, SigningKey, Tenant, WebhookSource
@@ -74,13 +75,11 @@ def tenant_find(*, slug: str) -> Tenant | None:
 
 
 def device_get(*, tenant: Tenant, name: str) -> Device:
-    """The tenant's device called `name`; TenantNotFound when there is none."""
+    """The tenant's device called `name`; `device_not_found` when there is none."""
     with tenant_scope(tenant.id):
         device = Device.objects.filter(tenant_id=tenant.id, name=name).first()
     if device is None:
-        raise TenantNotFound(
-            f"tenant {tenant.slug!r} has no device {name!r}", code="device_not_found"
-        )
+        raise codes.DEVICE_NOT_FOUND.error(f"tenant {tenant.slug!r} has no device {name!r}")
     return device
 
 

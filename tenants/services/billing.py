@@ -16,7 +16,7 @@ import stripe
 from django.conf import settings
 
 from codex import env
-from tenants.errors import TenantError
+from codex import error_codes as codes
 from tenants.selectors import tenant_find
 
 TEST_PREFIXES = ("sk_test_", "rk_test_")
@@ -59,14 +59,14 @@ def stripe_config() -> tuple[str | None, str | None]:
 
 
 def stripe_key_check(api_key: str) -> None:
-    """Accept a test-mode key; raise TenantError for a live key or anything unrecognised."""
+    """Accept a test-mode key; `tenant_error` for a live key or anything unrecognised."""
     if api_key.startswith(LIVE_PREFIXES):
-        raise TenantError(
+        raise codes.TENANT_ERROR.error(
             "STRIPE_API_KEY is a live key: provisioning creates test-mode products only. "
             "Refusing; nothing was created. Use a sk_test_ key."
         )
     if not api_key.startswith(TEST_PREFIXES):
-        raise TenantError(
+        raise codes.TENANT_ERROR.error(
             "STRIPE_API_KEY is not a Stripe test key (sk_test_... or rk_test_...); "
             "nothing was created."
         )
@@ -82,7 +82,7 @@ def stripe_products_provision(
 ) -> tuple[StripeProductReport, ...]:
     """Make sure the tenant's pilot products exist in Stripe test mode; create the missing ones.
 
-    Raises TenantError for a non-test key and stripe.StripeError when Stripe fails.
+    Raises `tenant_error` for a non-test key and stripe.StripeError when Stripe fails.
     """
     stripe_key_check(api_key)
     client = stripe.StripeClient(
@@ -147,8 +147,9 @@ class StripeOutcome:
 def stripe_catalogue_provision(*, slug: str, name: str | None) -> StripeOutcome:
     """The tenant's pilot products in Stripe test mode, before the tenant itself is provisioned.
 
-    Stripe first: a refused key or a Stripe failure (TenantError) leaves nothing created anywhere.
-    Without STRIPE_API_KEY nothing happens (status "skipped"). An existing tenant's name wins.
+    Stripe first: a refused key (`tenant_error`) or a Stripe failure (`stripe_failed`) leaves
+    nothing created anywhere. Without STRIPE_API_KEY nothing happens (status "skipped"). An
+    existing tenant's name wins.
     """
     api_key, api_base = stripe_config()
     if not api_key:
@@ -163,11 +164,9 @@ def stripe_catalogue_provision(*, slug: str, name: str | None) -> StripeOutcome:
             slug=slug, tenant_name=tenant_name, api_key=api_key, api_base=api_base
         )
     except stripe.StripeError as exc:
-        raise TenantError(
+        raise codes.STRIPE_FAILED.error(
             f"Stripe failed ({type(exc).__name__}: {exc.user_message or exc}); "
-            "nothing was provisioned. Re-run when Stripe is reachable.",
-            code="stripe_failed",
-            status_code=502,
+            "nothing was provisioned. Re-run when Stripe is reachable."
         ) from exc
     created = [p for p in products if p.created]
     return StripeOutcome(

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from codex import error_codes as codes
 from tenants.audit import audit_record
-from tenants.errors import TenantNotFound
 from tenants.models import Device, SigningKey, Tenant
 from tenants.scope import tenant_scope
 from tenants.services.keys import keys_changed
@@ -26,9 +26,7 @@ def device_revoke(*, tenant: Tenant, name: str, actor: str, user=None) -> tuple[
     with transaction.atomic(), tenant_scope(tenant.id):
         device = Device.objects.select_for_update().filter(tenant_id=tenant.id, name=name).first()
         if device is None:
-            raise TenantNotFound(
-                f"tenant {tenant.slug!r} has no device {name!r}", code="device_not_found"
-            )
+            raise codes.DEVICE_NOT_FOUND.error(f"tenant {tenant.slug!r} has no device {name!r}")
         revoked_keys = list(
             SigningKey.objects.filter(tenant_id=tenant.id, device_id=device.id)
             .exclude(status=SigningKey.Status.REVOKED)
