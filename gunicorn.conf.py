@@ -51,6 +51,16 @@ def child_exit(server, worker):
         archive_dead_process(worker.pid, _metrics_dir)
 
 
+def post_worker_init(worker):
+    """Warm the key and flag caches before taking requests (ingest/cachewarm.py; never raises)."""
+    from django.db import connection
+
+    from ingest.cachewarm import caches_warm
+
+    caches_warm()
+    connection.close()  # the request threads have their own connections
+
+
 def worker_exit(server, worker):
     """Publish pending drain wake-ups and close DB connections once in-flight requests finished."""
     from django.db import connections

@@ -358,6 +358,9 @@ CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))
 CODEX_CACHE_LONG_TTL_S = envreader.number("CODEX_CACHE_LONG_TTL_S", 300.0)
 # Entries per process (keys and sources; LRU): 100,000 keys take about 65 MB.
 CODEX_KEY_CACHE_SIZE = envreader.integer("CODEX_KEY_CACHE_SIZE", 200_000)
+# A new web worker loads this many of the most recently used keys (and their tenants' flags)
+# before taking requests (ingest/cachewarm.py; about 5 s of CPU per 100,000 keys); 0: start cold.
+CODEX_KEY_CACHE_WARM = envreader.integer("CODEX_KEY_CACHE_WARM", 100_000)
 # tenant_offboard deletes the tenant's rows again this long after suspending it (the fence,
 # docs/lifecycle.md): a key cached before the suspension serves CODEX_CACHE_STALE_S more; the
 # lookup that cached it, and the ledger write and ingestion-warning write of a request it lets

@@ -194,6 +194,35 @@ def effective_flags_cached(*, tenant_id: uuid.UUID | str | None) -> dict[str, ob
     return values
 
 
+def flags_warm(*, tenant_ids: set[uuid.UUID], snap: tuple[int, dict[str, int]]) -> int:
+    """Fill the in-process layer for these tenants in two queries (a new process's warm-up).
+
+    `snap` is tenants.cachesync.snapshot() taken before reading: a change since makes the
+    entries stale. Returns how many tenants were filled.
+    """
+    if cachesync.short_ttl() <= 0:
+        return 0
+    stored_at = time.monotonic()
+    global_values = _global_from_db()
+    overrides: dict[str, dict] = {str(tid): {} for tid in tenant_ids}
+    with system_scope("flags-warm"):
+        rows = TenantFlag.objects.filter(tenant_id__in=list(tenant_ids)).values_list(
+            "tenant_id", "key", "value"
+        )
+        for tid, key, value in rows.iterator(chunk_size=5000):
+            overrides[str(tid)][key] = value
+    base = defaults()
+    base.update(global_values)
+    for scope, stored in overrides.items():
+        if scope in _local:
+            continue  # a request filled it meanwhile: as fresh or fresher
+        values = dict(base)
+        values.update(_clean(stored) if stored else {})
+        token = cachesync.token_at(snap, scope, cachesync.GLOBAL)
+        _local[scope] = (stored_at, token, values, False)
+    return len(overrides)
+
+
 def local_flags_clear() -> None:
     """Forget this process's in-process flag values (after a change)."""
     _local.clear()

@@ -65,6 +65,17 @@ def token(*scopes: str) -> tuple[int, ...]:
     return (_epoch, *(_gens.get(scope, 0) for scope in scopes))
 
 
+def snapshot() -> tuple[int, dict[str, int]]:
+    """The generations now, for a bulk read: `token_at(snapshot, scope)` after the read."""
+    return _epoch, dict(_gens)
+
+
+def token_at(snap: tuple[int, dict[str, int]], *scopes: str) -> tuple[int, ...]:
+    """token(*scopes) as it was at `snap` (a change since makes the entry stale, as it should)."""
+    epoch, gens = snap
+    return (epoch, *(gens.get(scope, 0) for scope in scopes))
+
+
 def healthy(now: float | None = None) -> bool:
     """True while the last successful poll is recent: long-lived entries may be trusted."""
     return (time.monotonic() if now is None else now) - _last_ok < HEALTHY_S

@@ -60,6 +60,14 @@ def put(cache_key: str, value: Any, token: tuple[int, ...]) -> None:
             _entries.popitem(last=False)
 
 
+def put_absent(cache_key: str, value: Any, token: tuple[int, ...]) -> bool:
+    """put, unless an entry is there already (it may be fresher); True when stored."""
+    if cache_key in _entries:
+        return False
+    put(cache_key, value, token)
+    return True
+
+
 def clear() -> None:
     """Forget every cached key (this process; the others follow their next poll)."""
     with _lock:

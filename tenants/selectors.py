@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from codex import error_codes as codes
@@ -127,28 +127,55 @@ def signing_key_resolve(key_id: str) -> ResolvedKey | None:
             .filter(tenant_id=tenant_id, key_id=key_id)
             .first()
         )
-        if key is None:
-            return None
-        usable = _usable(key, now)
-        try:
-            secret = crypto.secret_bytes(crypto.decrypt(key.secret_encrypted)) if usable else None
-        except crypto.SecretUndecryptable:
-            logger.error(
-                "signing secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it "
-                "(run rotate_secrets_key before removing a key)",
-                extra={"key_id": key.key_id},
-            )
-            raise
-        return ResolvedKey(
-            key_id=key.key_id,
-            tenant_id=key.tenant_id,
-            tenant_slug=key.tenant.slug,
-            tenant_active=key.tenant.status == Tenant.Status.ACTIVE,
-            device=key.device.name if key.device_id else None,
-            secrets=(secret,) if secret is not None else (),
-            revoked=not usable,
-            usable_until=key.not_after if usable else None,
+        return None if key is None else _resolved(key, now)
+
+
+def _resolved(key: SigningKey, now: datetime) -> ResolvedKey:
+    """The ResolvedKey of a key row (with its tenant and device): decrypted while usable."""
+    usable = _usable(key, now)
+    try:
+        secret = crypto.secret_bytes(crypto.decrypt(key.secret_encrypted)) if usable else None
+    except crypto.SecretUndecryptable:
+        logger.error(
+            "signing secret undecryptable: CODEX_SECRETS_KEY lacks the key that encrypted it "
+            "(run rotate_secrets_key before removing a key)",
+            extra={"key_id": key.key_id},
         )
+        raise
+    return ResolvedKey(
+        key_id=key.key_id,
+        tenant_id=key.tenant_id,
+        tenant_slug=key.tenant.slug,
+        tenant_active=key.tenant.status == Tenant.Status.ACTIVE,
+        device=key.device.name if key.device_id else None,
+        secrets=(secret,) if secret is not None else (),
+        revoked=not usable,
+        usable_until=key.not_after if usable else None,
+    )
+
+
+def signing_keys_recent(*, limit: int) -> list[ResolvedKey]:
+    """The `limit` most recently used keys that may verify, resolved (a system-scope read).
+
+    For warming a new process's key cache; undecryptable keys are left out (logged).
+    """
+    now = timezone.now()
+    found: list[ResolvedKey] = []
+    with system_scope("key-cache-warm"):
+        rows = (
+            SigningKey.objects.select_related("tenant", "device")
+            .filter(tenant__status=Tenant.Status.ACTIVE)
+            .exclude(status=SigningKey.Status.REVOKED)
+            .order_by(F("last_used_at").desc(nulls_last=True), "-created_at")[:limit]
+        )
+        for key in rows.iterator(chunk_size=2000):
+            try:
+                resolved = _resolved(key, now)
+            except crypto.SecretUndecryptable:
+                continue
+            if not resolved.revoked:
+                found.append(resolved)
+    return found
 
 
 def signing_key_resolve_cached(key_id: str) -> ResolvedKey | None:
