@@ -8,6 +8,7 @@ import socket
 
 from django.conf import settings
 
+from codex import error_codes as codes
 from codex.errors import ApiError
 
 # A refused body up to this size is read and dropped (cheap, and the connection stays in sync);
@@ -58,12 +59,10 @@ def body_size_check(request, max_bytes: int, what: str = "The body") -> None:
         length = 0
     if length > max_bytes:
         discard_body(request, length)
-        raise ApiError(
-            "payload_too_large", f"{what} may be at most {max_bytes} bytes.", status_code=413
-        )
+        raise ApiError(codes.PAYLOAD_TOO_LARGE, f"{what} may be at most {max_bytes} bytes.")
     if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         discard_body(request, None)
-        raise ApiError("length_required", "Send the body with a Content-Length.", status_code=411)
+        raise ApiError(codes.LENGTH_REQUIRED)  # "Send the body with a Content-Length."
 
 
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from codex import env
-from codex.errors import error_response
+from codex import error_codes as codes
+from codex.errors import domain_error_response
 from codex.metrics_files import directory_lock
 
 
@@ -65,9 +66,10 @@ def _authorized(request) -> bool:
 def metrics(request):
     """Prometheus scrape endpoint (bearer token when METRICS_TOKEN is set)."""
     if not _authorized(request):
-        response = error_response(
-            "unauthorized", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.", 401
+        return domain_error_response(
+            codes.UNAUTHORIZED.error(
+                "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
+                www_authenticate='Bearer realm="metrics"',
+            )
         )
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
+from codex import error_codes as codes
 from codex import metrics
 from codex.cache import redis_client
 from codex.errors import ApiError
@@ -72,12 +73,9 @@ class SignedReadThrottle(BaseThrottle):
         metrics.READ_RATELIMIT_REJECTIONS.labels(endpoint=self.group, tenant=key.tenant_slug).inc()
         reset_s = max(1, math.ceil(WINDOW_S - time.time() % WINDOW_S))
         raise ApiError(
-            "rate_limited",
+            codes.RATE_LIMITED,
             f"More than {limit} {self.what} per second for this key; retry after Retry-After.",
-            status_code=429,
-            headers={
-                "Retry-After": str(reset_s),
-                "RateLimit-Policy": f'"key";q={limit};w={WINDOW_S}',
-                "RateLimit": f'"key";r=0;t={reset_s}',
-            },
+            retry_after=reset_s,
+            ratelimit_policy=f'"key";q={limit};w={WINDOW_S}',
+            ratelimit=f'"key";r=0;t={reset_s}',
         )

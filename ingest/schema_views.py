@@ -19,6 +19,7 @@ from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.response import Response
 
+from codex import error_codes as codes
 from codex.errors import error_response
 
 GATED_ENVIRONMENTS = frozenset({"staging", "production"})
@@ -60,7 +61,7 @@ def _staff_only(view, *, login_redirect: bool):
         if login_redirect and not (user is not None and user.is_authenticated):
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
         return error_response(
-            "forbidden", "The API description is for staff: log in to the admin first.", 403
+            codes.FORBIDDEN, "The API description is for staff: log in to the admin first."
         )
 
     return gated

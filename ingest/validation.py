@@ -6,13 +6,16 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from codex.errors import DomainError
+from codex import error_codes as codes
+from codex.errors import DomainValueError
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 500
@@ -28,8 +31,27 @@ _RFC3339_RE = re.compile(
 _FIELDS = frozenset({"idempotency_key", "type", "occurred_at", "source", "payload", "subject_id"})
 
 
-class EventInvalid(ValueError):
-    """One event failed validation (the message names the field)."""
+class EventInvalid(DomainValueError):
+    """One event failed validation (the message names the field): registry `invalid_request`.
+
+    A batch item's `error` and the single event's answer are built from its message where it is
+    raised; one that escapes to an edge is answered by the one mapping as `invalid_request`. Bound
+    to its entry by class attributes and built as a plain ValueError is (one per invalid event on
+    the hot path: no DomainError.__init__, no instance dict).
+    """
+
+    entry = codes.INVALID_REQUEST
+    code = entry.code
+    status_code = entry.status
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    # EventInvalid(message): C-level init and str(), as fast as the ValueError it was.
+    __init__ = Exception.__init__
+    __str__ = Exception.__str__
+
+    @property
+    def message(self) -> str:
+        return self.args[0]
 
 
 # slots, not frozen: a frozen dataclass sets each field through object.__setattr__, which was a
@@ -96,9 +118,7 @@ def loads(body: bytes) -> Any:
         return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and over-long integers.
-        raise DomainError(
-            "malformed_json", f"Body is not valid JSON: {exc}", status_code=400
-        ) from exc
+        raise codes.MALFORMED_JSON.error(f"Body is not valid JSON: {exc}") from exc
 
 
 def canonical_json(value: Any) -> str:
@@ -271,28 +291,20 @@ def _item(raw: Any) -> Item:
 
 
 def parse_body(body: bytes) -> Parsed:
-    """Parse the request body; raise DomainError for request-level failures."""
+    """Parse the request body; `malformed_json` or `invalid_request` for request-level failures."""
     doc = loads(body)
     if isinstance(doc, dict) and "events" in doc:
         events = doc["events"]
         if set(doc) != {"events"}:
-            raise DomainError(
-                "invalid_request", "A batch has only the key 'events'.", status_code=400
-            )
+            raise codes.INVALID_REQUEST.error("A batch has only the key 'events'.")
         if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
-            raise DomainError(
-                "invalid_request",
-                f"'events' must be a list of 1 to {MAX_BATCH} events.",
-                status_code=400,
+            raise codes.INVALID_REQUEST.error(
+                f"'events' must be a list of 1 to {MAX_BATCH} events."
             )
         return Parsed(batch=True, items=[_item(raw) for raw in events])
     if not isinstance(doc, dict):
-        raise DomainError(
-            "invalid_request",
-            'The body must be one event object or {"events": [...]}.',
-            status_code=400,
-        )
+        raise codes.INVALID_REQUEST.error('The body must be one event object or {"events": [...]}.')
     item = _item(doc)
     if item.error:
-        raise DomainError("invalid_request", item.error, status_code=400)
+        raise codes.INVALID_REQUEST.error(item.error)
     return Parsed(batch=False, items=[item])

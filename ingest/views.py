@@ -18,7 +18,6 @@ from codex import error_codes as codes
 from codex.errors import DomainError, domain_error, domain_error_response
 from codex.http import body_size_check
 from flags.selectors import effective_flags_cached
-from ingest import errors as _errors  # noqa: F401 - EventInvalid joins the one mapping
 from ingest import ingest_warnings, metrics, ratelimit
 from ingest.services.accept import CONFLICT_MESSAGE, events_ingest
 from ingest.validation import MAX_BODY_BYTES, parse_body

@@ -12,6 +12,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from codex import error_codes as codes
 from codex.errors import Unavailable
 from ingest.validation import Item
 from ingest.wake import drain_wake
@@ -28,7 +29,11 @@ class ItemResult:
     source: str | None = None
 
 
-CONFLICT_MESSAGE = "This idempotency_key was already used for different content."
+CONFLICT_MESSAGE = codes.IDEMPOTENCY_KEY_REUSED.message
+# A batch item's `error` codes, looked up once (per-item work on the hot path).
+_INVALID_EVENT = codes.INVALID_EVENT.code
+_INVALID_EVENT_MESSAGE = codes.INVALID_EVENT.message
+_KEY_REUSED = codes.IDEMPOTENCY_KEY_REUSED.code
 
 _INSERT_SQL = """
 WITH u AS (
@@ -190,7 +195,7 @@ def _item_results(
     for item in items:
         event = item.event
         if event is None:
-            error = {"code": "invalid_event", "message": item.error or "invalid"}
+            error = {"code": _INVALID_EVENT, "message": item.error or _INVALID_EVENT_MESSAGE}
             results.append(ItemResult(item.idempotency_key, "rejected", error=error))
             continue
         key = event.idempotency_key
@@ -200,6 +205,6 @@ def _item_results(
         elif event.fingerprint == fingerprints[key]:
             results.append(ItemResult(key, "duplicate", ids[key], source=event.source))
         else:
-            error = {"code": "idempotency_key_reused", "message": CONFLICT_MESSAGE}
+            error = {"code": _KEY_REUSED, "message": CONFLICT_MESSAGE}
             results.append(ItemResult(key, "conflict", None, error=error, source=event.source))
     return results

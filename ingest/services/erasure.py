@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from codex import error_codes as codes
 from ingest.services.purge import BATCH, deleted_count, rows_delete
 from tenants.audit import audit_record
 from tenants.deletions import Subject, subject_rows_delete
@@ -107,10 +108,10 @@ def events_erase(
     idempotency keys stay, marked erased (no event data), so a resend of an erased event is
     answered duplicate and not stored again. Audited with counts and a keyed digest of the
     subject id, never the id or the data. `limit`: rows per statement (default: each
-    registered table's batch).
+    registered table's batch). `invalid_subject` for a subject id not of 1 to 255 characters.
     """
     if not isinstance(subject_id, str) or not 1 <= len(subject_id) <= 255:
-        raise ValueError("subject id: 1 to 255 characters")
+        raise codes.INVALID_SUBJECT.error()
     tid = str(uuid.UUID(str(tenant_id)))
     deleted = {table: 0 for table in _COUNTED}
 
