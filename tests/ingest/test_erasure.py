@@ -18,6 +18,7 @@ from ingest.services.erasure import events_erase, subject_digest
 from ingest.validation import parse_body
 from tenants.models import AuditLog
 from tenants.scope import system_scope, tenant_scope
+from tests.factories import TenantFactory
 from tests.helpers import encode, make_event
 from tests.ingest.lifecycle_helpers import counts, put_event
 
@@ -30,8 +31,8 @@ def _ingest(tenant, key: str, subject: str | None):
     return items, result
 
 
-def test_erase_removes_the_subjects_events_and_derived_rows_only(db, tenant_factory):
-    tenant, other = tenant_factory("shop"), tenant_factory("other-shop")
+def test_erase_removes_the_subjects_events_and_derived_rows_only(db):
+    tenant, other = TenantFactory(slug="shop"), TenantFactory(slug="other-shop")
     put_event(tenant, "a-1", NOW, subject="alice", enriched=True)
     put_event(tenant, "a-2", NOW, subject="alice", dead_letter=True)
     put_event(tenant, "b-1", NOW, subject="bob", enriched=True)
@@ -69,8 +70,8 @@ def test_erase_removes_the_subjects_events_and_derived_rows_only(db, tenant_fact
     assert "alice" not in f"{audit.target} {audit.new} {audit.old}"
 
 
-def test_an_erased_event_resent_is_a_duplicate_and_its_lookup_says_erased(db, tenant_factory):
-    tenant = tenant_factory()
+def test_an_erased_event_resent_is_a_duplicate_and_its_lookup_says_erased(db):
+    tenant = TenantFactory()
     items, first = _ingest(tenant, "e-1", "carol")
     assert first.status == "accepted"
     events_erase(tenant_id=tenant.id, subject_id="carol", actor="test")
@@ -82,8 +83,8 @@ def test_an_erased_event_resent_is_a_duplicate_and_its_lookup_says_erased(db, te
     assert status.type == ""  # nothing of the event is left to show
 
 
-def test_erase_before_a_date_keeps_later_events(db, tenant_factory):
-    tenant = tenant_factory()
+def test_erase_before_a_date_keeps_later_events(db):
+    tenant = TenantFactory()
     old = NOW - timedelta(days=45)
     partitions.partitions_ensure(since=old.date())
     put_event(tenant, "old", old, subject="dave", enriched=True)
@@ -95,16 +96,16 @@ def test_erase_before_a_date_keeps_later_events(db, tenant_factory):
     assert counts(tenant)["ingest_event"] == 1
 
 
-def test_erase_goes_in_batches(db, tenant_factory):
-    tenant = tenant_factory()
+def test_erase_goes_in_batches(db):
+    tenant = TenantFactory()
     for i in range(5):
         put_event(tenant, f"p-{i}", NOW, subject="erin", enriched=True)
     assert events_erase(tenant_id=tenant.id, subject_id="erin", actor="t", limit=2).events == 5
     assert counts(tenant)["ingest_event"] == 0
 
 
-def test_events_erase_command_output_and_bad_input(db, tenant_factory):
-    tenant = tenant_factory("cmd-shop")
+def test_events_erase_command_output_and_bad_input(db):
+    tenant = TenantFactory(slug="cmd-shop")
     put_event(tenant, "c-1", NOW, subject="frank")
     out = io.StringIO()
     call_command("events_erase", "cmd-shop", "--subject", "frank", stdout=out)
@@ -137,9 +138,7 @@ def _record(tenant, *items: str) -> None:
     )
 
 
-def test_erase_removes_the_subjects_ingestion_warnings_by_column_and_by_text(
-    signed, post_signed, tenant_factory
-):
+def test_erase_removes_the_subjects_ingestion_warnings_by_column_and_by_text(signed, post_signed):
     tenant = signed.tenant
     post_signed(make_event("taken", subject_id="alice"))
     refused = {"idempotency_key": "r-1", "type": "BAD TYPE", "subject_id": "alice"}
@@ -152,7 +151,7 @@ def test_erase_removes_the_subjects_ingestion_warnings_by_column_and_by_text(
     # No column: found by the text (a platform's body, a malformed request, a numeric id).
     _record(tenant, '{"customer": {"name": "alice"}}', '{"customer":{"id": 4242}, "total": 1}')
     _record(tenant, '{"customer": {"id": 42420}}', '{"note": "alice-like"}')
-    other = tenant_factory()
+    other = TenantFactory()
     _record(other, '{"subject_id": "alice"}')
     assert len(_warning_items(tenant)) == 10
     with tenant_scope(tenant.id):  # the refused item's own subject_id: 3 batch items, the 422

@@ -18,6 +18,7 @@ from tenants.models import SigningKey
 from tenants.services.keys import signing_key_revoke
 from tenants.services.tenants import tenant_suspend
 from tests.dbutil import database_url
+from tests.factories import SigningKeyFactory, TenantFactory
 from tests.helpers import encode, make_event
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
@@ -32,11 +33,9 @@ def _post(url: str, key, doc) -> httpx.Response:
 
 
 @pytest.mark.parametrize("change", ["revoke key", "suspend tenant"])
-def test_a_change_on_another_process_takes_effect_within_5_s(
-    transactional_db, tenant_factory, key_factory, change
-):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+def test_a_change_on_another_process_takes_effect_within_5_s(transactional_db, change):
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     with gunicorn_server({"DATABASE_URL": database_url()}, workers=2) as (url, _proc):
         # Both workers resolve (and cache) the key: several requests over a keep-alive-free client.
         for _ in range(6):
@@ -85,14 +84,12 @@ def test_a_cached_key_costs_no_query_and_a_request_one_transaction(post_signed, 
     assert "INSERT INTO ingest_event" in work[0]
 
 
-def test_the_one_statement_write_commits_and_leaves_no_scope_on_the_connection(
-    transactional_db, tenant_factory
-):
+def test_the_one_statement_write_commits_and_leaves_no_scope_on_the_connection(transactional_db):
     from ingest.services.accept import events_ingest
     from ingest.validation import parse_body
     from tests.dbutil import owner_connect
 
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     assert not connection.in_atomic_block
     items = parse_body(encode(make_event("committed"))).items
     [result] = events_ingest(tenant_id=tenant.id, key_id="k", items=items)
@@ -118,10 +115,8 @@ def test_a_revocation_in_this_process_is_seen_at_once(post_signed, signed):
     assert response.json()["error"]["code"] == "revoked_key"
 
 
-def test_api_paths_skip_the_browser_middleware_under_gunicorn(
-    transactional_db, tenant_factory, key_factory
-):
-    key = key_factory(tenant_factory())
+def test_api_paths_skip_the_browser_middleware_under_gunicorn(transactional_db):
+    key = SigningKeyFactory(tenant=TenantFactory())
     with gunicorn_server({"DATABASE_URL": database_url()}) as (url, _proc):
         api = _post(url, key, make_event())
         assert api.status_code == 202

@@ -21,13 +21,18 @@ from django.db import connection
 from flags.services import flag_update
 from ingest.models import IdempotencyKey
 from ingest.services.offboard import tenant_offboard
-from reconcile.models import SourceReconcileRun
 from reconcile.tasks import reconcile_nightly
 from tenants.models import AuditLog, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
 from tenants.services.keys import secrets_key_rotate
-from tenants.services.sources import source_create, source_rotate_secret
+from tenants.services.sources import source_rotate_secret
 from tests.dbutil import database_url, owner_connect
+from tests.factories import (
+    SigningKeyFactory,
+    SourceReconcileRunFactory,
+    TenantFactory,
+    WebhookSourceFactory,
+)
 from tests.helpers import STRIPE_SECRET, encode, make_event, tenant_tables
 from tests.ingest.lifecycle_helpers import counts, put_event
 from tests.migrationkit import migration_data_write
@@ -35,7 +40,6 @@ from tests.procs import gunicorn_server
 from tests.signing import sign_headers
 
 NOW = datetime.now(UTC)
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What offboarding keeps (docs/lifecycle.md): the tombstone (the tenant row and the revoked keys,
 # devices and disabled sources its audit trail names, every secret wiped) and the audit rows.
 TOMBSTONE = frozenset(
@@ -51,10 +55,10 @@ def _no_fence(settings):
     settings.CODEX_OFFBOARD_FENCE_S = 0
 
 
-def _seed(tenant, key_factory, n: int = 6) -> None:
-    key_factory(tenant)
-    key_factory(tenant)
-    source_create(tenant=tenant, kind="standard", secret=SECRET, actor="test")
+def _seed(tenant, n: int = 6) -> None:
+    SigningKeyFactory(tenant=tenant)
+    SigningKeyFactory(tenant=tenant)
+    WebhookSourceFactory(tenant=tenant)
     flag_update(tenant_id=tenant.id, values={"retentionDays": 90}, actor="test", via="cli")
     for i in range(n):
         put_event(tenant, f"{tenant.slug}-{i}", NOW, enriched=i % 2 == 0, dead_letter=i == 1)
@@ -71,10 +75,10 @@ def _tenant_rows(tenant) -> dict[str, int]:
     return rows
 
 
-def test_offboard_revokes_deletes_and_keeps_a_tombstone(db, tenant_factory, key_factory):
-    gone, stays = tenant_factory("gone"), tenant_factory("stays")
-    _seed(gone, key_factory)
-    _seed(stays, key_factory)
+def test_offboard_revokes_deletes_and_keeps_a_tombstone(db):
+    gone, stays = TenantFactory(slug="gone"), TenantFactory(slug="stays")
+    _seed(gone)
+    _seed(stays)
     out = io.StringIO()
     call_command("tenant_offboard", "gone", "--confirm", "gone", "--batch", "2", stdout=out)
     assert out.getvalue().startswith("gone: offboarded; keys_revoked=2 sources_disabled=1")
@@ -99,8 +103,8 @@ def test_offboard_revokes_deletes_and_keeps_a_tombstone(db, tenant_factory, key_
     assert "already offboarded" in out.getvalue()
 
 
-def test_offboard_refuses_a_wrong_confirmation_and_an_unknown_tenant(db, tenant_factory):
-    tenant = tenant_factory("keepme")
+def test_offboard_refuses_a_wrong_confirmation_and_an_unknown_tenant(db):
+    tenant = TenantFactory(slug="keepme")
     put_event(tenant, "k-1", NOW)
     with pytest.raises(CommandError, match="--confirm must repeat the tenant's slug"):
         call_command("tenant_offboard", "keepme", "--confirm", "keep-me")
@@ -112,11 +116,9 @@ def test_offboard_refuses_a_wrong_confirmation_and_an_unknown_tenant(db, tenant_
     assert counts(tenant)["ingest_event"] == 1
 
 
-def test_offboard_killed_midway_finishes_when_run_again(
-    transactional_db, tenant_factory, key_factory
-):
-    tenant = tenant_factory("crashy")
-    _seed(tenant, key_factory, n=12)
+def test_offboard_killed_midway_finishes_when_run_again(transactional_db):
+    tenant = TenantFactory(slug="crashy")
+    _seed(tenant, n=12)
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -216,14 +218,10 @@ def _assert_only_tombstone_and_audit(tenant) -> None:
             assert source.api_key_encrypted == ""
 
 
-def test_offboard_wipes_every_secret_and_its_source_then_answers_410(
-    db, tenant_factory, key_factory, client
-):
-    tenant = tenant_factory("wiped")
-    key_factory(tenant)
-    info = source_create(
-        tenant=tenant, kind="stripe", secret=STRIPE_SECRET, api_key="rk_test_wiped", actor="t"
-    )
+def test_offboard_wipes_every_secret_and_its_source_then_answers_410(db, client):
+    tenant = TenantFactory(slug="wiped")
+    SigningKeyFactory(tenant=tenant)
+    info = WebhookSourceFactory(tenant=tenant, kind="stripe", api_key="rk_test_wiped", actor="t")
     source_rotate_secret(
         source_id=info.source_id, secret=STRIPE_SECRET + "2", overlap=timedelta(hours=1), actor="t"
     )
@@ -249,17 +247,8 @@ def test_offboard_wipes_every_secret_and_its_source_then_answers_410(
 def test_offboard_leaves_only_the_tombstone_and_audit_rows_in_every_tenant_table(db):
     data = migration_data_write(tenants=2, per_tenant=4)
     gone, stays = data.tenants
-    with tenant_scope(gone.id):  # reconcile --source stripe's run row (no other writer here)
-        SourceReconcileRun.objects.create(
-            tenant=gone,
-            source_id="src_x",
-            kind="stripe",
-            day=NOW.date(),
-            window_start=NOW,
-            window_end=NOW,
-            at_source=1,
-            missing_at_ingest=0,
-        )
+    # reconcile --source stripe's run row (no other writer here)
+    SourceReconcileRunFactory(tenant=gone, source_id="src_x", day=NOW.date(), at_source=1)
     before = _rows_per_table(gone.id)
     partitions = _partitions()
     empty = sorted(t for t, n in before.items() if n == 0 and t not in partitions)
@@ -280,10 +269,10 @@ def test_offboard_leaves_only_the_tombstone_and_audit_rows_in_every_tenant_table
 
 @pytest.mark.slow
 def test_offboarding_under_signed_load_leaves_nothing_accepted_meanwhile(
-    transactional_db, tenant_factory, key_factory, settings
+    transactional_db, settings
 ):
-    tenant = tenant_factory("busy")
-    key = key_factory(tenant)
+    tenant = TenantFactory(slug="busy")
+    key = SigningKeyFactory(tenant=tenant)
     flag_update(tenant_id=tenant.id, values={"ingestRatePerSec": 10_000}, actor="t", via="cli")
     # Every process shares one configuration; the fence this process waits is what the servers'
     # settings compute: their key cache TTL (5 s) + 3 x their statement timeout (2 s) + 2 s.

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from drf_spectacular.validation import validate_schema
 
+from tests.factories import UserFactory
 from tests.helpers import staff_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,8 +132,6 @@ def test_every_request_body_the_server_requires_is_marked_required(client):
 def test_schema_and_docs_answer_only_logged_in_staff_when_deployed(
     db, client, settings, environment
 ):
-    from django.contrib.auth.models import User
-
     settings.CODEX_ENV = environment
     settings.CODEX_PUBLIC_API_DOCS = False
     schema = client.get("/api/schema/")
@@ -142,8 +141,7 @@ def test_schema_and_docs_answer_only_logged_in_staff_when_deployed(
     docs = client.get("/api/docs/")
     assert docs.status_code == 302
     assert docs["Location"] == "/admin/login/?next=/api/docs/"
-    member = User.objects.create_user("not-staff", password="pw")
-    client.force_login(member)
+    client.force_login(UserFactory(is_staff=False))
     assert client.get("/api/schema/").status_code == 403
     assert client.get("/api/docs/").status_code == 403  # logged in: no login loop
     staff = staff_client()

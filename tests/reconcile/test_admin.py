@@ -5,22 +5,16 @@ from __future__ import annotations
 import pytest
 
 from reconcile import services
-from tests.helpers import noon
+from tests.factories import TenantFactory
+from tests.helpers import noon, staff_client
+
+pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator_client(db, client, django_user_model):
-    user = django_user_model.objects.create_superuser("operator", "op@example.com", "pw")
-    client.force_login(user)
-    return client
+def test_admin_index_without_runs_shows_health_card_warning_no_run_yet():
+    TenantFactory()
 
-
-def test_admin_index_without_runs_shows_health_card_warning_no_run_yet(
-    operator_client, tenant_factory
-):
-    tenant_factory()
-
-    page = operator_client.get("/admin/").content.decode()
+    page = staff_client(superuser=True).get("/admin/").content.decode()
 
     assert 'id="reconcile-health" data-grade="WARNING"' in page
     assert "no run yet" in page
@@ -29,14 +23,12 @@ def test_admin_index_without_runs_shows_health_card_warning_no_run_yet(
     assert page.index('id="reconcile-health"') < page.index('class="app-')
 
 
-def test_admin_index_after_a_drifting_run_shows_critical_grade_and_worst_tenant(
-    operator_client, tenant_factory, ledger, yesterday
-):
-    ledger(tenant_factory("leaky"), 100, enriched=95, dead=2, received_at=noon(yesterday))
-    ledger(tenant_factory("fine"), 10, enriched=10, received_at=noon(yesterday))
+def test_admin_index_after_a_drifting_run_shows_critical_grade_and_worst_tenant(ledger, yesterday):
+    ledger(TenantFactory(slug="leaky"), 100, enriched=95, dead=2, received_at=noon(yesterday))
+    ledger(TenantFactory(slug="fine"), 10, enriched=10, received_at=noon(yesterday))
     services.drift_compute(day=yesterday)
 
-    page = operator_client.get("/admin/").content.decode()
+    page = staff_client(superuser=True).get("/admin/").content.decode()
 
     assert 'data-grade="CRITICAL"' in page
     assert "drift 5.000% on " + yesterday.isoformat() in page
@@ -46,27 +38,21 @@ def test_admin_index_after_a_drifting_run_shows_critical_grade_and_worst_tenant(
     assert "/admin/reconcile/reconcilerun/" in page
 
 
-def test_admin_index_for_staff_without_reconcile_permission_hides_the_card(
-    client, django_user_model, tenant_factory
-):
-    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
-    client.force_login(user)
-
-    page = client.get("/admin/").content.decode()
+def test_admin_index_for_staff_without_reconcile_permission_hides_the_card():
+    page = staff_client().get("/admin/").content.decode()
 
     assert "reconcile-health" not in page
 
 
-def test_reconcile_run_admin_lists_runs_read_only(
-    operator_client, tenant_factory, ledger, yesterday
-):
-    ledger(tenant_factory("acme"), 4, enriched=3, received_at=noon(yesterday))
+def test_reconcile_run_admin_lists_runs_read_only(ledger, yesterday):
+    ledger(TenantFactory(slug="acme"), 4, enriched=3, received_at=noon(yesterday))
     services.drift_compute(day=yesterday)
+    operator = staff_client(superuser=True)
 
-    listing = operator_client.get("/admin/reconcile/reconcilerun/")
+    listing = operator.get("/admin/reconcile/reconcilerun/")
 
     assert listing.status_code == 200
     page = listing.content.decode()
     assert "acme" in page
     assert "25.000%" in page
-    assert operator_client.get("/admin/reconcile/reconcilerun/add/").status_code == 403
+    assert operator.get("/admin/reconcile/reconcilerun/add/").status_code == 403

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from ingest.services.erasure import events_erase
 from reconcile.services import drift_compute
+from tests.factories import TenantFactory
 from tests.helpers import noon
 from tests.ingest.lifecycle_helpers import put_event
 
 
-def test_erased_events_count_as_neither_drift_nor_pending(db, tenant_factory, yesterday):
-    tenant = tenant_factory()
+def test_erased_events_count_as_neither_drift_nor_pending(db, yesterday):
+    tenant = TenantFactory()
     at = noon(yesterday)
     put_event(tenant, "s-enriched", at, subject="sam", enriched=True)
     put_event(tenant, "s-pending", at, subject="sam")

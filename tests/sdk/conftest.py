@@ -20,6 +20,7 @@ except ImportError:  # running from a checkout without `pip install -e ./sdk`
     sys.path.insert(0, str(SDK_SRC))
 
 from codex_sdk import Client  # noqa: E402
+from tests.helpers import sdk_client  # noqa: E402
 
 
 def _load_standin() -> Any:
@@ -107,6 +108,7 @@ def subprocess_env() -> dict[str, str]:
 @pytest.fixture
 def offline_client(tmp_path: Path, secret: str) -> Iterator[Client]:
     """A client whose server is port 9 (discard) on localhost: for tests that send nothing."""
-    client = Client("http://127.0.0.1:9", "ck_x", secret, queue_path=tmp_path / "q.sqlite3")
+    key = SimpleNamespace(key_id="ck_x", secret=secret)
+    client = sdk_client("http://127.0.0.1:9", key, queue_path=tmp_path / "q.sqlite3")
     yield client
     client.close(flush=False)

@@ -7,10 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from codex_sdk import Client
+from tests.helpers import sdk_client
 
 
 @pytest.fixture
@@ -45,7 +47,8 @@ def hanging_url() -> Iterator[str]:
 @pytest.fixture
 def hung_client(hanging_url: str, key_id: str, secret: str, tmp_path: Path) -> Iterator[Client]:
     """A started client whose sync thread is stuck in its first GET /config (timeout 10 s)."""
-    client = Client(hanging_url, key_id, secret, queue_path=tmp_path / "q.sqlite3", timeout=10.0)
+    key = SimpleNamespace(key_id=key_id, secret=secret)
+    client = sdk_client(hanging_url, key, queue_path=tmp_path / "q.sqlite3", timeout=10.0)
     client.track("store.sale", {"n": 1})
     client.start()
     time.sleep(0.5)  # the thread is now inside the hanging config read

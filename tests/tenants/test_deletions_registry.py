@@ -27,6 +27,7 @@ from tenants.deletions import (
     subject_rows_delete,
     tenant_rows_delete,
 )
+from tests.factories import TenantFactory
 from tests.ingest.lifecycle_helpers import counts, put_event
 
 NOW = datetime.now(UTC)
@@ -154,10 +155,8 @@ def test_an_apps_own_delete_that_reaches_another_apps_table_is_refused(monkeypat
         tenant_rows_delete(tenant_id=str(uuid.uuid4()), progress=lambda table, n: None)
 
 
-def test_offboarding_walk_deletes_every_apps_rows_in_batches_top_down_and_reruns_clean(
-    db, tenant_factory
-):
-    gone, stays = tenant_factory("walk-gone"), tenant_factory("walk-stays")
+def test_offboarding_walk_deletes_every_apps_rows_in_batches_top_down_and_reruns_clean(db):
+    gone, stays = TenantFactory(slug="walk-gone"), TenantFactory(slug="walk-stays")
     for tenant in (gone, stays):
         for i in range(3):
             put_event(tenant, f"{tenant.slug}-{i}", NOW, enriched=i == 0, dead_letter=i == 1)
@@ -183,9 +182,9 @@ def test_offboarding_walk_deletes_every_apps_rows_in_batches_top_down_and_reruns
 
 
 def test_a_declarative_subject_entry_deletes_the_subjects_rows_before_a_time_in_its_batches(
-    db, tenant_factory, monkeypatch
+    db, monkeypatch
 ):
-    tenant = tenant_factory("walk-subject")
+    tenant = TenantFactory(slug="walk-subject")
     old, new = NOW - timedelta(days=3), NOW
     for i in range(3):
         put_event(tenant, f"old-{i}", old, subject="sam")

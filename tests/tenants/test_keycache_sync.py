@@ -18,7 +18,8 @@ from flags.selectors import effective_flags_cached
 from tenants import cachesync
 from tenants.selectors import signing_key_resolve_cached
 from tests.dbutil import database_url, owner_connect
-from tests.helpers import encode, make_event, wait_for
+from tests.factories import SigningKeyFactory, TenantFactory
+from tests.helpers import encode, make_event, wait_until
 from tests.procs import gunicorn_server
 from tests.signing import sign_headers
 
@@ -37,10 +38,10 @@ def _sql(statement: str, params=()) -> None:
 
 
 def test_writes_that_change_a_cached_answer_bump_the_tenants_version_and_others_do_not(
-    transactional_db, tenant_factory, key_factory
+    transactional_db,
 ):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     scope = str(tenant.id)
     start = _version(scope)
     assert start >= 2  # the tenant's and the key's inserts
@@ -69,12 +70,12 @@ def test_writes_that_change_a_cached_answer_bump_the_tenants_version_and_others_
 
 
 def test_a_cached_key_outlives_the_short_ttl_and_goes_at_the_next_poll_after_a_change(
-    transactional_db, tenant_factory, key_factory, settings
+    transactional_db, settings
 ):
     settings.CODEX_KEY_CACHE_TTL_S = 0.2
     settings.CODEX_CACHE_LONG_TTL_S = 600
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     assert signing_key_resolve_cached(key.key_id).secrets
     time.sleep(0.5)  # deliberately past the short TTL: the entry must still answer
     with CaptureQueriesContext(connection) as queries:
@@ -83,47 +84,43 @@ def test_a_cached_key_outlives_the_short_ttl_and_goes_at_the_next_poll_after_a_c
     # Revoked by another connection, bypassing every service: seen at the next poll (~1 s).
     _sql("UPDATE tenants_signingkey SET status = 'revoked' WHERE key_id = %s", [key.key_id])
     changed = time.monotonic()
-    wait_for(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, what="revoked")
+    wait_until(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, message="revoked")
     assert time.monotonic() - changed < 2.5
 
 
-def test_a_cached_flag_goes_at_the_next_poll_after_a_change_elsewhere(
-    transactional_db, tenant_factory, settings
-):
+def test_a_cached_flag_goes_at_the_next_poll_after_a_change_elsewhere(transactional_db, settings):
     settings.CODEX_KEY_CACHE_TTL_S = 0.2
     settings.CODEX_CACHE_LONG_TTL_S = 600
-    tenant = tenant_factory()
+    tenant = TenantFactory()
     assert effective_flags_cached(tenant_id=tenant.id)["retryCap"] != 7
     _sql(
         "INSERT INTO flags_tenantflag (tenant_id, key, value, updated_at, updated_by)"
         " VALUES (%s, 'retryCap', '7', now(), 't')",
         [tenant.id],
     )
-    wait_for(
+    wait_until(
         lambda: effective_flags_cached(tenant_id=tenant.id)["retryCap"] == 7,
         timeout=5,
-        what="the new retryCap",
+        message="the new retryCap",
     )
 
 
-def test_with_the_poll_failing_entries_live_the_short_ttl_only(
-    transactional_db, tenant_factory, key_factory, settings
-):
+def test_with_the_poll_failing_entries_live_the_short_ttl_only(transactional_db, settings):
     settings.CODEX_KEY_CACHE_TTL_S = 0.5
     settings.CODEX_CACHE_LONG_TTL_S = 600
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     assert signing_key_resolve_cached(key.key_id).secrets
     with owner_connect() as locker:
         # A migration-style lock on the versions table: every poll times out (200 ms).
         locker.execute("LOCK TABLE tenants_cacheversion IN ACCESS EXCLUSIVE MODE")
-        wait_for(lambda: not cachesync.healthy(), timeout=6, interval=0.1, what="poll failing")
+        wait_until(lambda: not cachesync.healthy(), timeout=6, interval=0.1, message="poll failing")
         with CaptureQueriesContext(connection) as queries:
             signing_key_resolve_cached(key.key_id)
         # Older than the short TTL and unconfirmed: looked up again.
         assert any("tenants_signingkey" in q["sql"] for q in queries.captured_queries)
         locker.rollback()
-    wait_for(lambda: (cachesync.sync(), cachesync.healthy())[1], timeout=5, what="recovered")
+    wait_until(lambda: (cachesync.sync(), cachesync.healthy())[1], timeout=5, message="recovered")
 
 
 def _post(url: str, key) -> int:
@@ -133,11 +130,9 @@ def _post(url: str, key) -> int:
 
 
 @pytest.mark.slow
-def test_with_the_channel_cut_a_revocation_still_reaches_every_process_within_5_s(
-    transactional_db, tenant_factory, key_factory
-):
-    tenant = tenant_factory()
-    key = key_factory(tenant)
+def test_with_the_channel_cut_a_revocation_still_reaches_every_process_within_5_s(transactional_db):
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
     env = {"DATABASE_URL": database_url(), "CODEX_CACHE_LONG_TTL_S": "600"}
     with gunicorn_server(env, workers=2) as (url, _proc):
         for _ in range(6):  # both workers resolve and cache the key
