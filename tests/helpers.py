@@ -71,11 +71,6 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for(predicate, *, what: str = "condition", **kwargs):
-    """wait_until under its old name (what= is message=), for tenants/test_keycache_sync.py only."""
-    return wait_until(predicate, message=what, **kwargs)
-
-
 def noon(day: date) -> datetime:
     """12:00 UTC of a day (well inside its reconcile window)."""
     return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
