@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from flags.models import FlagChange, TenantFlag
 from flags.selectors import effective_flags, flags_explain
 from flags.services import flag_update
 from tenants.scope import system_scope
+from tests.factories import TenantFactory
+from tests.helpers import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -22,20 +23,6 @@ def toggle_url(tenant, action):
     return reverse("admin:flags_tenant_sync", args=[tenant.pk, action])
 
 
-@pytest.fixture
-def staff(django_user_model, client):
-    """A logged-in staff user with the given flags permissions (codenames)."""
-
-    def make(*codenames):
-        user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
-        for codename in codenames:
-            user.user_permissions.add(Permission.objects.get(codename=codename))
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def test_global_list_shows_every_flag_with_effective_value_and_source(admin_client):
     flag_update(tenant_id=None, values={"retryCap": 5}, actor="t", via="cli")
     page = admin_client.get(GLOBALS).content.decode()
@@ -46,8 +33,8 @@ def test_global_list_shows_every_flag_with_effective_value_and_source(admin_clie
     assert "Pause sync for all tenants" in page
 
 
-def test_tenant_list_shows_effective_values_and_where_they_come_from(admin_client, tenant_factory):
-    a, b = tenant_factory("alpha"), tenant_factory("bravo")
+def test_tenant_list_shows_effective_values_and_where_they_come_from(admin_client):
+    a, b = TenantFactory(slug="alpha"), TenantFactory(slug="bravo")
     flag_update(tenant_id=None, values={"minIntervalSec": 300}, actor="t", via="cli")
     flag_update(tenant_id=b.id, values={"syncEnabled": False}, actor="t", via="cli")
     page = admin_client.get(TENANTS).content.decode()
@@ -58,10 +45,8 @@ def test_tenant_list_shows_effective_values_and_where_they_come_from(admin_clien
     assert f'formaction="{toggle_url(b, "resume")}"' in page
 
 
-def test_one_click_pause_and_resume_change_the_flag_and_the_history(
-    admin_client, tenant_factory, commit_hooks
-):
-    tenant = tenant_factory("store-1")
+def test_one_click_pause_and_resume_change_the_flag_and_the_history(admin_client, commit_hooks):
+    tenant = TenantFactory(slug="store-1")
     effective_flags(tenant_id=tenant.id)
     response = commit_hooks(admin_client.post, toggle_url(tenant, "pause"))
     assert response.status_code == 302
@@ -76,13 +61,13 @@ def test_one_click_pause_and_resume_change_the_flag_and_the_history(
     assert changes == [(None, False, "admin", "admin"), (False, True, "admin", "admin")]
 
 
-def test_toggle_refuses_get(admin_client, tenant_factory):
-    tenant = tenant_factory()
+def test_toggle_refuses_get(admin_client):
+    tenant = TenantFactory()
     assert admin_client.get(toggle_url(tenant, "pause")).status_code == 405
 
 
-def test_bulk_actions_pause_selected_tenants(admin_client, tenant_factory):
-    a, b, c = tenant_factory(), tenant_factory(), tenant_factory()
+def test_bulk_actions_pause_selected_tenants(admin_client):
+    a, b, c = TenantFactory(), TenantFactory(), TenantFactory()
     admin_client.post(TENANTS, {"action": "pause_sync", "_selected_action": [str(a.pk), str(b.pk)]})
     with system_scope("test"):
         paused = set(
@@ -92,13 +77,11 @@ def test_bulk_actions_pause_selected_tenants(admin_client, tenant_factory):
     assert c.pk not in paused
 
 
-def test_bulk_pause_with_an_offboarded_tenant_selected_changes_nothing_and_says_why(
-    admin_client, tenant_factory
-):
+def test_bulk_pause_with_an_offboarded_tenant_selected_changes_nothing_and_says_why(admin_client):
     from tenants.models import Tenant
 
-    live = tenant_factory("live")
-    gone = tenant_factory("gone", status=Tenant.Status.OFFBOARDED)
+    live = TenantFactory(slug="live")
+    gone = TenantFactory(slug="gone", status=Tenant.Status.OFFBOARDED)
     response = admin_client.post(
         TENANTS,
         {"action": "pause_sync", "_selected_action": [str(live.pk), str(gone.pk)]},
@@ -117,10 +100,10 @@ def test_bulk_pause_with_an_offboarded_tenant_selected_changes_nothing_and_says_
 
 
 # No flags permission: the list itself is refused; view only: the action is not offered.
-@pytest.mark.parametrize(("codenames", "status"), [((), 403), (("view_flags",), 200)])
-def test_bulk_pause_needs_the_change_permission(staff, tenant_factory, codenames, status):
-    tenant = tenant_factory()
-    client = staff(*codenames)
+@pytest.mark.parametrize(("perms", "status"), [((), 403), (("flags.view_flags",), 200)])
+def test_bulk_pause_needs_the_change_permission(perms, status):
+    tenant = TenantFactory()
+    client = staff_client(*perms)
     response = client.post(TENANTS, {"action": "pause_sync", "_selected_action": [str(tenant.pk)]})
     assert response.status_code == status
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is True
@@ -128,9 +111,9 @@ def test_bulk_pause_needs_the_change_permission(staff, tenant_factory, codenames
         assert not TenantFlag.objects.exists()
 
 
-def test_bulk_pause_by_staff_with_the_change_permission(staff, tenant_factory):
-    tenant = tenant_factory()
-    client = staff("change_flags")
+def test_bulk_pause_by_staff_with_the_change_permission():
+    tenant = TenantFactory()
+    client = staff_client("flags.change_flags")
     response = client.post(
         TENANTS, {"action": "pause_sync", "_selected_action": [str(tenant.pk)]}, follow=True
     )
@@ -138,8 +121,8 @@ def test_bulk_pause_by_staff_with_the_change_permission(staff, tenant_factory):
     assert flags_explain(tenant_id=tenant.id)["syncEnabled"].value is False
 
 
-def test_pause_all_asks_first_then_pauses_every_tenant(admin_client, tenant_factory, commit_hooks):
-    a = tenant_factory()
+def test_pause_all_asks_first_then_pauses_every_tenant(admin_client, commit_hooks):
+    a = TenantFactory()
     url = reverse("admin:flags_sync_all", args=["pause"])
     confirm = admin_client.get(url)
     assert confirm.status_code == 200
@@ -151,8 +134,8 @@ def test_pause_all_asks_first_then_pauses_every_tenant(admin_client, tenant_fact
     assert effective_flags(tenant_id=a.id)["syncEnabled"] is True
 
 
-def test_tenant_editor_saves_overrides_and_blank_means_inherit(admin_client, tenant_factory):
-    tenant = tenant_factory()
+def test_tenant_editor_saves_overrides_and_blank_means_inherit(admin_client):
+    tenant = TenantFactory()
     url = reverse("admin:flags_tenantflagset_change", args=[tenant.pk])
     page = admin_client.get(url).content.decode()
     assert "Effective values" in page
@@ -176,10 +159,8 @@ def test_tenant_editor_saves_overrides_and_blank_means_inherit(admin_client, ten
     ("field", "value"),
     [("minIntervalSec", "4"), ("minIntervalSec", "abc"), ("retryCap", "11"), ("syncEnabled", "x")],
 )
-def test_tenant_editor_shows_a_form_error_for_invalid_values(
-    admin_client, tenant_factory, field, value
-):
-    tenant = tenant_factory()
+def test_tenant_editor_shows_a_form_error_for_invalid_values(admin_client, field, value):
+    tenant = TenantFactory()
     url = reverse("admin:flags_tenantflagset_change", args=[tenant.pk])
     response = admin_client.post(url, {field: value})
     assert response.status_code == 200
@@ -202,9 +183,9 @@ def test_global_editor_validates_and_saves_through_the_service(admin_client):
     assert (change.tenant_id, change.old, change.new, change.via) == (None, None, 6, "admin")
 
 
-def test_staff_without_flags_permission_cannot_see_or_change_flags(staff, tenant_factory):
-    tenant = tenant_factory()
-    client = staff()
+def test_staff_without_flags_permission_cannot_see_or_change_flags():
+    tenant = TenantFactory()
+    client = staff_client()
     assert client.get(TENANTS).status_code == 403
     assert client.get(GLOBALS).status_code == 403
     assert client.post(toggle_url(tenant, "pause")).status_code == 403
@@ -212,9 +193,9 @@ def test_staff_without_flags_permission_cannot_see_or_change_flags(staff, tenant
     assert effective_flags(tenant_id=tenant.id)["syncEnabled"] is True
 
 
-def test_staff_with_view_permission_sees_flags_read_only(staff, tenant_factory):
-    tenant = tenant_factory("viewable")
-    client = staff("view_flags")
+def test_staff_with_view_permission_sees_flags_read_only():
+    tenant = TenantFactory(slug="viewable")
+    client = staff_client("flags.view_flags")
     page = client.get(TENANTS)
     assert page.status_code == 200
     assert "viewable" in page.content.decode()
@@ -230,16 +211,14 @@ def test_staff_with_view_permission_sees_flags_read_only(staff, tenant_factory):
         assert not TenantFlag.objects.exists()
 
 
-def test_staff_with_change_permission_can_pause(staff, tenant_factory):
-    tenant = tenant_factory()
-    client = staff("change_flags")
+def test_staff_with_change_permission_can_pause():
+    tenant = TenantFactory()
+    client = staff_client("flags.change_flags")
     assert client.post(toggle_url(tenant, "pause")).status_code == 302
     assert flags_explain(tenant_id=tenant.id)["syncEnabled"].value is False
 
 
-def test_global_bool_flag_is_edited_with_a_choice_and_view_only_staff_get_no_editor(
-    admin_client, staff
-):
+def test_global_bool_flag_is_edited_with_a_choice_and_view_only_staff_get_no_editor(admin_client):
     admin_client.get(GLOBALS)  # materialises the rows
     url = reverse("admin:flags_globalflag_change", args=["syncEnabled"])
     assert "built-in default (true)" in admin_client.get(url).content.decode()
@@ -248,7 +227,7 @@ def test_global_bool_flag_is_edited_with_a_choice_and_view_only_staff_get_no_edi
     assert admin_client.post(url, {"setting": ""}).status_code == 302
     assert flags_explain(tenant_id=None)["syncEnabled"].source == "default"
 
-    viewer = staff("view_flags")
+    viewer = staff_client("flags.view_flags")
     page = viewer.get(url)
     assert page.status_code == 200
     assert 'name="setting"' not in page.content.decode()
