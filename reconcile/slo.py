@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from codex import error_codes as codes
 from reconcile.errors import ReconcileError
 
 WINDOW_S = 300  # the recording rules' 5-minute windows
@@ -33,7 +34,7 @@ class PrometheusError(ReconcileError):
     """Prometheus could not be asked (unreachable, timed out) or refused the query."""
 
     def __init__(self, message: str):
-        super().__init__(message, code="prometheus_unavailable")
+        super().__init__(message, code=codes.PROMETHEUS_UNAVAILABLE.code)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,9 @@ def slo_report_compute(
 ) -> SloReport:
     """Every SLO for `days` 24-hour slices ending at `end`, from the shipped recording rules."""
     if not 1 <= days <= MAX_DAYS:
-        raise ReconcileError(f"days must be 1..{MAX_DAYS}, not {days}", code="invalid_days")
+        raise ReconcileError(
+            f"days must be 1..{MAX_DAYS}, not {days}", code=codes.INVALID_DAYS.code
+        )
     client = PrometheusClient(prometheus_url, timeout_s=timeout_s)
     end = end.astimezone(UTC).replace(microsecond=0)
     slos = [_window_slo(client, slo, end, days) for slo in WINDOW_SLOS]
