@@ -96,31 +96,6 @@ def _close_pooled_server_connections() -> None:
         )
 
 
-# tenant_factory and key_factory: wrappers kept only for the modules not yet on tests.factories
-# (ingest/test_erasure, test_hot_path, test_offboard, flags/test_admin, reconcile/test_admin and
-# test_erasure); new tests call TenantFactory / SigningKeyFactory directly.
-@pytest.fixture
-def tenant_factory(db):
-    """Create tenants (tests.factories.TenantFactory: in a system scope, as provisioning does)."""
-    from tests.factories import TenantFactory
-
-    def make(slug: str | None = None, **fields):
-        return TenantFactory(**({"slug": slug} if slug else {}), **fields)
-
-    return make
-
-
-@pytest.fixture
-def key_factory(db):
-    """Create signing keys; returns tenants.services.keys.NewKey with the clear secret."""
-    from tests.factories import SigningKeyFactory
-
-    def make(tenant, device=None):
-        return SigningKeyFactory(tenant=tenant, device=device)
-
-    return make
-
-
 @pytest.fixture
 def make_client(request, tmp_path):
     """Build SDK clients (tests.helpers.sdk_client, test timings); all are closed at teardown.
