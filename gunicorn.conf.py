@@ -62,10 +62,12 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Publish pending drain wake-ups and close DB connections once in-flight requests finished."""
+    """Publish pending drain wake-ups and key uses, close DB connections once requests finished."""
     from django.db import connections
 
     from ingest.wake import drain_wake_flush
+    from tenants.auth import touches_flush
 
     drain_wake_flush()
+    touches_flush()
     connections.close_all()

@@ -216,8 +216,8 @@ def flags_warm(*, tenant_ids: set[uuid.UUID], snap: tuple[int, dict[str, int]]) 
     for scope, stored in overrides.items():
         if scope in _local:
             continue  # a request filled it meanwhile: as fresh or fresher
-        values = dict(base)
-        values.update(_clean(stored) if stored else {})
+        # Tenants without overrides share one answer (answers are never mutated).
+        values = {**base, **_clean(stored)} if stored else base
         token = cachesync.token_at(snap, scope, cachesync.GLOBAL)
         _local[scope] = (stored_at, token, values, False)
     return len(overrides)

@@ -53,11 +53,13 @@ import hmac
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from django.core.handlers.wsgi import get_bytes_from_wsgi
+from django.db import DatabaseError
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication
@@ -68,7 +70,7 @@ from codex import error_codes as codes
 from codex.errors import ApiError, ErrorCode
 from tenants import metrics, replay
 from tenants.selectors import ResolvedKey, signing_key_resolve_cached
-from tenants.services.keys import signing_key_touch
+from tenants.services.keys import signing_keys_touch
 
 TOLERANCE_S = 300
 KEY_ID_HEADER = "X-Codex-Key-Id"
@@ -80,10 +82,17 @@ WWW_AUTHENTICATE = (
 # Bound what we are willing to parse from headers before any key lookup.
 _MAX_SIGNATURES = 8
 _MAX_HEADER_LEN = 2048
-# last_used_at is written at most once a minute per key per process (it is informational).
+# last_used_at is informational: a process notes each key at most once a minute and writes the
+# noted keys in one statement at most every _TOUCH_FLUSH_S (or once _TOUCH_BATCH are waiting),
+# so with thousands of keys in use a request does not pay a write of its own.
 _TOUCH_EVERY_S = 60.0
+_TOUCH_FLUSH_S = 10.0
+_TOUCH_BATCH = 2000
 _touched: dict[str, float] = {}
+_touch_pending: dict[str, uuid.UUID] = {}
+_touch_next_flush = 0.0
 _touched_lock = threading.Lock()
+_flush_lock = threading.Lock()
 logger = logging.getLogger(__name__)
 # Every 401 carries this challenge: built once, shared (read-only) by every refusal.
 _CHALLENGE = {"WWW-Authenticate": WWW_AUTHENTICATE}
@@ -189,10 +198,32 @@ def _touch(key: ResolvedKey) -> None:
     now = time.monotonic()
     with _touched_lock:
         last = _touched.get(key.key_id)
-        if last is not None and now - last < _TOUCH_EVERY_S:
-            return
-        _touched[key.key_id] = now
-    signing_key_touch(tenant_id=key.tenant_id, key_id=key.key_id)
+        if last is None or now - last >= _TOUCH_EVERY_S:
+            if len(_touched) > 200_000:
+                _touched.clear()  # bound: at worst one more note per key
+            _touched[key.key_id] = now
+            _touch_pending[key.key_id] = key.tenant_id
+        due = _touch_pending and (now >= _touch_next_flush or len(_touch_pending) >= _TOUCH_BATCH)
+    if due:
+        touches_flush()
+
+
+def touches_flush() -> None:
+    """Write the noted keys' last_used_at now (one statement); a failure is logged, not raised."""
+    global _touch_next_flush
+    if not _flush_lock.acquire(blocking=False):
+        return  # another thread is writing them
+    try:
+        with _touched_lock:
+            pending = list(_touch_pending.items())
+            _touch_pending.clear()
+            _touch_next_flush = time.monotonic() + _TOUCH_FLUSH_S
+        try:
+            signing_keys_touch(keys=[(tenant_id, key_id) for key_id, tenant_id in pending])
+        except DatabaseError as exc:
+            logger.warning("last_used_at not recorded", extra={"keys": len(pending)}, exc_info=exc)
+    finally:
+        _flush_lock.release()
 
 
 def _first_use(key: ResolvedKey, msg_id: str, timestamp: str) -> bool:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -32,7 +31,10 @@ from tenants import cachesync
 
 _MISSING = object()
 # cache key -> (stored at, cache token, value); the token says which generations it was read at.
-_entries: OrderedDict[str, tuple[float, tuple[int, ...], Any]] = OrderedDict()
+# A plain dict (insertion-ordered, re-inserted on put): an OrderedDict's links cost about 100
+# bytes an entry, 10 MB per worker at 100,000 keys.
+_entries: dict[str, tuple[float, tuple[int, ...], Any]] = {}
+_tokens: dict[tuple[int, ...], tuple[int, ...]] = {}  # one shared object per distinct token
 _lock = threading.Lock()
 
 
@@ -54,10 +56,13 @@ def put(cache_key: str, value: Any, token: tuple[int, ...]) -> None:
         return  # caching turned off
     size = int(getattr(settings, "CODEX_KEY_CACHE_SIZE", 200_000))
     with _lock:
+        if len(_tokens) > 10_000:
+            _tokens.clear()
+        token = _tokens.setdefault(token, token)
+        _entries.pop(cache_key, None)  # re-inserted last: the oldest stored goes first
         _entries[cache_key] = (time.monotonic(), token, value)
-        _entries.move_to_end(cache_key)
         while len(_entries) > size:
-            _entries.popitem(last=False)
+            del _entries[next(iter(_entries))]
 
 
 def put_absent(cache_key: str, value: Any, token: tuple[int, ...]) -> bool:

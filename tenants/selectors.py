@@ -168,7 +168,12 @@ def signing_keys_recent(*, limit: int) -> list[ResolvedKey]:
             .exclude(status=SigningKey.Status.REVOKED)
             .order_by(F("last_used_at").desc(nulls_last=True), "-created_at")[:limit]
         )
+        shared: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
         for key in rows.iterator(chunk_size=2000):
+            # One tenant id and slug object per tenant, not per key (memory at 100,000 keys).
+            key.tenant_id, key.tenant.slug = shared.setdefault(
+                key.tenant_id, (key.tenant_id, key.tenant.slug)
+            )
             try:
                 resolved = _resolved(key, now)
             except crypto.SecretUndecryptable:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenants import crypto, keycache
@@ -55,13 +55,34 @@ def signing_key_create(*, tenant: Tenant, device: Device | None = None) -> NewKe
     return NewKey(key_id=key.key_id, secret=secret, device=device.name if device else None)
 
 
+_TOUCH_SQL = """
+UPDATE tenants_signingkey AS k SET last_used_at = %s
+FROM unnest(%s::uuid[], %s::text[]) AS u(tenant_id, key_id)
+WHERE k.tenant_id = u.tenant_id AND k.key_id = u.key_id
+  AND (k.last_used_at IS NULL OR k.last_used_at < %s)
+"""
+
+
 def signing_key_touch(*, tenant_id: uuid.UUID, key_id: str) -> None:
     """Record that a key verified a request (at most once a minute per key, to spare writes)."""
+    signing_keys_touch(keys=[(tenant_id, key_id)])
+
+
+def signing_keys_touch(*, keys: Sequence[tuple[uuid.UUID, str]]) -> int:
+    """Record that these (tenant id, key id) verified requests: one statement for all of them.
+
+    A key's last_used_at moves at most once a minute (informational; it spares writes). A system
+    scope: a process batches the keys of many tenants (tenants.auth). Returns the rows written.
+    """
+    if not keys:
+        return 0
     now = timezone.now()
-    with tenant_scope(tenant_id):
-        SigningKey.objects.filter(tenant_id=tenant_id, key_id=key_id).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(minutes=1))
-        ).update(last_used_at=now)
+    with system_scope("key-touch"), connection.cursor() as cursor:
+        cursor.execute(
+            _TOUCH_SQL,
+            [now, [t for t, _ in keys], [k for _, k in keys], now - timedelta(minutes=1)],
+        )
+        return cursor.rowcount
 
 
 def signing_key_rotate(

@@ -259,3 +259,28 @@ def test_concurrent_rotations_of_one_owner_leave_exactly_one_active_key(transact
             tenant_id=tenant.id, device__isnull=True, status=SigningKey.Status.ROTATED
         )
         assert rotated.count() == 4  # the original key and three of the four new ones
+
+
+def test_key_uses_are_written_in_one_statement_per_flush_not_per_request(db, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants import auth
+    from tenants.selectors import signing_key_resolve_cached
+    from tests.factories import SigningKeyFactory, TenantFactory
+
+    keys = [SigningKeyFactory(tenant=TenantFactory()) for _ in range(5)]
+    resolved = [signing_key_resolve_cached(k.key_id) for k in keys]
+    auth.touches_flush()
+    monkeypatch.setattr(auth, "_touch_next_flush", float("inf"))  # not due: only noted
+    with CaptureQueriesContext(connection) as noted:
+        for key in resolved:
+            auth._touch(key)
+    assert not [q for q in noted.captured_queries if "tenants_signingkey" in q["sql"]]
+    with CaptureQueriesContext(connection) as flushed:
+        auth.touches_flush()
+    updates = [q for q in flushed.captured_queries if "UPDATE tenants_signingkey" in q["sql"]]
+    assert len(updates) == 1
+    with system_scope("test-check"):
+        used = SigningKey.objects.filter(key_id__in=[k.key_id for k in keys])
+        assert all(k.last_used_at is not None for k in used)
