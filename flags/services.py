@@ -275,15 +275,29 @@ def flags_set_sync_all(
                 .exclude(value=enabled)
                 .values_list("tenant_id", flat=True)
             )
-        for tid in opposing:
-            changes += flag_update(
-                tenant_id=tid,
-                values={"syncEnabled": UNSET},
-                actor=actor,
-                via=via,
-                user=user,
-                reason=reason or ("resume all" if enabled else "pause all"),
-            )
+        changes += _sync_set_each(
+            opposing,
+            UNSET,
+            actor=actor,
+            via=via,
+            user=user,
+            reason=reason or ("resume all" if enabled else "pause all"),
+        )
+    return changes
+
+
+def _sync_set_each(tenant_ids, value, *, actor: str, via: str, user, reason: str) -> list[Change]:
+    """flag_update of syncEnabled to `value` for each tenant, in the caller's transaction."""
+    changes: list[Change] = []
+    for tid in tenant_ids:
+        changes += flag_update(
+            tenant_id=tid,
+            values={"syncEnabled": value},
+            actor=actor,
+            via=via,
+            user=user,
+            reason=reason,
+        )
     return changes
 
 
@@ -314,18 +328,15 @@ def flags_set_sync_many(
             refused.append(exc.message)
     if refused:
         raise TenantOffboarded("; ".join(refused))
-    changes: list[Change] = []
     with transaction.atomic():
-        for tid in tids:
-            changes += flag_update(
-                tenant_id=tid,
-                values={"syncEnabled": enabled},
-                actor=actor,
-                via=via,
-                user=user,
-                reason=reason or ("resume sync" if enabled else "pause sync"),
-            )
-    return changes
+        return _sync_set_each(
+            tids,
+            enabled,
+            actor=actor,
+            via=via,
+            user=user,
+            reason=reason or ("resume sync" if enabled else "pause sync"),
+        )
 
 
 def flags_provision_tenant(
