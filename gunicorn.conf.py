@@ -51,8 +51,17 @@ def child_exit(server, worker):
         archive_dead_process(worker.pid, _metrics_dir)
 
 
+def _serves_codex() -> bool:
+    """True in a worker of the codex service (the bench's baseline apps share this file)."""
+    from django.apps import apps
+
+    return apps.ready and apps.is_installed("ingest")
+
+
 def post_worker_init(worker):
     """Warm the key and flag caches before taking requests (ingest/cachewarm.py; never raises)."""
+    if not _serves_codex():
+        return
     from django.db import connection
 
     from ingest.cachewarm import caches_warm
@@ -63,6 +72,8 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """Publish pending drain wake-ups and key uses, close DB connections once requests finished."""
+    if not _serves_codex():
+        return
     from django.db import connections
 
     from ingest.wake import drain_wake_flush
