@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -112,11 +113,17 @@ def _prepared_writes() -> bool:
 def _write_prepared(tenant_id: str, key_id: str, rows: str, keys: list[str]) -> tuple[dict, dict]:
     connection.ensure_connection()
     pg = connection.connection
+    if pg.prepare_threshold is None:
+        # Django passes None (psycopg then ignores prepare=True); a threshold nothing reaches
+        # lets these explicit prepares through and still auto-prepares nothing else.
+        pg.prepare_threshold = 2**31 - 1
     with connection.wrap_database_errors:
         # No BEGIN: what runs between two Syncs is one transaction, committed at the Sync the
         # pipeline sends on exit (rolled back there if a statement failed).
         with pg.pipeline():
-            scope, insert, existing = pg.cursor(), pg.cursor(), pg.cursor()
+            # psycopg.Cursor, not pg.cursor(): Django's connections make client-side-binding
+            # cursors, which never prepare.
+            scope, insert, existing = psycopg.Cursor(pg), psycopg.Cursor(pg), psycopg.Cursor(pg)
             scope.execute(_SCOPE_SQL, [tenant_id], prepare=True)
             insert.execute(_INSERT_SQL, [rows, tenant_id, tenant_id, key_id], prepare=True)
             existing.execute(_EXISTING_PREPARED_SQL, [tenant_id, keys], prepare=True)
