@@ -69,13 +69,6 @@ DATABASES = {
         owner=envreader.database_config(_OWNER_URL) if _OWNER_URL else None,
     )
 }
-# The ledger write as prepared statements (ingest/services/accept.py): "auto" uses them on direct
-# (session) connections and not behind a transaction pooler, which cannot keep them; "off" never.
-CODEX_DB_PREPARED_WRITES = envreader.text("CODEX_DB_PREPARED_WRITES", "auto")
-if CODEX_DB_PREPARED_WRITES not in ("auto", "off"):
-    raise ImproperlyConfigured(
-        f"CODEX_DB_PREPARED_WRITES must be auto or off, not {CODEX_DB_PREPARED_WRITES!r}"
-    )
 # Per statement and per lock wait, for the app role (docs/reliability.md): well under gunicorn's
 # 30 s timeout and the 10 s the contract promises for a 503; 0 turns one off.
 DATABASES["default"]["TIME_LIMITS_MS"] = {

@@ -9,8 +9,6 @@ from functools import partial
 from typing import Any
 
 import orjson
-import psycopg
-from django.conf import settings
 from django.db import connection, transaction
 
 from codex import error_codes as codes
@@ -86,54 +84,8 @@ _WRITE_SQL = ";\n".join(
 )
 
 
-# The same write as prepared statements in one pipeline (one round trip: scope, INSERT, SELECT,
-# Sync), for direct connections: PostgreSQL parses and plans them once per connection
-# instead of once per request. Not behind a transaction pooler (CODEX_DB_POOL_MODE=transaction):
-# PgBouncer 1.18 cannot keep a prepared statement in the session the next transaction gets.
-_SCOPE_SQL = (
-    "SELECT set_config('app.tenant_id', %s, true), set_config('app.system_scope', '', true)"
-)
-# A text[] parameter, not a JSON document: the generic plan of a prepared statement keeps the
-# primary-key index scan for `= ANY($2)`.
-_EXISTING_PREPARED_SQL = """
-SELECT event_id, idempotency_key, fingerprint FROM ingest_idempotency
-WHERE tenant_id = %s::uuid AND idempotency_key = ANY(%s::text[])
-"""
-
-
-def _prepared_writes() -> bool:
-    """True where the write may use prepared statements: a direct (session) connection."""
-    return (
-        settings.CODEX_DB_PREPARED_WRITES == "auto"
-        and connection.settings_dict.get("POOL_MODE", "session") == "session"
-        and not connection.in_atomic_block
-    )
-
-
-def _write_prepared(tenant_id: str, key_id: str, rows: str, keys: list[str]) -> tuple[dict, dict]:
-    connection.ensure_connection()
-    pg = connection.connection
-    if pg.prepare_threshold is None:
-        # Django passes None (psycopg then ignores prepare=True); a threshold nothing reaches
-        # lets these explicit prepares through and still auto-prepares nothing else.
-        pg.prepare_threshold = 2**31 - 1
-    with connection.wrap_database_errors:
-        # No BEGIN: what runs between two Syncs is one transaction, committed at the Sync the
-        # pipeline sends on exit (rolled back there if a statement failed).
-        with pg.pipeline():
-            # psycopg.Cursor, not pg.cursor(): Django's connections make client-side-binding
-            # cursors, which never prepare.
-            scope, insert, existing = psycopg.Cursor(pg), psycopg.Cursor(pg), psycopg.Cursor(pg)
-            scope.execute(_SCOPE_SQL, [tenant_id], prepare=True)
-            insert.execute(_INSERT_SQL, [rows, tenant_id, tenant_id, key_id], prepare=True)
-            existing.execute(_EXISTING_PREPARED_SQL, [tenant_id, keys], prepare=True)
-        inserted = {key: event_id for event_id, key in insert.fetchall()}
-        found = {key: (event_id, fp) for event_id, key, fp in existing.fetchall()}
-    return inserted, found
-
-
 def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
-    """Store events: ({key: id} inserted now, {key: (id, fingerprint)} of every key)."""
+    """Run _WRITE_SQL: ({key: id} inserted now, {key: (id, fingerprint)} of every key)."""
     keys = [e.idempotency_key for e in events]
     rows = orjson.dumps(
         [
@@ -149,8 +101,6 @@ def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
             for e in events
         ]
     ).decode()
-    if _prepared_writes():
-        return _write_prepared(tenant_id, key_id, rows, keys)
     params = [tenant_id, rows, tenant_id, tenant_id, key_id, tenant_id, orjson.dumps(keys).decode()]
     # Inside a caller's transaction (tests, scripts) a savepoint keeps a failure from breaking it.
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
