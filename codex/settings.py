@@ -348,7 +348,7 @@ CODEX_IDEMPOTENCY_GRACE_DAYS = envreader.integer("CODEX_IDEMPOTENCY_GRACE_DAYS",
 # suspension reaches every process within max(TTL, 2 s); the contract promises 5 s, so the TTL is
 # capped there (0 turns the caches off).
 CODEX_KEY_CACHE_TTL_S = min(5.0, envreader.number("CODEX_KEY_CACHE_TTL_S", 3.0))
-CODEX_CACHE_LONG_TTL_S = envreader.number("CODEX_CACHE_LONG_TTL_S", 300.0)
+CODEX_CACHE_LONG_TTL_S = envreader.number("CODEX_CACHE_LONG_TTL_S", 3600.0)
 # Entries per process (keys and sources; LRU): 100,000 keys take about 65 MB.
 CODEX_KEY_CACHE_SIZE = envreader.integer("CODEX_KEY_CACHE_SIZE", 200_000)
 # A new web worker loads this many of the most recently used keys (and their tenants' flags)

@@ -13,10 +13,13 @@ TABLE_SQL = [
     CREATE TABLE tenants_cacheversion (
         scope text PRIMARY KEY,
         version bigint NOT NULL,
-        changed_at timestamptz NOT NULL
+        changed_at timestamptz NOT NULL,
+        xid xid8 NOT NULL
     )
     """,
-    "CREATE INDEX tenants_cacheversion_changed_idx ON tenants_cacheversion (changed_at)",
+    # The poll reads the rows of transactions its previous snapshot could not see: xid >= that
+    # snapshot's xmin. Exact whatever a writer's transaction lasted (no time window to outlive).
+    "CREATE INDEX tenants_cacheversion_xid_idx ON tenants_cacheversion (xid)",
     # scope: the tenant's id as text, or '*' for what every tenant reads (global flags). Not a
     # tenant table (no tenant_id column, no RLS): it says only that something changed, and when.
     """
@@ -31,10 +34,10 @@ TABLE_SQL = [
         ELSE
             s := to_jsonb(NEW) ->> TG_ARGV[0];
         END IF;
-        INSERT INTO tenants_cacheversion AS v (scope, version, changed_at)
-        VALUES (s, 1, clock_timestamp())
+        INSERT INTO tenants_cacheversion AS v (scope, version, changed_at, xid)
+        VALUES (s, 1, clock_timestamp(), pg_current_xact_id())
         ON CONFLICT (scope) DO UPDATE
-            SET version = v.version + 1, changed_at = excluded.changed_at;
+            SET version = v.version + 1, changed_at = excluded.changed_at, xid = excluded.xid;
         RETURN NULL;
     END
     $$

@@ -1,18 +1,20 @@
 """Push invalidation for the in-process caches (keys, sources, flags): long-lived while in sync.
 
 Every write that changes what a process caches about a tenant bumps that tenant's row in
-`tenants_cacheversion`, by trigger, in the writer's transaction (tenants/cache_sql.py). Each
-process reads the rows changed lately at most once per `POLL_S` (one indexed query, on the
-request that finds the poll due) and bumps its own generation of every scope that changed. A
-cached entry remembers the generations it was resolved under (`token`) and counts as missing once
-they moved, so a change reaches every process within about one poll interval.
+`tenants_cacheversion`, by trigger, in the writer's transaction, stamped with the writer's
+transaction id (tenants/cache_sql.py). Each process polls the table at most once per `POLL_S`
+(one indexed query, on the request that finds the poll due) for the rows of every transaction
+its previous poll's snapshot could not see (xid >= that snapshot's xmin: exact however long a
+writer's transaction lasted), and bumps its own generation of each scope that changed. A cached
+entry remembers the generations it was resolved under (`token`) and counts as missing once they
+moved, so a change reaches every process within about one poll interval.
 
-While the poll fails (the table unreadable, the database away) the caches fall back to the short
-TTL (`CODEX_KEY_CACHE_TTL_S`): an entry older than that is trusted only while the last successful
+While the poll fails (the table locked or unreadable) the caches fall back to the short TTL
+(`CODEX_KEY_CACHE_TTL_S`): an entry older than that is trusted only while the last successful
 poll is less than `HEALTHY_S` old. After a failure, the first successful poll forgets everything
 (changes made meanwhile may have been missed). So a revocation is seen within
 max(HEALTHY_S, CODEX_KEY_CACHE_TTL_S) even with the channel cut, and within about POLL_S with it
-up. `CODEX_CACHE_LONG_TTL_S` bounds any entry's life regardless (default 300 s).
+up. `CODEX_CACHE_LONG_TTL_S` bounds any entry's life regardless (default 3600 s).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import math
 import threading
 import time
 from contextlib import nullcontext
-from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -34,9 +35,6 @@ logger = logging.getLogger(__name__)
 GLOBAL = "*"
 POLL_S = 1.0
 HEALTHY_S = 2.0
-# How far back each poll looks (database time): a change committed up to this long after its
-# trigger ran is still seen. Longer transactions are covered by the long TTL only.
-WINDOW = timedelta(seconds=120)
 
 # One query string, one implicit transaction: a short lock timeout for the read (a migration
 # holding the table must not stall requests: the poll fails, the caches fall back), then back.
@@ -44,8 +42,8 @@ _POLL_SQL = ";\n".join(
     [
         "SELECT set_config('app.prev_lock_timeout', current_setting('lock_timeout'), true),"
         " set_config('lock_timeout', '200ms', true)",
-        "SELECT statement_timestamp(), v.scope, v.version FROM (SELECT 1) AS one"
-        " LEFT JOIN tenants_cacheversion AS v ON v.changed_at > %s",
+        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, v.scope, v.version"
+        " FROM (SELECT 1) AS one LEFT JOIN tenants_cacheversion AS v ON v.xid >= %s::xid8",
         "SELECT set_config('lock_timeout', current_setting('app.prev_lock_timeout'), true)",
     ]
 )
@@ -54,7 +52,9 @@ _lock = threading.Lock()
 _gens: dict[str, int] = {}
 _epoch = 0  # bumped to forget everything (first poll, recovery after a failure)
 _versions: dict[str, int] = {}
-_since: datetime | None = None
+# The xmin of the previous poll's snapshot: every transaction it could not see has an xid at or
+# above it, so the next poll reads exactly the rows such transactions wrote (and a few more).
+_since: str | None = None
 _next_poll = 0.0
 _last_ok = -math.inf
 _failing = False
@@ -107,7 +107,7 @@ def short_ttl() -> float:
 
 def long_ttl() -> float:
     """The longest an entry lives while the poll succeeds (s); never below the short TTL."""
-    return max(short_ttl(), float(getattr(settings, "CODEX_CACHE_LONG_TTL_S", 300.0)))
+    return max(short_ttl(), float(getattr(settings, "CODEX_CACHE_LONG_TTL_S", 3600.0)))
 
 
 # What a failed poll may be while the database itself works: a lock held on the table (a
@@ -143,7 +143,8 @@ def sync(*, raise_outage: bool = True) -> None:
 def _poll() -> DatabaseError | None:
     """Read the changes; None when that worked or the channel alone failed, else the outage."""
     global _since, _last_ok, _failing, _epoch, _versions
-    since = _since or datetime(1970, 1, 1, tzinfo=UTC)
+    # The first poll only takes its snapshot's xmin (no rows): it forgets everything anyway.
+    since = _since or "18446744073709551615"
     try:
         # A savepoint inside a caller's transaction keeps a failure from breaking it.
         guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
@@ -162,7 +163,7 @@ def _poll() -> DatabaseError | None:
         _failing = True
         sqlstate = getattr(exc.__cause__, "sqlstate", None)
         return None if sqlstate in _CHANNEL_ERRORS else exc
-    db_now = rows[0][0]
+    xmin = rows[0][0]
     seen: dict[str, int] = {}
     for _, scope, version in rows:
         if scope is not None:
@@ -177,7 +178,7 @@ def _poll() -> DatabaseError | None:
                 _gens[scope] = _gens.get(scope, 0) + 1
                 metrics.CACHE_INVALIDATIONS.inc()
     _versions = seen
-    _since = db_now - WINDOW
+    _since = xmin
     _failing = False
     _last_ok = time.monotonic()
     return None

@@ -4,7 +4,7 @@ Authentication used to look the key up in PostgreSQL on every request (its own t
 ORM, a Fernet decrypt). A resolved key (its decrypted secret, not the ciphertext) is kept per
 process and answers until its tenant's cache version moves (tenants.cachesync: a trigger bumps it
 in the writer's transaction, every process polls it once a second), for at most
-`CODEX_CACHE_LONG_TTL_S` (default 300 s). While the poll fails, entries older than
+`CODEX_CACHE_LONG_TTL_S` (default 3600 s). While the poll fails, entries older than
 `CODEX_KEY_CACHE_TTL_S` (default 3 s) are not trusted. Why this is safe:
 
 * a revocation, a device revocation, a suspension or an offboarding made on another process is

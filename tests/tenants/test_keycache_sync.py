@@ -164,3 +164,30 @@ def test_with_the_channel_cut_a_revocation_still_reaches_every_process_within_5_
             locker.rollback()
         assert statuses[-1] == 401, statuses
         assert took < 5.0, f"took {took:.2f} s"
+
+
+def test_a_change_committed_by_a_transaction_open_across_polls_is_still_seen(
+    transactional_db, settings
+):
+    settings.CODEX_KEY_CACHE_TTL_S = 0.2
+    settings.CODEX_CACHE_LONG_TTL_S = 600
+    tenant = TenantFactory()
+    key = SigningKeyFactory(tenant=tenant)
+    cachesync.forget()
+    assert signing_key_resolve_cached(key.key_id).secrets
+    with owner_connect() as writer:
+        # The trigger runs now; the commit comes after several polls that cannot see it.
+        writer.execute(
+            "UPDATE tenants_signingkey SET status = 'revoked' WHERE key_id = %s", [key.key_id]
+        )
+        polls = cachesync._last_ok
+        wait_until(  # resolving polls when one is due
+            lambda: signing_key_resolve_cached(key.key_id) and cachesync._last_ok > polls + 1.5,
+            timeout=10,
+            message="two polls during the open transaction",
+        )
+        assert signing_key_resolve_cached(key.key_id).secrets  # not committed: still good
+        writer.commit()
+    changed = time.monotonic()
+    wait_until(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, message="revoked")
+    assert time.monotonic() - changed < 2.5
