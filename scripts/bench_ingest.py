@@ -504,8 +504,12 @@ def wait_enriched(conn, *, timeout: float) -> tuple[float | None, float | None, 
 LUA_ONCE = ROOT / "scripts" / "bench" / "replay_once.lua"
 # The sweep's tenants (all but the bench tenant) follow the default ingestRatePerSec.
 SWEEP_TENANT_LIMIT = int(os.environ.get("CODEX_INGEST_RATE_PER_SEC") or 50)
-PARTS = ("baselines", "service", "pgbouncer", "enrich", "sweep")
+# Filled by the validation part: {event name: {"body_us", "validate_fingerprint_us"}}.
+VALIDATION: dict[str, dict] = {}
+PARTS = ("validation", "baselines", "service", "pgbouncer", "enrich", "sweep")
 PART_HELP = (
+    "validation: in-process microseconds per event to validate and fingerprint (and to parse the "
+    "whole body) of a 100-event batch; "
     "baselines: bare Django and the minimal ingest view (direct); service: the service's single "
     "and 100-batch rows (direct); pgbouncer: the minimal and service rows again with "
     "DATABASE_URL through PgBouncer (transaction pooling); enrich: the drain and the sustained "
@@ -783,6 +787,21 @@ def main(argv: list[str] | None = None) -> int:
         env=base_env,
         check=True,
     )
+    if "validation" in parts:  # in process, before any server runs
+        figures = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "scripts.bench.validation"],
+                cwd=ROOT,
+                env=dict(env, PYTHONPATH=str(ROOT)),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        VALIDATION.update(figures)
+        print(f"validation (in process, us per event): {figures}", file=sys.stderr)
     servers: dict[str, Server] = {}
     pooler = None
     conn = pg(db_url)
@@ -1257,6 +1276,11 @@ def report(
             f"WARNING: non-2xx answers or socket errors in: {'; '.join(bad)}: those rows do not "
             f"measure ingest (see {tempfile.gettempdir()}/bench-<server>.log)"
         )
+    for name, fig in VALIDATION.items():
+        print(
+            f"validation + fingerprint, in process, {name}: {fig['validate_fingerprint_us']:.2f} "
+            f"us/event (target < 15); with the JSON decode: {fig['body_us']:.2f} us/event"
+        )
     print(
         f"whole run {elapsed / 60:.1f} min: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in spent.items())
@@ -1266,6 +1290,7 @@ def report(
             json.dumps(
                 {
                     "parts": sorted(parts),
+                    "validation_us_per_event": VALIDATION,
                     "shape": {"worker_class": worker_class, "workers": workers, "threads": threads},
                     "rounds": args.rounds,
                     "duration_s": args.duration,
