@@ -60,10 +60,12 @@ CREATE TABLE IF NOT EXISTS bench_minimal (
     occurred_at timestamptz NOT NULL, received_at timestamptz NOT NULL DEFAULT now(),
     payload jsonb NOT NULL, PRIMARY KEY (tenant_id, idempotency_key))
 """
+# The rows as one JSON document (jsonb_to_recordset), the shape the service's write has too.
 INSERT_SQL = """
 INSERT INTO bench_minimal (tenant_id, idempotency_key, type, occurred_at, payload)
-SELECT %s, u.k, u.t, u.o::timestamptz, u.p::jsonb
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(k, t, o, p)
+SELECT %s, u.idempotency_key, u.type, u.occurred_at, coalesce(u.payload, '{}'::jsonb)
+FROM jsonb_to_recordset(%s::jsonb)
+    AS u(idempotency_key text, type text, occurred_at timestamptz, payload jsonb)
 ON CONFLICT DO NOTHING RETURNING idempotency_key
 """
 
@@ -87,16 +89,7 @@ def minimal(request):
     doc = json.loads(body)
     events = doc.get("events", [doc])
     with connection.cursor() as cursor:
-        cursor.execute(
-            INSERT_SQL,
-            [
-                TENANT,
-                [e["idempotency_key"] for e in events],
-                [e["type"] for e in events],
-                [e["occurred_at"] for e in events],
-                [json.dumps(e.get("payload", {})) for e in events],
-            ],
-        )
+        cursor.execute(INSERT_SQL, [TENANT, json.dumps(events)])
         new = len(cursor.fetchall())
     if "events" in doc:
         return JsonResponse({"accepted": new, "duplicates": len(events) - new})
