@@ -13,13 +13,14 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from codex import context
 from codex import error_codes as codes
 from codex.errors import DomainError
 from flags.selectors import effective_flags_cached
-from ingest import ingest_warnings, ratelimit
+from ingest import ingest_warnings, metrics, ratelimit
 from ingest.services.accept import events_ingest
 from ingest.validation import loads
-from ingest.webhooks import shapes
+from ingest.webhooks import guard, shapes
 from ingest.webhooks.selectors import event_ids_by_key
 from ingest.webhooks.verify import VERIFIERS
 from tenants.selectors import ResolvedSource, source_resolve_cached, tenant_of_source_id
@@ -35,6 +36,60 @@ class Delivery:
     status: str  # accepted | duplicate
     event_id: int
     idempotency_key: str
+
+
+@dataclass
+class DeliveryAttempt:
+    """One delivery on its way in: what the edge knows, and the source once it is found.
+
+    The edge keeps it to label its metrics whatever the outcome (`source` stays None when the
+    delivery was refused before its source was known).
+    """
+
+    source_id: str
+    address: str
+    source: ResolvedSource | None = None
+
+
+def delivery_receive(
+    attempt: DeliveryAttempt, *, body: bytes, headers: Mapping[str, str]
+) -> Delivery:
+    """The whole path of one delivery: the one service the webhook view calls.
+
+    Unverified-traffic limit (before any lookup), the source, the platform's signature, a Shopify
+    body already stored, the source's rate limit, the event's shape (a signed delivery refused
+    for its content leaves an ingestion warning), the idempotent write. Raises DomainErrors.
+    """
+    source_id, address = attempt.source_id, attempt.address
+    # Before the lookup: a flood of unverified deliveries spends no lookup or decrypt.
+    guard.unverified_check(source_id=source_id, address=address)
+    try:
+        attempt.source = source = source_for_delivery(source_id)
+    except DomainError as exc:
+        if exc.entry is codes.UNKNOWN_SOURCE:
+            guard.unverified_count(source_id=source_id, address=address)
+        raise
+    context.bind_tenant(source.tenant_id)
+    try:
+        delivery_verify(source=source, body=body, headers=headers)
+    except DomainError as exc:
+        metrics.SOURCE_SIGNATURE_FAILURES.labels(
+            tenant=source.tenant_slug, kind=source.kind, source=source.source_id, code=exc.code
+        ).inc()
+        guard.unverified_count(source_id=source_id, address=address)
+        raise
+    delivery = delivery_seen(source=source, body=body)
+    if delivery is not None:
+        return delivery
+    delivery_rate_limit(source=source)
+    try:
+        item = delivery_event(source=source, body=body, headers=headers)
+    except DomainError as exc:  # correctly signed, refused for its content: a trace
+        delivery_refused_record(source=source, body=body, headers=headers, error=exc)
+        raise
+    delivery = delivery_store(source=source, item=item)
+    delivery_seen_mark(source=source, body=body, delivery=delivery)
+    return delivery
 
 
 def source_for_delivery(source_id: str) -> ResolvedSource:

@@ -15,14 +15,12 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from codex import context
 from codex import error_codes as codes
-from codex.errors import DomainError, domain_error, domain_error_response
+from codex.errors import domain_error, domain_error_response
 from codex.http import body_size_check, client_address
 from ingest import metrics
-from ingest.webhooks import guard, services
+from ingest.webhooks import services
 from ingest.webhooks.shapes import MAX_DELIVERY_BYTES
-from tenants.selectors import ResolvedSource
 
 _OUTCOME_BY_STATUS = {
     400: "rejected",
@@ -67,7 +65,7 @@ def _headers(request: HttpRequest) -> dict[str, str]:
 def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
     """Verify a delivery with its platform's scheme and store it as one event of the tenant."""
     started = time.perf_counter()
-    source: ResolvedSource | None = None
+    attempt: services.DeliveryAttempt | None = None
     outcome = "error"
     try:
         body_size_check(request, MAX_DELIVERY_BYTES, "A delivery")
@@ -75,43 +73,12 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
             raise codes.METHOD_NOT_ALLOWED.error(
                 f'Method "{request.method}" not allowed.', headers=_ALLOW_POST
             )
-        address = client_address(request)  # behind CODEX_TRUSTED_PROXIES: the client's own
+        # behind CODEX_TRUSTED_PROXIES: the client's own address
+        attempt = services.DeliveryAttempt(source_id=source_id, address=client_address(request))
         # The whole body before the source lookup: a client trickling its body cannot hold a
         # looked-up (then offboarded) source past the offboarding fence (docs/lifecycle.md).
         body = request.body
-        # Before the lookup: a flood of unverified deliveries spends no lookup or decrypt.
-        guard.unverified_check(source_id=source_id, address=address)
-        try:
-            source = services.source_for_delivery(source_id)
-        except DomainError as exc:
-            if exc.entry is codes.UNKNOWN_SOURCE:
-                guard.unverified_count(source_id=source_id, address=address)
-            raise
-        context.bind_tenant(source.tenant_id)
-        headers = _headers(request)
-        try:
-            services.delivery_verify(source=source, body=body, headers=headers)
-        except DomainError as exc:
-            metrics.SOURCE_SIGNATURE_FAILURES.labels(
-                tenant=source.tenant_slug,
-                kind=source.kind,
-                source=source.source_id,
-                code=exc.code,
-            ).inc()
-            guard.unverified_count(source_id=source_id, address=address)
-            raise
-        delivery = services.delivery_seen(source=source, body=body)
-        if delivery is None:
-            services.delivery_rate_limit(source=source)
-            try:
-                item = services.delivery_event(source=source, body=body, headers=headers)
-            except DomainError as exc:  # correctly signed, refused for its content: a trace
-                services.delivery_refused_record(
-                    source=source, body=body, headers=headers, error=exc
-                )
-                raise
-            delivery = services.delivery_store(source=source, item=item)
-            services.delivery_seen_mark(source=source, body=body, delivery=delivery)
+        delivery = services.delivery_receive(attempt, body=body, headers=_headers(request))
         outcome = delivery.status
         response = HttpResponse(
             orjson.dumps({"status": delivery.status, "id": delivery.event_id}),
@@ -125,6 +92,7 @@ def source_webhooks(request: HttpRequest, source_id: str) -> HttpResponse:
         outcome = _OUTCOME_BY_STATUS.get(error.status_code, "error")
         response = domain_error_response(error)
     finally:
+        source = attempt.source if attempt else None
         kind = source.kind if source else "unknown"
         metrics.SOURCE_DELIVERIES.labels(
             tenant=source.tenant_slug if source else "",
