@@ -59,18 +59,9 @@ class ApiError(DomainError, exceptions.APIException):
     (request.user and request.auth set to their unauthenticated values).
     """
 
-    def __init__(
-        self,
-        entry: ErrorCode | str,
-        message: str | None = None,
-        *,
-        status_code: int | None = None,
-        headers: Mapping[str, str] | None = None,
-        **values,
-    ):
-        DomainError.__init__(
-            self, entry, message, status_code=status_code, headers=headers, **values
-        )
+    def __init__(self, entry: ErrorCode | str, message: str | None = None, **kwargs):
+        # DomainError's arguments as they are (status_code=, headers=, header values).
+        DomainError.__init__(self, entry, message, **kwargs)
         exceptions.APIException.__init__(self, detail=self.message, code=self.code)
 
 
