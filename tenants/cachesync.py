@@ -62,7 +62,7 @@ _failing = False
 
 def token(*scopes: str) -> tuple[int, ...]:
     """The generations an entry about these scopes is resolved under (compare on use)."""
-    return (_epoch, *(_gens.get(scope, 0) for scope in scopes))
+    return token_at((_epoch, _gens), *scopes)
 
 
 def snapshot() -> tuple[int, dict[str, int]]:
@@ -76,9 +76,9 @@ def token_at(snap: tuple[int, dict[str, int]], *scopes: str) -> tuple[int, ...]:
     return (epoch, *(gens.get(scope, 0) for scope in scopes))
 
 
-def healthy(now: float | None = None) -> bool:
+def healthy() -> bool:
     """True while the last successful poll is recent: long-lived entries may be trusted."""
-    return (time.monotonic() if now is None else now) - _last_ok < HEALTHY_S
+    return time.monotonic() - _last_ok < HEALTHY_S
 
 
 def fresh(

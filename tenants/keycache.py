@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +50,22 @@ def get(cache_key: str, scope: str) -> Any:
     if cachesync.fresh(stored_at, stored_token, cachesync.token(scope), short_only=value is None):
         return value
     return _MISSING
+
+
+def resolve(cache_key: str, tenant_id: uuid.UUID | None, lookup: Callable[[], Any]) -> Any:
+    """The cached answer for cache_key while valid, else `lookup()` (cached; raises uncached).
+
+    `tenant_id` names the tenant whose cache version the answer depends on (None: no tenant).
+    """
+    cachesync.sync()
+    scope = str(tenant_id) if tenant_id is not None else ""
+    found = get(cache_key, scope)
+    if found is not _MISSING:
+        return found
+    token = cachesync.token(scope)  # before the read: a change meanwhile makes the entry stale
+    value = lookup()
+    put(cache_key, value, token)
+    return value
 
 
 def put(cache_key: str, value: Any, token: tuple[int, ...]) -> None:

@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from codex import error_codes as codes
-from tenants import cachesync, crypto, keycache
+from tenants import crypto, keycache
 from tenants.errors import SourceError, TenantNotFound
 from tenants.models import Device, SigningKey, Tenant, WebhookSource
 from tenants.scope import system_scope, tenant_scope
@@ -188,16 +188,9 @@ def signing_key_resolve_cached(key_id: str) -> ResolvedKey | None:
 
     A database outage raises (OperationalError) and caches nothing.
     """
-    cachesync.sync()
-    tenant_id = crypto.tenant_of_key_id(key_id)
-    scope = str(tenant_id) if tenant_id is not None else ""
-    found = keycache.get(key_id, scope)
-    if found is not keycache.MISSING:
-        return found
-    token = cachesync.token(scope)  # before the read: a change meanwhile makes the entry stale
-    resolved = signing_key_resolve(key_id)
-    keycache.put(key_id, resolved, token)
-    return resolved
+    return keycache.resolve(
+        key_id, crypto.tenant_of_key_id(key_id), lambda: signing_key_resolve(key_id)
+    )
 
 
 # src_<tenant hex>_<24 hex>: names its tenant (the lookup opens that tenant's scope, as key ids
@@ -304,17 +297,11 @@ def source_resolve(source_id: str) -> ResolvedSource | None:
 
 def source_resolve_cached(source_id: str) -> ResolvedSource | None:
     """source_resolve through the in-process key cache (same lifetimes and invalidation as keys)."""
-    cachesync.sync()
-    tenant_id = tenant_of_source_id(source_id)
-    scope = str(tenant_id) if tenant_id is not None else ""
-    cache_key = SOURCE_CACHE_PREFIX + source_id
-    hit = keycache.get(cache_key, scope)
-    if hit is not keycache.MISSING:
-        return hit
-    token = cachesync.token(scope)
-    resolved = source_resolve(source_id)
-    keycache.put(cache_key, resolved, token)
-    return resolved
+    return keycache.resolve(
+        SOURCE_CACHE_PREFIX + source_id,
+        tenant_of_source_id(source_id),
+        lambda: source_resolve(source_id),
+    )
 
 
 def sources_of_tenant(*, tenant_id: uuid.UUID) -> list[WebhookSource]:

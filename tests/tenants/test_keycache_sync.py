@@ -69,30 +69,41 @@ def test_writes_that_change_a_cached_answer_bump_the_tenants_version_and_others_
     assert _version("*") == before + 1
 
 
-def test_a_cached_key_outlives_the_short_ttl_and_goes_at_the_next_poll_after_a_change(
-    transactional_db, settings
-):
+@pytest.fixture
+def long_lived(settings):
+    """Entries outlive a short TTL of 0.2 s while the poll works (600 s at most)."""
     settings.CODEX_KEY_CACHE_TTL_S = 0.2
     settings.CODEX_CACHE_LONG_TTL_S = 600
-    tenant = TenantFactory()
-    key = SigningKeyFactory(tenant=tenant)
-    # Consume the creation's version bump now: the poll after it must find nothing new.
-    cachesync.forget()
+
+
+def _cached_key():
+    """A new tenant's key, resolved and cached after the poll consumed its creation's bump."""
+    key = SigningKeyFactory(tenant=TenantFactory())
+    cachesync.forget()  # the next poll takes the creation in: none after it finds anything new
     assert signing_key_resolve_cached(key.key_id).secrets
+    return key
+
+
+def _assert_refused_soon(key, changed: float) -> None:
+    """The cached key is refused within 2.5 s of `changed` (monotonic): one poll and change."""
+    wait_until(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, message="revoked")
+    assert time.monotonic() - changed < 2.5
+
+
+def test_a_cached_key_outlives_the_short_ttl_and_goes_at_the_next_poll_after_a_change(
+    transactional_db, long_lived
+):
+    key = _cached_key()
     time.sleep(0.5)  # deliberately past the short TTL: the entry must still answer
     with CaptureQueriesContext(connection) as queries:
         assert signing_key_resolve_cached(key.key_id).secrets
     assert not any("tenants_signingkey" in q["sql"] for q in queries.captured_queries)
     # Revoked by another connection, bypassing every service: seen at the next poll (~1 s).
     _sql("UPDATE tenants_signingkey SET status = 'revoked' WHERE key_id = %s", [key.key_id])
-    changed = time.monotonic()
-    wait_until(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, message="revoked")
-    assert time.monotonic() - changed < 2.5
+    _assert_refused_soon(key, time.monotonic())
 
 
-def test_a_cached_flag_goes_at_the_next_poll_after_a_change_elsewhere(transactional_db, settings):
-    settings.CODEX_KEY_CACHE_TTL_S = 0.2
-    settings.CODEX_CACHE_LONG_TTL_S = 600
+def test_a_cached_flag_goes_at_the_next_poll_after_a_change_elsewhere(transactional_db, long_lived):
     tenant = TenantFactory()
     assert effective_flags_cached(tenant_id=tenant.id)["retryCap"] != 7
     _sql(
@@ -167,14 +178,9 @@ def test_with_the_channel_cut_a_revocation_still_reaches_every_process_within_5_
 
 
 def test_a_change_committed_by_a_transaction_open_across_polls_is_still_seen(
-    transactional_db, settings
+    transactional_db, long_lived
 ):
-    settings.CODEX_KEY_CACHE_TTL_S = 0.2
-    settings.CODEX_CACHE_LONG_TTL_S = 600
-    tenant = TenantFactory()
-    key = SigningKeyFactory(tenant=tenant)
-    cachesync.forget()
-    assert signing_key_resolve_cached(key.key_id).secrets
+    key = _cached_key()
     with owner_connect() as writer:
         # The trigger runs now; the commit comes after several polls that cannot see it.
         writer.execute(
@@ -188,6 +194,4 @@ def test_a_change_committed_by_a_transaction_open_across_polls_is_still_seen(
         )
         assert signing_key_resolve_cached(key.key_id).secrets  # not committed: still good
         writer.commit()
-    changed = time.monotonic()
-    wait_until(lambda: signing_key_resolve_cached(key.key_id).revoked, timeout=5, message="revoked")
-    assert time.monotonic() - changed < 2.5
+    _assert_refused_soon(key, time.monotonic())
