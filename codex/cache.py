@@ -7,7 +7,12 @@ callback table in each constructor, which cost ~0.2 ms per operation on the inge
 
 from __future__ import annotations
 
+import os
+import threading
+
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class _ReusingClient(RedisCacheClient):
@@ -34,3 +39,37 @@ class ReusingRedisCache(RedisCache):
 def redis_client(cache: RedisCache, key: str):
     """The redis-py client behind a Django Redis cache, for a made key (for pipelines)."""
     return cache._cache.get_client(key, write=True)
+
+
+_held = threading.local()
+
+
+def _held_command(pool, args: tuple):
+    conn = getattr(_held, "conn", None)
+    if conn is None or _held.pool is not pool or _held.pid != os.getpid():
+        conn = pool.get_connection()
+        _held.conn, _held.pool, _held.pid = conn, pool, os.getpid()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        _held.conn = None  # its state is unknown: never reuse it
+        conn.disconnect()
+        pool.release(conn)
+        raise
+
+
+def thread_command(cache: RedisCache, key: str, *args):
+    """One command on a connection this thread keeps across calls: the reply (hot path).
+
+    A pooled call takes a connection and checks it for stale input (a poll syscall), wraps the
+    command in retries and puts it back: about half of the replay claim's CPU per request. A
+    thread keeps its own instead (gthread threads live as long as the worker). A stale
+    connection (Redis restarted, a Sentinel failover) is dropped and the command tried once
+    more on a new one; a timeout is not retried (it would double the wait); errors are raised.
+    """
+    pool = redis_client(cache, key).connection_pool
+    try:
+        return _held_command(pool, args)
+    except RedisConnectionError:
+        return _held_command(pool, args)

@@ -13,7 +13,7 @@ import time
 
 from django.core.cache import cache
 
-from codex.cache import redis_client
+from codex.cache import thread_command
 
 # Servers' clocks may differ by this much: an id is kept that much past its own window.
 CLOCK_SPREAD_S = 60
@@ -31,5 +31,6 @@ def webhook_id_claim(*, key_id: str, msg_id: str, timestamp: int, tolerance_s: i
     """
     ttl = max(1, timestamp + tolerance_s + CLOCK_SPREAD_S - int(time.time()))
     key = cache.make_and_validate_key(_cache_key(key_id, msg_id))
-    # The redis-py client itself: cache.add would pickle the value and wrap the call (hot path).
-    return bool(redis_client(cache, key).set(key, b"1", nx=True, ex=ttl))
+    # A raw SET NX EX on the thread's connection: cache.add would pickle the value and wrap the
+    # call, a pooled client call checks and retries (hot path: once per signed request).
+    return thread_command(cache, key, "SET", key, b"1", "NX", "EX", ttl) is not None
