@@ -7,6 +7,8 @@ import logging
 import re
 from datetime import UTC, datetime
 
+import orjson
+
 from codex import context
 
 # LogRecord attributes that are not user-supplied `extra` fields.
@@ -41,8 +43,13 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = value
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        line = json.dumps(doc, default=str)
-        return _SECRET.sub("whsec_[redacted]", line)
+        try:  # orjson: a fifth of the stdlib's cost, on the line every request writes
+            line = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits
+            line = json.dumps(doc, default=str, ensure_ascii=False)
+        if "whsec_" in line:
+            line = _SECRET.sub("whsec_[redacted]", line)
+        return line
 
 
 def logging_config(*, level: str = "INFO", stream: str = "stdout") -> dict:
