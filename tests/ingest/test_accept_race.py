@@ -69,8 +69,10 @@ def test_a_key_committed_while_the_insert_waited_is_a_duplicate_with_its_id_and_
         release.set()
     thread_a.join(30)
     thread_b.join(30)
-    assert "error" not in out_a and "error" not in out_b, (out_a, out_b)
+    assert "error" not in out_a, out_a
+    assert "error" not in out_b, out_b
     race, fresh = out_b["value"]
     assert out_a["value"].status == "accepted"
     assert (race.status, race.id) == ("duplicate", out_a["value"].id)
-    assert fresh.status == "accepted" and fresh.id not in (None, race.id)
+    assert fresh.status == "accepted"
+    assert fresh.id not in (None, race.id)
