@@ -17,7 +17,8 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        rid = context.accept_request_id(request.headers.get("X-Request-ID"))
+        # META, not request.headers: that builds a dict of every header (2% of an API request).
+        rid = context.accept_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         rid_token = context.request_id.set(rid)
         tenant_token = context.tenant_id.set(None)
         request.rid = rid

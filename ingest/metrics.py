@@ -194,7 +194,7 @@ SDK_USER_AGENT_PREFIX = "codex-sdk/"
 
 def is_sdk_request(request) -> bool:
     """True when the request comes from the Codex SDK (its User-Agent is codex-sdk/<version>)."""
-    return request.headers.get("User-Agent", "").startswith(SDK_USER_AGENT_PREFIX)
+    return request.META.get("HTTP_USER_AGENT", "").startswith(SDK_USER_AGENT_PREFIX)
 
 
 def sync_batch_outcome(status_code: int, body: object = None) -> str:
