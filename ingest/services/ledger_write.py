@@ -7,7 +7,7 @@ import weakref
 from contextlib import contextmanager, nullcontext
 
 import orjson
-from django.db import ProgrammingError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -127,25 +127,27 @@ _EXISTING = {nested: _scoped(_EXISTING_SQL, nested) for nested in (False, True)}
 
 def write(rows: str, tenant_id: str, key_id: str) -> list[tuple]:
     """Store `rows` (JSON array): (id, key, None) if stored now, else (id, key, fingerprint)."""
+    # The connection looked up once: each `connection.x` goes through Django's proxy and an
+    # asgiref Local (about a dozen per request were 3% of a single event's CPU).
+    db = connections[DEFAULT_DB_ALIAS]
     params = {"rows": rows, "tenant": tenant_id, "key_id": key_id}
-    if not _prepares():
-        return _run(_PLAIN, params)
-    with _cursor() as cursor:
-        raw = cursor.connection
-        if raw not in _prepared_on:
-            _prepare(cursor)
-            _prepared_on.add(raw)
+    if not _preparing["on"] or db.settings_dict.get("POOL_MODE") == "transaction":
+        return _run(db, _PLAIN, params)
+    db.ensure_connection()
+    raw = db.connection
+    if raw not in _prepared_on:
+        _prepare(db)
+        _prepared_on.add(raw)
     try:
-        return _run(_PREPARED, params)
+        return _run(db, _PREPARED, params)
     except ProgrammingError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != _UNDEFINED_PREPARED:
             raise
     # The session lost it (DISCARD ALL, a pooler between us and the server): prepare once more.
     _prepared_on.discard(raw)
-    with _cursor() as cursor:
-        _prepare(cursor)
+    _prepare(db)
     try:
-        rows_out = _run(_PREPARED, params)
+        rows_out = _run(db, _PREPARED, params)
     except ProgrammingError as exc:
         if getattr(exc.__cause__, "sqlstate", None) != _UNDEFINED_PREPARED:
             raise
@@ -154,33 +156,33 @@ def write(rows: str, tenant_id: str, key_id: str) -> list[tuple]:
             "prepared statements do not survive on this database connection (a transaction "
             "pooler? set CODEX_DB_POOL_MODE=transaction); the ledger write is planned per call"
         )
-        return _run(_PLAIN, params)
+        return _run(db, _PLAIN, params)
     _prepared_on.add(raw)
     return rows_out
 
 
 def existing(keys: list[str], tenant_id: str) -> list[tuple]:
     """(event id, key, fingerprint) of these keys, in a new statement (a fresh snapshot)."""
-    return _run(_EXISTING, {"tenant": tenant_id, "keys": orjson.dumps(keys).decode()})
+    params = {"tenant": tenant_id, "keys": orjson.dumps(keys).decode()}
+    return _run(connections[DEFAULT_DB_ALIAS], _EXISTING, params)
 
 
-def _prepares() -> bool:
-    return _preparing["on"] and connection.settings_dict.get("POOL_MODE") != "transaction"
-
-
-def _prepare(cursor) -> None:
+def _prepare(db) -> None:
     # Looked up first: a session may hold it already (a connection our bookkeeping lost track
     # of), and a failing PREPARE would break a caller's transaction.
-    cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [PREPARED_NAME])
-    if not cursor.fetchone()[0]:
-        cursor.execute(_PREPARE_SQL)
+    with _cursor(db) as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [PREPARED_NAME]
+        )
+        if not cursor.fetchone()[0]:
+            cursor.execute(_PREPARE_SQL)
 
 
-def _run(sql: dict[bool, str], params: dict) -> list[tuple]:
+def _run(db, sql: dict[bool, str], params: dict) -> list[tuple]:
     """Run a scoped query string; the rows of its statement (the one after the scope)."""
-    nested = connection.in_atomic_block
+    nested = db.in_atomic_block
     # Inside a caller's transaction a savepoint keeps a failure from breaking it.
-    with transaction.atomic() if nested else nullcontext(), _cursor() as cursor:
+    with transaction.atomic() if nested else nullcontext(), _cursor(db) as cursor:
         cursor.execute(sql[nested], params)
         if nested:
             cursor.nextset()
@@ -192,17 +194,17 @@ def _run(sql: dict[bool, str], params: dict) -> list[tuple]:
 
 
 @contextmanager
-def _cursor():
+def _cursor(db):
     """psycopg's own cursor on Django's connection, its errors turned into Django's.
 
     Django's cursor wrapper (thread and async checks, two error-wrapping layers, the debug hook)
     cost about 5% of a single-event request's CPU. Where queries are being logged (DEBUG, a test
     capturing them) Django's cursor is used, so they see this statement like any other.
     """
-    if connection.queries_logged:
-        with connection.cursor() as cursor:
+    if db.queries_logged:
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+    db.ensure_connection()
+    with db.wrap_database_errors, db.connection.cursor() as cursor:
         yield cursor
