@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from codex import error_codes as codes
@@ -190,10 +191,40 @@ def _check_payload_strings(value: Any) -> bool:
     return same
 
 
+def _plain(value: dict | list, depth: int) -> bool:
+    """True when _check_payload_strings(value) would return True, raising nothing.
+
+    That is: no NUL, no float, no integer beyond 64 bits, no deeper nesting than allowed. False
+    when unsure: the walk decides (its order decides which of two faults is named). Recursive (at
+    most MAX_PAYLOAD_DEPTH frames), exact types only: three times as fast as the walk.
+    """
+    if depth > MAX_PAYLOAD_DEPTH:
+        return False
+    if type(value) is dict:
+        for key in value:
+            if type(key) is not str or "\x00" in key:
+                return False
+        value = value.values()
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item:
+                return False
+        elif kind is int:
+            if not -_INT64 <= item < _INT64:
+                return False
+        elif kind is dict or kind is list:
+            if not _plain(item, depth + 1):
+                return False
+        elif kind is not bool and item is not None:
+            return False
+    return True
+
+
 def _payload_json(payload: dict, max_bytes: int) -> str:
     """The payload's canonical JSON text; EventInvalid if it is not storable or too large."""
     try:
-        if _check_payload_strings(payload):
+        if _plain(payload, 1) or _check_payload_strings(payload):
             text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()
         else:
             text = canonical_json(payload)
@@ -227,6 +258,41 @@ def parse_occurred_at(value: Any) -> datetime:
         raise EventInvalid("occurred_at: not a valid date-time") from exc
 
 
+# The common spellings of occurred_at in UTC (seconds, milliseconds as JavaScript's toISOString
+# writes them, microseconds), as their ASCII bytes read with every digit a 0: where the fraction
+# ends. Each matches _RFC3339_RE and parse_occurred_at reads it with fromisoformat as it is.
+_ZEROS = bytes.maketrans(b"123456789", b"0" * 9)
+_COMMON_AT = {
+    b"0000-00-00T00:00:00Z": 19,
+    b"0000-00-00T00:00:00.000Z": 23,
+    b"0000-00-00T00:00:00.000000Z": 26,
+}
+
+
+def _occurred_at(value: str) -> tuple[datetime, str] | None:
+    """parse_occurred_at(value) and its isoformat(), cheaper; None: invalid (it words why)."""
+    end = _COMMON_AT.get(value.encode().translate(_ZEROS)) if value.isascii() else None
+    try:
+        if end is not None:
+            parsed = datetime.fromisoformat(value)  # in UTC already
+            # Its isoformat() without the call (most of a microsecond: it asks the tzinfo):
+            # six fraction digits, none when they are all 0.
+            if end == 19 or not parsed.microsecond:
+                return parsed, value[:19] + "+00:00"
+            return parsed, f"{value[:end]}{'0' * (26 - end)}+00:00"
+        match = _RFC3339_RE.fullmatch(value)
+        if match is None:
+            return None
+        if value[10] == "T" and value[-1] != "z" and match.end(7) - match.start(7) <= 7:
+            # parse_occurred_at would rewrite nothing (separator, fraction, offset).
+            parsed = datetime.fromisoformat(value).astimezone(UTC)
+        else:
+            parsed = parse_occurred_at(value)
+    except (ValueError, OverflowError):  # EventInvalid too
+        return None
+    return parsed, parsed.isoformat()
+
+
 def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> ValidEvent:
     """Validate one event object; raise EventInvalid naming the first bad field.
 
@@ -246,7 +312,13 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
         raise EventInvalid("type: required, 1 to 100 characters of [a-z0-9_.:-]")
     if "occurred_at" not in raw:
         raise EventInvalid("occurred_at: required")
-    occurred_at = parse_occurred_at(raw["occurred_at"])
+    at = raw["occurred_at"]
+    when = _occurred_at(at) if type(at) is str else None
+    if when is None:
+        occurred_at = parse_occurred_at(at)  # raises for a str: _occurred_at read every valid one
+        iso = occurred_at.isoformat()
+    else:
+        occurred_at, iso = when
     source = raw.get("source", DEFAULT_SOURCE)
     if not isinstance(source, str) or not 1 <= len(source) <= 64 or not source.isprintable():
         raise EventInvalid("source: a printable string of 1 to 64 characters")
@@ -267,7 +339,7 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     subject = "" if subject_id is None else f',"subject_id":{_json_string(subject_id)}'
     # An isoformat() and a type matching _TYPE_RE never need escaping: quoted as they are.
     content = (
-        f'{{"occurred_at":"{occurred_at.isoformat()}","payload":{payload_json},'
+        f'{{"occurred_at":"{iso}","payload":{payload_json},'
         f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
     )
     return ValidEvent(
@@ -290,8 +362,132 @@ def _item(raw: Any) -> Item:
         return Item(idempotency_key=key, event=None, error=str(exc), raw=raw)
 
 
+# The fast path: msgspec decodes the common valid body straight into typed events, checking in C
+# what validate_event checks in Python. It only ever accepts: anything it refuses or does not
+# recognise returns None and the body takes the exact path above, the one producer of answers
+# and error wording. tests/ingest/test_validation_fast.py compares the two on adversarial bodies.
+
+
+class _Float(float):
+    """A payload float read on the fast path: orjson refuses it, so the stdlib spells the payload.
+
+    float.__repr__ writes it (1e+16 where orjson writes 1e16), as the exact path writes any
+    payload holding a float.
+    """
+
+    __slots__ = ()
+
+
+def _fast_float(text: str) -> float:
+    value = _Float(text)  # float(): the stdlib decoder's parse, correctly rounded
+    if not math.isfinite(value):
+        raise ValueError("number out of range")  # malformed_json: the exact path words it
+    return value
+
+
+# Lengths count code points in msgspec as len() does. No Meta patterns: msgspec runs them through
+# Python's re at twice the cost of the checks in _fast_event.
+_Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+class _Event(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    idempotency_key: _Key
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    occurred_at: str
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = DEFAULT_SOURCE
+    payload: dict[str, Any] = {}
+    subject_id: _Key | None = None
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    events: Annotated[list[_Event], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+_BATCH = msgspec.json.Decoder(_Batch, float_hook=_fast_float)
+_SINGLE = msgspec.json.Decoder(_Event, float_hook=_fast_float)
+_SORTED = orjson.OPT_SORT_KEYS
+_TYPE_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.:-"  # _TYPE_RE's class
+
+
+def _fast_when(raw: _Event) -> tuple[datetime, str] | None:
+    """The event's occurred_at and its isoformat(); None if the type, source or time is invalid."""
+    if raw.type.strip(_TYPE_CHARS) or not raw.source.isprintable():
+        return None  # a type of other characters than [a-z0-9_.:-] (msgspec checked the length)
+    return _occurred_at(raw.occurred_at)
+
+
+def _fast_event(raw: _Event, occurred_at: datetime, iso: str) -> Item | None:
+    """The Item validate_event gives a decoded event, or None for anything it might refuse."""
+    payload = raw.payload
+    try:
+        data = orjson.dumps(payload, option=_SORTED)
+        # The brackets bound the depth (any inside strings only overcount): walk only if needed.
+        if data.count(b"{") + data.count(b"[") > MAX_PAYLOAD_DEPTH:
+            _check_payload_strings(payload)
+    except orjson.JSONEncodeError:
+        # A float, an integer beyond 64 bits, or too deep for orjson: the stdlib spells it.
+        try:
+            _check_payload_strings(payload)
+            data = canonical_json(payload).encode("utf-8")
+        except (ValueError, RecursionError):  # EventInvalid, UnicodeEncodeError, digit limits
+            return None
+    except EventInvalid:
+        return None
+    if len(data) > MAX_PAYLOAD_BYTES:
+        return None
+    payload_json = data.decode()
+    etype = raw.type
+    source = raw.source
+    subject_id = raw.subject_id
+    subject = "" if subject_id is None else f',"subject_id":{_json_string(subject_id)}'
+    content = (
+        f'{{"occurred_at":"{iso}","payload":{payload_json},'
+        f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
+    )
+    key = raw.idempotency_key
+    fingerprint = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    event = ValidEvent(key, etype, occurred_at, source, payload_json, fingerprint, subject_id)
+    return Item(key, event, None)
+
+
+def _fast_parse(body: bytes) -> Parsed | None:
+    """parse_body's answer for a body whose every event is valid; None: take the exact path."""
+    if b"\\u0000" in body:
+        return None  # a NUL can only be spelled so: the exact path names the field
+    try:
+        if b'"events"' in body:
+            events = _BATCH.decode(body).events
+            batch = True
+        else:
+            events = [_SINGLE.decode(body)]
+            batch = False
+    except (msgspec.MsgspecError, RecursionError):
+        return None
+    # The cheap checks of every event first: a batch the exact path must answer is mostly found
+    # out before any payload is serialized or fingerprinted.
+    whens = []
+    for raw in events:
+        when = _fast_when(raw)
+        if when is None:
+            return None
+        whens.append(when)
+    items = []
+    for raw, (occurred_at, iso) in zip(events, whens, strict=True):
+        item = _fast_event(raw, occurred_at, iso)
+        if item is None:
+            return None
+        items.append(item)
+    return Parsed(batch=batch, items=items)
+
+
 def parse_body(body: bytes) -> Parsed:
     """Parse the request body; `malformed_json` or `invalid_request` for request-level failures."""
+    parsed = _fast_parse(body) if isinstance(body, bytes) else None
+    return _exact_parse(body) if parsed is None else parsed
+
+
+def _exact_parse(body: bytes) -> Parsed:
+    """parse_body for every body: the answer, and the error wording, the fast path never gives."""
     doc = loads(body)
     if isinstance(doc, dict) and "events" in doc:
         events = doc["events"]
