@@ -59,7 +59,10 @@ WHERE NOT EXISTS (SELECT FROM claimed c WHERE c.idempotency_key = u.k)
 # lookup is a per-key join on the whole primary key and the function runs with sequential
 # scans off: every plan it can get probes the primary key (flat 2.6-3.5 ms per batch over the
 # same growth; tests/ingest/test_ledger_write.py reads the plan). It is SECURITY INVOKER: the
-# row-level security of the caller's tenant scope applies inside, as to any statement.
+# row-level security of the tenant scope it opens applies inside, as to any statement. Opening
+# the scope itself makes the call one statement, sent with server-side binding: the rows
+# document travels as a parameter, not quoted into the query text in Python (about 5% of a
+# 100-event batch's CPU), and no multi-statement string is parsed.
 CREATE_FUNCTION_SQL = f"""
 CREATE OR REPLACE FUNCTION {FUNCTION_NAME}(p_rows text, p_tenant uuid, p_key_id text)
 RETURNS TABLE (out_id bigint, out_key text, out_fingerprint text)
@@ -68,8 +71,17 @@ SET enable_seqscan = off
 SET plan_cache_mode = force_generic_plan
 SET search_path FROM CURRENT
 AS $fn$
+DECLARE
+    prev_tenant text := coalesce(current_setting('app.tenant_id', true), '');
+    prev_system text := coalesce(current_setting('app.system_scope', true), '');
 BEGIN
+    -- The tenant's scope (row-level security reads it) for this statement, then the caller's
+    -- back: transaction-local, so a failure rolls it back with everything else.
+    PERFORM set_config('app.tenant_id', p_tenant::text, true),
+        set_config('app.system_scope', '', true);
     RETURN QUERY {_BODY_SQL.strip()};
+    PERFORM set_config('app.tenant_id', prev_tenant, true),
+        set_config('app.system_scope', prev_system, true);
 END
 $fn$
 """

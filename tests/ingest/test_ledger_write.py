@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from ingest.services import ledger_write
 from ingest.services.accept import events_ingest
 from ingest.validation import parse_body
+from tenants.scope import system_scope, tenant_scope
 from tests.factories import TenantFactory
 from tests.helpers import encode, make_event
 
@@ -42,6 +43,20 @@ def test_the_function_runs_as_the_caller_under_row_level_security(transactional_
     assert "plan_cache_mode=force_generic_plan" in config
 
 
+def test_inside_a_callers_transaction_the_callers_scope_is_back_after_the_write(db):
+    tenant, other = TenantFactory(), TenantFactory()
+    with tenant_scope(other.id), connection.cursor() as cursor:
+        assert _ingest(tenant, "scoped") == ["accepted"]
+        cursor.execute(
+            "SELECT current_setting('app.tenant_id', true),"
+            " current_setting('app.system_scope', true)"
+        )
+        assert cursor.fetchone() == (str(other.id), "")
+    with system_scope("test"), connection.cursor() as cursor:
+        cursor.execute("SELECT tenant_id FROM ingest_event WHERE idempotency_key = 'scoped'")
+        assert cursor.fetchall() == [(tenant.id,)]
+
+
 def _plan_nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
@@ -67,7 +82,7 @@ def test_the_plan_made_on_an_empty_table_probes_the_primary_key_for_unclaimed_ke
             [ledger_write.FUNCTION_NAME],
         )
         source, config = cursor.fetchone()
-    query = re.search(r"RETURN QUERY(.*);\s*END", source, re.DOTALL).group(1)
+    query = re.search(r"RETURN QUERY(.*?);\s*PERFORM", source, re.DOTALL).group(1)
     for name, number in (("p_rows", 1), ("p_tenant", 2), ("p_key_id", 3)):
         query = re.sub(rf"\b{name}\b", f"${number}", query)
     rows = '[{"k": "x", "t": "t", "s": "s", "o": "2026-01-01T00:00:00Z", "p": {}, "f": "f"}]'
