@@ -52,6 +52,19 @@ class JsonFormatter(logging.Formatter):
         return line
 
 
+def records_lean() -> None:
+    """Stop logging gathering what JsonFormatter never prints (the web process's hot path).
+
+    The Python logging HOWTO's "Optimization" settings: the caller's file and line (a stack walk per
+    record), thread, process and multiprocessing names. A log line reads the same; making one
+    costs less (about 2% of a single event's CPU in process).
+    """
+    logging._srcfile = None  # the documented switch for the caller lookup
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def logging_config(*, level: str = "INFO", stream: str = "stdout") -> dict:
     """The LOGGING dict for settings: everything as JSON lines to stdout (or stderr)."""
     return {

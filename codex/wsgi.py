@@ -19,6 +19,10 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
+from codex.logconfig import records_lean  # noqa: E402
+
+records_lean()  # the web process: its log lines never print caller, thread or process
+
 API_MIDDLEWARE = [
     "codex.middleware.RequestContextMiddleware",
     # Browser apps: CORS preflights and headers for the tenant's allowedOrigins (ingest/cors.py).

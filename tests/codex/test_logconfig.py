@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from codex.logconfig import JsonFormatter
+from codex.logconfig import JsonFormatter, records_lean
 
 
 def _line(**extra) -> dict:
@@ -28,3 +28,39 @@ def test_a_signing_secret_is_redacted_in_any_field():
     assert "whsec_c2VjcmV0c2VjcmV0" not in json.dumps(doc)
     assert doc["detail"] == "key whsec_[redacted] leaked"
     assert doc["nested"] == {"s": "whsec_[redacted]"}
+
+
+def test_lean_records_print_the_same_line():
+    import logging as stdlib_logging
+
+    saved = (
+        stdlib_logging._srcfile,
+        stdlib_logging.logThreads,
+        stdlib_logging.logProcesses,
+        stdlib_logging.logMultiprocessing,
+    )
+    logger = stdlib_logging.getLogger("codex.test.lean")
+    lines: list[str] = []
+
+    class Keep(stdlib_logging.Handler):
+        def emit(self, record):
+            lines.append(JsonFormatter().format(record))
+
+    logger.addHandler(Keep())
+    try:
+        logger.warning("same %s", "line", extra={"shop": "s-1"})
+        records_lean()
+        logger.warning("same %s", "line", extra={"shop": "s-1"})
+    finally:
+        (
+            stdlib_logging._srcfile,
+            stdlib_logging.logThreads,
+            stdlib_logging.logProcesses,
+            stdlib_logging.logMultiprocessing,
+        ) = saved
+        logger.handlers.clear()
+    first, second = (json.loads(line) for line in lines)
+    first.pop("ts")
+    second.pop("ts")
+    assert first == second
+    assert first["shop"] == "s-1"
