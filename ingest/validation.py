@@ -332,6 +332,19 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
     if not isinstance(payload, dict):
         raise EventInvalid("payload: must be a JSON object")
     payload_json = _payload_json(payload, max_payload_bytes)
+    return _valid_event(key, etype, occurred_at, iso, source, payload_json, subject_id)
+
+
+def _valid_event(
+    key: str,
+    etype: str,
+    occurred_at: datetime,
+    iso: str,
+    source: str,
+    payload_json: str,
+    subject_id: str | None,
+) -> ValidEvent:
+    """The event with its fingerprint (both paths build it here: the fingerprint is one text)."""
     # canonical_json({"type", "occurred_at", "source", "payload"}) spelled out in sorted key order,
     # so the payload is serialized once, not twice (byte-identical: the stored fingerprints hold).
     # A subject is part of the content (same key, other subject: a conflict); events without
@@ -342,15 +355,8 @@ def validate_event(raw: Any, *, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> V
         f'{{"occurred_at":"{iso}","payload":{payload_json},'
         f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
     )
-    return ValidEvent(
-        idempotency_key=key,
-        type=etype,
-        occurred_at=occurred_at,
-        source=source,
-        payload_json=payload_json,
-        fingerprint=hashlib.sha256(content.encode("utf-8")).hexdigest(),
-        subject_id=subject_id,
-    )
+    fingerprint = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    return ValidEvent(key, etype, occurred_at, source, payload_json, fingerprint, subject_id)
 
 
 def _item(raw: Any) -> Item:
@@ -435,19 +441,16 @@ def _fast_event(raw: _Event, occurred_at: datetime, iso: str) -> Item | None:
         return None
     if len(data) > MAX_PAYLOAD_BYTES:
         return None
-    payload_json = data.decode()
-    etype = raw.type
-    source = raw.source
-    subject_id = raw.subject_id
-    subject = "" if subject_id is None else f',"subject_id":{_json_string(subject_id)}'
-    content = (
-        f'{{"occurred_at":"{iso}","payload":{payload_json},'
-        f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
+    event = _valid_event(
+        raw.idempotency_key,
+        raw.type,
+        occurred_at,
+        iso,
+        raw.source,
+        data.decode(),
+        raw.subject_id,
     )
-    key = raw.idempotency_key
-    fingerprint = hashlib.sha256(content.encode("utf-8")).hexdigest()
-    event = ValidEvent(key, etype, occurred_at, source, payload_json, fingerprint, subject_id)
-    return Item(key, event, None)
+    return Item(event.idempotency_key, event, None)
 
 
 def _fast_parse(body: bytes) -> Parsed | None:

@@ -72,9 +72,9 @@ def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
 def events_ingest(*, tenant_id: uuid.UUID, key_id: str, items: list[Item]) -> list[ItemResult]:
     """Store the valid events of a request exactly once per (tenant, idempotency_key).
 
-    One round trip, one transaction in the common case (_INSERT_SQL: the keys claimed, the ledger
-    rows, and the earlier rows of keys it did not claim); a second only for keys a concurrent
-    request committed meanwhile. After commit the tenant's drain is woken (debounced).
+    One round trip, one transaction in the common case (ledger_write.write: the keys claimed, the
+    ledger rows, and the earlier rows of keys it did not claim); a second only for keys a
+    concurrent request committed meanwhile. After commit the tenant's drain is woken (debounced).
     """
     firsts: dict[str, Any] = {}
     for item in items:
