@@ -18,6 +18,19 @@ class Event(TenantOwned):
     primary key is (tenant_id, id, received_at); `id` is still unique (one identity sequence).
     """
 
+    # No database foreign key (migration ingest 0009): the deferred check ran once per event at
+    # commit, a SELECT .. FOR KEY SHARE of the tenant's row, 13-14% of PostgreSQL's CPU for a
+    # 100-event batch (perf, docs/performance.md). The tenant id comes from the resolved signing
+    # key or webhook source (rows with database foreign keys to the tenant), row-level security's
+    # WITH CHECK holds every row to the tenant scope the write opens, and tenants are never
+    # deleted (offboarding keeps a tombstone).
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        db_index=False,
+        editable=False,
+        db_constraint=False,
+    )
     idempotency_key = models.CharField(max_length=255)
     type = models.CharField(max_length=100)
     source = models.CharField(max_length=64, default="sdk")
@@ -111,9 +124,8 @@ class IdempotencyKey(TenantOwned):
     no event data) so a resent erased event is answered "duplicate" and not stored again.
     """
 
-    # No database foreign key: the ledger row written by the same statement checks the same
-    # tenant id, and a second deferred check per event cost about 0.4 ms of a 100-event batch's
-    # 5.8 ms of database CPU (docs/scaling.md). Tenants are never deleted (offboarding keeps them).
+    # No database foreign key, as on the ledger (Event.tenant): a deferred check per event cost
+    # about 0.4 ms of a 100-event batch's 5.8 ms of database CPU (docs/scaling.md).
     tenant = models.ForeignKey(
         "tenants.Tenant",
         on_delete=models.CASCADE,
