@@ -67,6 +67,7 @@ class ValidEvent:
     source: str
     payload_json: str  # canonical JSON text
     fingerprint: str
+    occurred_iso: str  # occurred_at.isoformat(), as the fingerprint spells it (the write sends it)
     subject_id: str | None = None  # who the event is about (events_erase); None: nobody
 
 
@@ -356,7 +357,7 @@ def _valid_event(
         f'"source":{_json_string(source)}{subject},"type":"{etype}"}}'
     )
     fingerprint = hashlib.sha256(content.encode("utf-8")).hexdigest()
-    return ValidEvent(key, etype, occurred_at, source, payload_json, fingerprint, subject_id)
+    return ValidEvent(key, etype, occurred_at, source, payload_json, fingerprint, iso, subject_id)
 
 
 def _item(raw: Any) -> Item:

@@ -132,8 +132,18 @@ class Server:
         return [int(p) for p in text.split()]
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the live workers so far."""
+        """User + system CPU of every worker so far: the live ones and those the master reaped.
+
+        A worker that gunicorn replaced (max_requests) leaves the live list; its CPU moves into
+        the master's cutime/cstime when reaped, so the sum never goes back (the live workers
+        alone once gave a row a negative CPU per request).
+        """
         total = 0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped workers
+        except OSError:
+            pass
         for pid in self.workers():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

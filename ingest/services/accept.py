@@ -45,7 +45,7 @@ def _write(tenant_id: str, key_id: str, events: list) -> tuple[dict, dict]:
                 "k": e.idempotency_key,
                 "t": e.type,
                 "s": e.source,
-                "o": e.occurred_at.isoformat(),
+                "o": e.occurred_iso,
                 "p": orjson.Fragment(e.payload_json),
                 "f": e.fingerprint,
                 "j": e.subject_id,

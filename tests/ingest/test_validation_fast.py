@@ -54,7 +54,9 @@ def answer(fn, body: bytes):
     for item in parsed.items:
         event = item.event
         if event is not None:
-            # Equal datetimes may differ in offset: compare the spelling too.
+            # Equal datetimes may differ in offset: compare the spelling too. The spelling the
+            # write sends (occurred_iso) is the datetime's own.
+            assert event.occurred_iso == event.occurred_at.isoformat()
             event = (event, event.occurred_at.isoformat(), event.occurred_at.tzinfo)
         items.append((item.idempotency_key, event, item.error, item.raw))
     return ("parsed", parsed.batch, items)
