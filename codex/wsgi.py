@@ -41,7 +41,8 @@ class ApiHandler(WSGIHandler):
     """Django's WSGI handler built with API_MIDDLEWARE instead of settings.MIDDLEWARE.
 
     It also resolves each exact API path once: `/v1/events` matched anew on every request (the
-    root URLconf's patterns in order, a new ResolverMatch) was 4.6% of a single event's CPU.
+    root URLconf's patterns in order, a new ResolverMatch) cost 12 us in process, 4.6% of a
+    worker's GIL samples under load. The kept match is shared read-only, as Django's own are.
     """
 
     # Paths whose match takes no arguments (the route is the path): at most a handful here.
