@@ -98,6 +98,24 @@ def assert_restricted_role(cursor) -> None:
 
 
 @contextmanager
+def logging_records_kept():
+    """Put the logging module's record switches back after the block.
+
+    codex.logconfig.records_lean (run by importing codex.wsgi) turns them off process-wide; the
+    rest of the suite keeps the usual records.
+    """
+    import logging
+
+    names = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+    saved = {name: getattr(logging, name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(logging, name, value)
+
+
+@contextmanager
 def restricted_cursor():
     """A cursor on the test's connection, checked to be the restricted application role."""
     from django.db import connection

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
-from tests.helpers import encode, make_event
+from tests.helpers import encode, logging_records_kept, make_event
 
-# Importing codex.wsgi makes the web process's log records lean (records_lean); the rest of the
-# suite keeps the usual records.
-_saved = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
-from codex.wsgi import ApiHandler  # noqa: E402
-
-(logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing) = _saved
+with logging_records_kept():  # importing codex.wsgi makes log records lean process-wide
+    from codex.wsgi import ApiHandler
 
 
 @pytest.fixture(autouse=True)

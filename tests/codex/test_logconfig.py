@@ -6,6 +6,7 @@ import json
 import logging
 
 from codex.logconfig import JsonFormatter, records_lean
+from tests.helpers import logging_records_kept
 
 
 def _line(**extra) -> dict:
@@ -31,33 +32,20 @@ def test_a_signing_secret_is_redacted_in_any_field():
 
 
 def test_lean_records_print_the_same_line():
-    import logging as stdlib_logging
-
-    saved = (
-        stdlib_logging._srcfile,
-        stdlib_logging.logThreads,
-        stdlib_logging.logProcesses,
-        stdlib_logging.logMultiprocessing,
-    )
-    logger = stdlib_logging.getLogger("codex.test.lean")
+    logger = logging.getLogger("codex.test.lean")
     lines: list[str] = []
 
-    class Keep(stdlib_logging.Handler):
+    class Keep(logging.Handler):
         def emit(self, record):
             lines.append(JsonFormatter().format(record))
 
     logger.addHandler(Keep())
     try:
-        logger.warning("same %s", "line", extra={"shop": "s-1"})
-        records_lean()
-        logger.warning("same %s", "line", extra={"shop": "s-1"})
+        with logging_records_kept():
+            logger.warning("same %s", "line", extra={"shop": "s-1"})
+            records_lean()
+            logger.warning("same %s", "line", extra={"shop": "s-1"})
     finally:
-        (
-            stdlib_logging._srcfile,
-            stdlib_logging.logThreads,
-            stdlib_logging.logProcesses,
-            stdlib_logging.logMultiprocessing,
-        ) = saved
         logger.handlers.clear()
     first, second = (json.loads(line) for line in lines)
     first.pop("ts")
